@@ -1,0 +1,159 @@
+"""FakeQuantize: an observer plus torch's native fake-quantize op, with two independent switches.
+
+- ``observing``: feed every tensor to the observer and refresh ``(scale, zero_point)`` from it;
+- ``quantizing``: quantize-dequantize the tensor (otherwise it passes through unchanged).
+
+So training can calibrate first (observing only), quantize later (both), and freeze ranges at
+the end (quantizing only). Gradients are straight-through (inside the range) from torch's op; with
+``learnable=True`` the scale is a parameter trained LSQ-style through
+``torch._fake_quantize_learnable_per_*_affine`` with the gradient scale ``1/sqrt(n * qmax)``.
+
+Quantization always runs in float32: under float16/bfloat16 autocast the input is upcast, and the
+result cast back to the input's dtype, so scales are never rounded to half precision.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .observers import Observer
+from .scheme import SCALE_EPS
+
+__all__ = ["FakeQuantize", "QuantizerNotReadyError"]
+
+
+class QuantizerNotReadyError(RuntimeError):
+    """Raised when a quantizer is asked to quantize before it has a range."""
+
+
+class FakeQuantize(nn.Module):
+    def __init__(self, observer: Observer, *, learnable: bool = False) -> None:
+        super().__init__()
+        self.observer = observer
+        self.scheme = observer.scheme
+        self.learnable = learnable
+        if learnable:
+            self.scale = nn.Parameter(torch.empty(0))
+        else:
+            self.register_buffer("scale", torch.empty(0))
+        self.register_buffer("zero_point", torch.empty(0, dtype=torch.int32))
+        # uint8 flags, as buffers, so the switches are saved with the checkpoint
+        self.register_buffer("observer_enabled", torch.tensor(1, dtype=torch.uint8))
+        self.register_buffer("fake_quant_enabled", torch.tensor(1, dtype=torch.uint8))
+
+    # -- switches -----------------------------------------------------------------------------
+    @property
+    def observing(self) -> bool:
+        return bool(self.observer_enabled.item())
+
+    @property
+    def quantizing(self) -> bool:
+        return bool(self.fake_quant_enabled.item())
+
+    def enable_observer(self, enabled: bool = True) -> FakeQuantize:
+        self.observer_enabled.fill_(int(enabled))
+        return self
+
+    def enable_fake_quant(self, enabled: bool = True) -> FakeQuantize:
+        self.fake_quant_enabled.fill_(int(enabled))
+        return self
+
+    @property
+    def has_qparams(self) -> bool:
+        return self.scale.numel() > 0
+
+    # -- qparams ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def update_qparams(self) -> None:
+        """Copy ``(scale, zero_point)`` from the observer (raises if it has seen nothing)."""
+        scale, zero_point = self.observer.compute_qparams()
+        scale = scale.to(self._qparam_device())
+        if self.learnable:
+            self.scale.data = scale.clone()
+        else:
+            self.scale = scale.clone()
+        self.zero_point = zero_point.to(scale.device)
+
+    def _qparam_device(self) -> torch.device:
+        return self.observer_enabled.device
+
+    # -- forward ------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.observing:
+            self.observer(x)
+        if not self.quantizing:
+            return x
+        if self.observing and not (self.learnable and self.has_qparams):
+            # a learnable scale is initialised from the observer, then trained, not overwritten
+            self.update_qparams()
+        if not self.has_qparams:
+            raise QuantizerNotReadyError(
+                "this quantizer has no range yet: calibrate the model (bienbao.quant.calibrate) or "
+                "run forward passes with observing enabled before enabling fake quantization"
+            )
+        if x.dtype == torch.float32:  # the common case: no casts (none in an exported graph)
+            return self._fake_quantize(x)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self._fake_quantize(x.float()).to(x.dtype)
+
+    def _fake_quantize(self, x: torch.Tensor) -> torch.Tensor:
+        qmin, qmax = self.scheme.quant_min, self.scheme.quant_max
+        axis = self.scheme.axis
+        if self.learnable and not torch.onnx.is_in_onnx_export():
+            scale = torch.clamp(self.scale, min=SCALE_EPS)
+            zero_point = self.zero_point.float()
+            n = x.numel() if axis is None else x.numel() // x.shape[axis]
+            grad_factor = 1.0 / math.sqrt(max(n, 1) * qmax)
+            if axis is None:
+                return torch._fake_quantize_learnable_per_tensor_affine(  # wants shape (1,)
+                    x, scale.reshape(1), zero_point.reshape(1), qmin, qmax, grad_factor)
+            return torch._fake_quantize_learnable_per_channel_affine(
+                x, scale, zero_point, axis, qmin, qmax, grad_factor)
+        scale = self.scale.detach() if self.learnable else self.scale
+        if self.scheme.bits < 8 and torch.onnx.is_in_onnx_export():
+            x, qmin, qmax = self._in_int8_container(x, scale)
+        if axis is None:
+            return torch.fake_quantize_per_tensor_affine(x, scale, self.zero_point, qmin, qmax)
+        return torch.fake_quantize_per_channel_affine(x, scale, self.zero_point, axis, qmin, qmax)
+
+    # -- state ---------------------------------------------------------------------------------
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        # scale and zero_point take their shape from the data: adopt the saved shape
+        for name in ("scale", "zero_point"):
+            key = prefix + name
+            if key in state_dict:
+                saved = state_dict[key]
+                current = getattr(self, name)
+                if isinstance(current, nn.Parameter):
+                    current.data = torch.empty_like(saved, device=current.device)
+                else:
+                    setattr(self, name, torch.empty_like(saved, device=current.device))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+    def extra_repr(self) -> str:
+        state = ", ".join(
+            name for name, on in (("observing", self.observing), ("quantizing", self.quantizing)) if on
+        ) or "off"
+        learn = ", learnable" if self.learnable else ""
+        return f"{self.scheme}{learn}, {state}"
+
+    def _in_int8_container(self, x: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        """Narrow codes (2-7 bits) exported as int8/uint8 Q/DQ, the only widths ONNX export takes.
+
+        Clamping to the narrow grid's float range first makes the 8-bit op give exactly the
+        narrow result; on constant weights the exporter folds the clamp away.
+        """
+        shape = [1] * x.dim()
+        if self.scheme.axis is not None:
+            shape[self.scheme.axis] = -1
+        zero_point = self.zero_point.reshape(shape).float()
+        scale = scale.reshape(shape)
+        low = (self.scheme.quant_min - zero_point) * scale
+        high = (self.scheme.quant_max - zero_point) * scale
+        container = (-128, 127) if self.scheme.signed else (0, 255)
+        return torch.clamp(x, low, high), *container

@@ -1,0 +1,83 @@
+"""Switches over a whole prepared model, and ``convert`` to the export form."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Iterator
+
+from torch import nn
+
+from ._modules import set_submodule
+from .config import ROLES
+from .fake_quantize import FakeQuantize, QuantizerNotReadyError
+from .qat import QATConvBn2d, QATModule
+
+__all__ = [
+    "convert",
+    "enable_fake_quant",
+    "enable_observers",
+    "freeze_bn_stats",
+    "iter_quantizers",
+    "qat_layers",
+]
+
+
+def qat_layers(model: nn.Module) -> Iterator[tuple[str, QATModule]]:
+    for name, module in model.named_modules():
+        if isinstance(module, QATModule):
+            yield name, module
+
+
+def iter_quantizers(model: nn.Module, roles: Iterable[str] = ROLES) -> Iterator[tuple[str, FakeQuantize]]:
+    """``(qualified name, quantizer)`` for every quantizer of the given roles."""
+    roles = tuple(roles)
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown quantizer role(s) {sorted(unknown)}: write some of {', '.join(ROLES)}")
+    for name, layer in qat_layers(model):
+        for role in roles:
+            quantizer = getattr(layer, f"{role}_quantizer")
+            if quantizer is not None:
+                yield f"{name}.{role}_quantizer" if name else f"{role}_quantizer", quantizer
+
+
+def enable_observers(model: nn.Module, enabled: bool = True, roles: Iterable[str] = ROLES) -> nn.Module:
+    """Turn range observation on or off (off = ranges frozen)."""
+    for _, quantizer in iter_quantizers(model, roles):
+        quantizer.enable_observer(enabled)
+    return model
+
+
+def enable_fake_quant(model: nn.Module, enabled: bool = True, roles: Iterable[str] = ROLES) -> nn.Module:
+    """Turn quantize-dequantize on or off (off = those tensors pass through in float)."""
+    for _, quantizer in iter_quantizers(model, roles):
+        quantizer.enable_fake_quant(enabled)
+    return model
+
+
+def freeze_bn_stats(model: nn.Module, frozen: bool = True) -> nn.Module:
+    """Stop (or resume) BN statistics updates in every ``QATConvBn2d``."""
+    for _, layer in qat_layers(model):
+        if isinstance(layer, QATConvBn2d):
+            layer.freeze_bn_stats(frozen)
+    return model
+
+
+def convert(model: nn.Module, inplace: bool = False) -> nn.Module:
+    """The export form of a trained/calibrated QAT model, in eval mode: BN folded into every
+    ``QATConvBn2d`` (now ``QATConv2d``), observers off (ranges frozen), every quantizer checked
+    to have a range. ``torch.onnx.export`` of the result writes QuantizeLinear/DequantizeLinear."""
+    model = model if inplace else copy.deepcopy(model)
+    for name, layer in list(qat_layers(model)):
+        if isinstance(layer, QATConvBn2d):
+            if name:
+                set_submodule(model, name, layer.fold())
+            else:
+                raise ValueError("convert: the model itself is a QATConvBn2d; call .fold() on it")
+    missing = [name for name, q in iter_quantizers(model) if not q.has_qparams]
+    if missing:
+        raise QuantizerNotReadyError(
+            f"{len(missing)} quantizer(s) have no range (e.g. {', '.join(missing[:3])}): calibrate first"
+        )
+    enable_observers(model, False)
+    return model.eval()

@@ -1,0 +1,90 @@
+"""QATConvBn2d: Conv2d + BatchNorm2d trained as one quantized conv, folded at export.
+
+While training (BN statistics not frozen) the weight is quantized already scaled by the BN factor
+``gamma / sqrt(running_var + eps)``, so QAT sees the weights that will be deployed; the conv output
+is unscaled and passed through the BatchNorm in batch-statistics mode, which keeps updating the
+running statistics (Jacob et al. 2018; the scheme PyTorch's QAT Conv-BN uses).
+
+In eval mode, or once ``freeze_bn_stats()`` was called, the forward *is* the folded conv:
+quantized ``W * factor`` plus ``(b - mean) * factor + beta``. ``fold()`` returns exactly that as a
+``QATConv2d`` carrying the same quantizers, which is what gets exported.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import LayerQConfig
+from ._base import QATModule
+from .conv import QATConv2d, conv2d_like
+
+__all__ = ["QATConvBn2d"]
+
+
+class QATConvBn2d(QATModule, nn.Conv2d):
+    bn: nn.BatchNorm2d
+
+    @classmethod
+    def from_float(cls, conv: nn.Conv2d, bn: nn.BatchNorm2d, config: LayerQConfig) -> QATConvBn2d:
+        if bn.num_features != conv.out_channels:
+            raise ValueError(f"BatchNorm2d({bn.num_features}) does not follow a conv with {conv.out_channels} outputs")
+        if not bn.track_running_stats:
+            raise ValueError("BatchNorm2d without running statistics cannot be folded into a conv")
+        qat = conv2d_like(conv, cls)
+        qat.weight, qat.bias = conv.weight, conv.bias
+        qat.bn = bn
+        qat.register_buffer("bn_frozen", torch.tensor(0, dtype=torch.uint8, device=conv.weight.device))
+        qat._attach_quantizers(config)
+        return qat
+
+    def freeze_bn_stats(self, frozen: bool = True) -> QATConvBn2d:
+        """Stop updating BN statistics; training then uses the running ones (the folded form)."""
+        self.bn_frozen.fill_(int(frozen))
+        return self
+
+    @property
+    def uses_batch_stats(self) -> bool:
+        return self.training and not bool(self.bn_frozen.item())
+
+    def _bn_factor(self) -> torch.Tensor:
+        bn = self.bn
+        gamma = bn.weight if bn.affine else torch.ones_like(bn.running_var)
+        return gamma / torch.sqrt(bn.running_var + bn.eps)
+
+    def _folded_bias(self, factor: torch.Tensor) -> torch.Tensor:
+        bn = self.bn
+        bias = self.bias if self.bias is not None else torch.zeros_like(bn.running_mean)
+        beta = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
+        return (bias - bn.running_mean) * factor + beta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._quantize(self.input_quantizer, x)
+        factor = self._bn_factor()
+        weight = self._quantize(self.weight_quantizer, self.weight * factor.reshape(-1, 1, 1, 1))
+        if self.uses_batch_stats:
+            y = self._conv_forward(x, weight, None) / factor.reshape(1, -1, 1, 1)
+            if self.bias is not None:
+                y = y + self.bias.reshape(1, -1, 1, 1)
+            y = self.bn(y)  # batch statistics, updates running_mean/var
+        else:
+            y = self._conv_forward(x, weight, self._folded_bias(factor))
+        return self._quantize(self.output_quantizer, y)
+
+    @torch.no_grad()
+    def _folded_conv(self, cls: type[nn.Conv2d]) -> nn.Conv2d:
+        factor = self._bn_factor()
+        conv = conv2d_like(self, cls, bias=True)
+        conv.weight.copy_(self.weight * factor.reshape(-1, 1, 1, 1))
+        conv.bias.copy_(self._folded_bias(factor))
+        return conv
+
+    def fold(self) -> QATConv2d:
+        """The export form: a ``QATConv2d`` with folded weight and bias and these quantizers."""
+        qat = self._folded_conv(QATConv2d)
+        qat._take_quantizers(self)
+        return qat.train(self.training)
+
+    def to_float(self) -> nn.Conv2d:
+        """The float conv this module computes in eval mode (BN folded, no quantizers)."""
+        return self._folded_conv(nn.Conv2d).train(self.training)

@@ -1,0 +1,138 @@
+"""FakeQuantize: the native op against the textbook formula, switches, gradients, autocast."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+
+from bienbao.quant import (
+    FakeQuantize,
+    MinMaxObserver,
+    PerChannel,
+    QuantizerNotReadyError,
+    QuantScheme,
+    reference_fake_quantize,
+)
+
+SCHEMES = [
+    QuantScheme(8, symmetric=False, signed=False),
+    QuantScheme(8, symmetric=True, signed=True),
+    QuantScheme(8, symmetric=True, signed=False),
+    QuantScheme(4, symmetric=True, signed=True, granularity=PerChannel(0)),
+    QuantScheme(2, symmetric=False, signed=True, granularity=PerChannel(1)),
+    QuantScheme(16, symmetric=True, signed=True, granularity=PerChannel(0)),
+]
+
+
+def make(scheme: QuantScheme, learnable: bool = False) -> FakeQuantize:
+    return FakeQuantize(MinMaxObserver(scheme), learnable=learnable)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES, ids=str)
+def test_matches_the_reference_formula_exactly(scheme: QuantScheme) -> None:
+    fq = make(scheme)
+    x = torch.randn(6, 5, 4, 4) * 3
+    y = fq(x)
+    expected = reference_fake_quantize(x, fq.scale, fq.zero_point, scheme.quant_min, scheme.quant_max, scheme.axis)
+    assert torch.equal(y, expected)  # zero tolerance: same arithmetic
+    shape = [-1 if d == scheme.axis else 1 for d in range(x.dim())]
+    scale, zero_point = fq.scale.reshape(shape), fq.zero_point.reshape(shape)
+    codes = torch.round(y / scale) + zero_point
+    assert codes.min() >= scheme.quant_min and codes.max() <= scheme.quant_max
+
+
+def test_switches_are_independent() -> None:
+    fq = make(QuantScheme(8, symmetric=False, signed=False))
+    x = torch.randn(100)
+    fq.enable_fake_quant(False)
+    assert torch.equal(fq(x), x)  # observing only: pass-through, range recorded
+    assert fq.observer.has_data and not fq.has_qparams
+
+    fq.enable_fake_quant(True)
+    fq(x)
+    frozen = fq.scale.clone()
+    fq.enable_observer(False)
+    y = fq(x * 10)  # ranges frozen: the bigger tensor is clipped with the old scale
+    assert torch.equal(fq.scale, frozen)
+    assert y.max().item() <= frozen.item() * 255
+
+
+def test_quantizing_without_a_range_names_the_remedy() -> None:
+    fq = make(QuantScheme()).enable_observer(False)
+    with pytest.raises(QuantizerNotReadyError, match="calibrate"):
+        fq(torch.randn(3))
+
+
+def test_straight_through_gradient_inside_the_range_zero_outside() -> None:
+    fq = make(QuantScheme(8, symmetric=True, signed=True))
+    fq(torch.tensor([-1.0, 1.0]))
+    fq.enable_observer(False)
+    x = torch.tensor([-2.0, -0.5, 0.0, 0.3, 0.9, 5.0], requires_grad=True)
+    fq(x).sum().backward()
+    assert torch.equal(x.grad, torch.tensor([0.0, 1.0, 1.0, 1.0, 1.0, 0.0]))
+
+
+@pytest.mark.parametrize("scheme", [QuantScheme(8), QuantScheme(8, granularity=PerChannel(0))], ids=str)
+def test_learnable_scale_gets_an_lsq_scaled_gradient(scheme: QuantScheme) -> None:
+    fq = make(scheme, learnable=True)
+    x = torch.randn(4, 64)
+    fq(x)  # first pass initialises the scale from the observer
+    assert isinstance(fq.scale, torch.nn.Parameter)
+    initial = fq.scale.detach().clone()
+    fq.scale.grad = None
+    y = fq(x * 2)  # later passes keep the learned scale (no overwrite by the observer)
+    assert torch.equal(fq.scale.detach(), initial)
+    y.sum().backward()
+    assert fq.scale.grad is not None and torch.isfinite(fq.scale.grad).all()
+    assert fq.scale.grad.abs().sum() > 0
+
+    # the gradient is torch's LSQ gradient times 1 / sqrt(n * qmax)
+    n = x.numel() if scheme.axis is None else x.numel() // x.shape[0]
+    factor = 1.0 / math.sqrt(n * scheme.quant_max)
+    scale = fq.scale.detach().clone().requires_grad_(True)
+    zp = fq.zero_point.float()
+    if scheme.axis is None:
+        ref = torch._fake_quantize_learnable_per_tensor_affine(x * 2, scale.reshape(1), zp.reshape(1), -128, 127, 1.0)
+    else:
+        ref = torch._fake_quantize_learnable_per_channel_affine(x * 2, scale, zp, 0, -128, 127, 1.0)
+    ref.sum().backward()
+    assert torch.allclose(fq.scale.grad, scale.grad * factor, rtol=1e-5, atol=0)
+
+
+def test_learnable_scale_keeps_the_quantizer_output_exact() -> None:
+    fq = make(QuantScheme(8, symmetric=False, signed=False), learnable=True)
+    x = torch.rand(50) * 4 - 1
+    y = fq(x)
+    expected = reference_fake_quantize(x, fq.scale.detach(), fq.zero_point, 0, 255)
+    assert torch.allclose(y, expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_quantizes_in_float32_under_autocast(dtype: torch.dtype) -> None:
+    fq = make(QuantScheme(8, symmetric=False, signed=False))
+    x = torch.randn(8, 16)
+    fq(x)
+    fq.enable_observer(False)
+    low = x.to(dtype)
+    with torch.autocast("cpu", dtype=dtype):
+        y = fq(low)
+    assert y.dtype == dtype
+    assert fq.scale.dtype == torch.float32
+    expected = reference_fake_quantize(low.float(), fq.scale, fq.zero_point, 0, 255).to(dtype)
+    assert torch.equal(y, expected)
+
+
+def test_state_dict_roundtrip_restores_switches_and_ranges() -> None:
+    fq = make(QuantScheme(8, granularity=PerChannel(0)))
+    fq(torch.randn(5, 7))
+    fq.enable_observer(False)
+    fresh = make(QuantScheme(8, granularity=PerChannel(0)))
+    fresh.load_state_dict(fq.state_dict())
+    assert not fresh.observing and fresh.quantizing
+    assert torch.equal(fresh.scale, fq.scale) and torch.equal(fresh.zero_point, fq.zero_point)
+    x = torch.randn(5, 7)
+    assert torch.equal(fresh(x), fq(x))
+    assert torch.equal(copy.deepcopy(fq)(x), fq(x))

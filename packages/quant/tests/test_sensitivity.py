@@ -1,0 +1,78 @@
+"""Sensitivity analysis ranks a deliberately fragile layer first and builds rules from it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from bienbao.quant import (
+    PerChannel,
+    QuantizerConfig,
+    QuantScheme,
+    Rule,
+    calibrate,
+    get_preset,
+    iter_quantizers,
+    prepare_qat,
+    sensitivity_analysis,
+    with_critical_layers,
+)
+
+
+def build(policy):
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(8, 4, 1)).eval()
+    data = [torch.randn(2, 3, 12, 12) for _ in range(3)]
+    reference = [model(x).detach() for x in data]
+    qat = prepare_qat(model, policy)
+    calibrate(qat, lambda m: [m(x) for x in data])
+
+    def evaluate(m) -> float:  # higher is better: negative output error against float
+        with torch.no_grad():
+            return -sum((m(x) - ref).pow(2).mean().item() for x, ref in zip(data, reference, strict=False))
+
+    return qat, evaluate
+
+
+TWO_BIT = QuantizerConfig(QuantScheme(2, granularity=PerChannel(0)))
+FRAGILE = get_preset("onnxruntime_cpu").with_rules(Rule("2", weight=TWO_BIT))
+
+
+def test_the_two_bit_layer_is_ranked_most_sensitive_both_ways() -> None:
+    qat, evaluate = build(FRAGILE)
+    switches = [(q.observing, q.quantizing) for _, q in iter_quantizers(qat)]
+    report = sensitivity_analysis(qat, evaluate)
+    assert report.float_metric == 0.0  # nothing quantized: the float outputs exactly
+    assert report.quantized_metric < 0.0
+    assert report.ranking()[0].name == "2"
+    assert report.ranking("gain_when_float")[0].name == "2"
+    assert {layer.name for layer in report.layers} == {"0", "2", "4"}
+    assert [(q.observing, q.quantizing) for _, q in iter_quantizers(qat)] == switches  # restored
+    assert report.to_dict()["layers"][0]["name"] == "2"
+
+
+def test_critical_rules_make_a_policy_that_recovers_accuracy() -> None:
+    qat, evaluate = build(FRAGILE)
+    report = sensitivity_analysis(qat, evaluate)
+    rules = report.critical_rules(top_k=1)
+    assert rules == (Rule("2", skip=True),)
+    improved, evaluate_improved = build(with_critical_layers(FRAGILE, report, top_k=1))
+    assert type(improved[2]) is nn.Conv2d
+    assert evaluate_improved(improved) > report.quantized_metric
+
+    sixteen = QuantizerConfig(QuantScheme(16, granularity=PerChannel(0)))
+    higher = report.critical_rules(top_k=1, keep=sixteen)
+    assert higher == (Rule("2", weight=sixteen),)
+
+
+def test_bad_arguments_are_named() -> None:
+    qat, evaluate = build(FRAGILE)
+    with pytest.raises(ValueError, match="not QAT layers"):
+        sensitivity_analysis(qat, evaluate, layers=["7"])
+    report = sensitivity_analysis(qat, evaluate, layers=["0"])
+    with pytest.raises(ValueError, match="drop_when_quantized or gain_when_float"):
+        report.ranking("speed")
+    with pytest.raises(ValueError, match="'float' or a QuantizerConfig"):
+        report.critical_rules(1, keep="int16")
