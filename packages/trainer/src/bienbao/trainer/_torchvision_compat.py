@@ -3,7 +3,10 @@
 The registry's torchvision 0.28 is a CUDA build: with the CPU build of torch 2.13 its ``_C``
 library fails to load, and torchvision's import then fails registering fake kernels for
 ``torchvision::nms``. If (and only if) loading the real extension fails, this registers the
-``nms`` and ``qnms`` schemas with a pure-torch CPU kernel before torchvision is imported.
+``nms`` and ``qnms`` schemas with a pure-torch kernel before torchvision is imported, then tells
+torchvision its ops are present (``torchvision.extension._has_ops``), so ``torchvision.ops.nms``
+(which ultralytics calls once torchvision is imported) runs the fallback. Other compiled
+torchvision ops (``roi_align``, ...) stay unavailable; nothing in this project uses them.
 """
 
 from __future__ import annotations
@@ -72,4 +75,7 @@ def ensure_torchvision_ops() -> bool:
     library.impl("nms", nms_reference, "CPU")
     library.impl("nms", nms_reference, "CUDA")
     _LIBRARY = library
+    import torchvision.extension
+
+    torchvision.extension._has_ops = lambda: True  # noqa: SLF001 (the documented shim above)
     return True
