@@ -12,10 +12,10 @@ Every install goes through constraints.txt, which pins the CPU build of torch he
 from __future__ import annotations
 
 import re
-import tomllib  # the noxfile needs Python 3.11+; the packages support 3.10
 from pathlib import Path
 
 import nox
+import tomllib  # the noxfile needs Python 3.11+; the packages support 3.10
 
 ROOT = Path(__file__).parent
 PACKAGES = ("quant", "trainer", "runtime", "bench", "cli")

@@ -23,7 +23,8 @@ def test_info_lists_this_package_and_its_libraries(capsys) -> None:
 
 
 def test_the_console_script_runs_without_torch() -> None:
-    code = "import sys; from bienbao.cli import main; main(['info']); print(sorted(m for m in ('torch', 'ultralytics') if m in sys.modules))"
+    code = ("import sys; from bienbao.cli import main; main(['info']); "
+            "print(sorted(m for m in ('torch', 'ultralytics') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("[]")
 

@@ -17,7 +17,7 @@ def require(module: str, extra: str, hint: str = "") -> ModuleType:
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
-        if exc.name != module.split(".")[0] and exc.name != module:
+        if exc.name != module.split(".", maxsplit=1)[0] and exc.name != module:
             raise  # the module exists but one of *its* imports is missing: show that, unchanged
         message = f"{module} is not installed: pip install 'bienbao-runtime[{extra}]'"
         raise MissingDependencyError(message + (f" ({hint})" if hint else "")) from exc

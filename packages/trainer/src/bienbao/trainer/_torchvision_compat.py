@@ -21,7 +21,7 @@ import torch
 __all__ = ["ensure_torchvision_ops", "nms_reference"]
 
 log = logging.getLogger(__name__)
-_LIBRARY: torch.library.Library | None = None  # kept alive: dropping it unregisters the ops
+_LIBRARIES: list[torch.library.Library] = []  # kept alive: dropping one unregisters its ops
 
 
 def nms_reference(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
@@ -64,8 +64,7 @@ def _extension_loads() -> bool:
 
 def ensure_torchvision_ops() -> bool:
     """Register the fallback if needed; returns True when the fallback is in use."""
-    global _LIBRARY
-    if _LIBRARY is not None:
+    if _LIBRARIES:
         return True
     if hasattr(torch.ops.torchvision, "nms") or _extension_loads():
         return False
@@ -74,8 +73,8 @@ def ensure_torchvision_ops() -> bool:
     library.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
     library.impl("nms", nms_reference, "CPU")
     library.impl("nms", nms_reference, "CUDA")
-    _LIBRARY = library
+    _LIBRARIES.append(library)
     import torchvision.extension
 
-    torchvision.extension._has_ops = lambda: True  # noqa: SLF001 (the documented shim above)
+    torchvision.extension._has_ops = lambda: True
     return True
