@@ -136,3 +136,16 @@ def test_state_dict_roundtrip_restores_switches_and_ranges() -> None:
     x = torch.randn(5, 7)
     assert torch.equal(fresh(x), fq(x))
     assert torch.equal(copy.deepcopy(fq)(x), fq(x))
+
+
+def test_half_casts_leave_quantizer_state_in_float32() -> None:
+    """ultralytics validates and checkpoints with model.half(): scales must not be rounded."""
+    module = torch.nn.Sequential(torch.nn.Linear(4, 4), make(QuantScheme(8, symmetric=False, signed=False)))
+    module(torch.randn(3, 4) * 1.2345)
+    scale = module[1].scale.clone()
+    module.half()
+    assert module[0].weight.dtype == torch.float16  # the layer itself is cast
+    assert module[1].scale.dtype == torch.float32 and torch.equal(module[1].scale, scale)
+    assert module[1].observer.min_val.dtype == torch.float32
+    module.float()
+    assert torch.equal(module[1].scale, scale)

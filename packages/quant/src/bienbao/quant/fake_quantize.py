@@ -19,6 +19,7 @@ import math
 import torch
 from torch import nn
 
+from ._state import KeepStateDtype
 from .observers import Observer
 from .scheme import SCALE_EPS
 
@@ -29,7 +30,7 @@ class QuantizerNotReadyError(RuntimeError):
     """Raised when a quantizer is asked to quantize before it has a range."""
 
 
-class FakeQuantize(nn.Module):
+class FakeQuantize(KeepStateDtype, nn.Module):
     def __init__(self, observer: Observer, *, learnable: bool = False) -> None:
         super().__init__()
         self.observer = observer

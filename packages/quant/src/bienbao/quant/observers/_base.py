@@ -14,6 +14,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from .._state import KeepStateDtype
 from ..scheme import QuantScheme
 
 __all__ = ["OBSERVERS", "Observer", "ObserverNotReadyError", "channel_rows", "register_observer"]
@@ -23,7 +24,7 @@ class ObserverNotReadyError(RuntimeError):
     """Raised when qparams are asked of an observer that has not seen any data."""
 
 
-class Observer(nn.Module):
+class Observer(KeepStateDtype, nn.Module):
     """Base class: ``forward(x)`` observes ``x`` and returns it unchanged.
 
     Subclasses implement ``_observe(rows)`` (``rows`` is the tensor as ``(channels, -1)``,
