@@ -149,3 +149,18 @@ def test_half_casts_leave_quantizer_state_in_float32() -> None:
     assert module[1].observer.min_val.dtype == torch.float32
     module.float()
     assert torch.equal(module[1].scale, scale)
+
+
+def test_a_shared_quantizer_observes_its_inputs_together() -> None:
+    from bienbao.quant import MovingAverageMinMaxObserver
+
+    fq = FakeQuantize(MovingAverageMinMaxObserver(QuantScheme(8, symmetric=False, signed=False), 0.5))
+    small, large = torch.rand(10) * 0.1, torch.rand(10) * 4.0 - 1.0
+    out = fq.forward_shared([small, large])
+    both = torch.cat([small, large])
+    assert fq.observer.min_val.item() == both.min().item()  # one update, over both inputs
+    assert fq.observer.max_val.item() == both.max().item()
+    for given, got in zip([small, large], out, strict=True):
+        assert torch.equal(got, reference_fake_quantize(given, fq.scale, fq.zero_point, 0, 255))
+    with pytest.raises(ValueError, match="per-tensor"):
+        make(QuantScheme(8, granularity=PerChannel(0))).forward_shared([small])

@@ -15,6 +15,7 @@ result cast back to the input's dtype, so scales are never rounded to half preci
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -85,11 +86,31 @@ class FakeQuantize(KeepStateDtype, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.observing:
             self.observer(x)
+        return self._quantize_observed(x) if self.quantizing else x
+
+    def forward_shared(self, tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Quantize several tensors on one grid (the inputs of a Concat or an Add).
+
+        The observer sees them together, once (a moving average fed each input separately
+        would average their extremes instead of covering all of them). Per-tensor schemes only.
+        """
+        if self.scheme.per_channel:
+            raise ValueError("a shared quantizer must be per-tensor: per-channel ranges differ between inputs")
+        if self.observing:
+            self.observer(torch.cat([t.detach().reshape(-1) for t in tensors]))
         if not self.quantizing:
-            return x
+            return list(tensors)
+        first = self._quantize_observed(tensors[0])
+        return [first, *(self._quantize(t) for t in tensors[1:])]
+
+    def _quantize_observed(self, x: torch.Tensor) -> torch.Tensor:
+        """Refresh qparams from the observer if observing, then quantize."""
         if self.observing and not (self.learnable and self.has_qparams):
             # a learnable scale is initialised from the observer, then trained, not overwritten
             self.update_qparams()
+        return self._quantize(x)
+
+    def _quantize(self, x: torch.Tensor) -> torch.Tensor:
         if not self.has_qparams:
             raise QuantizerNotReadyError(
                 "this quantizer has no range yet: calibrate the model (bienbao.quant.calibrate) or "

@@ -29,16 +29,19 @@ def qat_layers(model: nn.Module) -> Iterator[tuple[str, QATModule]]:
 
 
 def iter_quantizers(model: nn.Module, roles: Iterable[str] = ROLES) -> Iterator[tuple[str, FakeQuantize]]:
-    """``(qualified name, quantizer)`` for every quantizer of the given roles."""
+    """``(qualified name, quantizer)`` for every quantizer whose name ends with ``<role>_quantizer``.
+
+    Quantizers of structural ops (``concat_input_quantizer``, ``add_input_quantizer``) count as
+    ``input``. A quantizer shared by two modules is yielded once, under its first name.
+    """
     roles = tuple(roles)
     unknown = set(roles) - set(ROLES)
     if unknown:
         raise ValueError(f"unknown quantizer role(s) {sorted(unknown)}: write some of {', '.join(ROLES)}")
-    for name, layer in qat_layers(model):
-        for role in roles:
-            quantizer = getattr(layer, f"{role}_quantizer")
-            if quantizer is not None:
-                yield f"{name}.{role}_quantizer" if name else f"{role}_quantizer", quantizer
+    suffixes = tuple(f"{role}_quantizer" for role in roles)
+    for name, module in model.named_modules():
+        if isinstance(module, FakeQuantize) and name.rsplit(".", 1)[-1].endswith(suffixes):
+            yield name, module
 
 
 def enable_observers(model: nn.Module, enabled: bool = True, roles: Iterable[str] = ROLES) -> nn.Module:

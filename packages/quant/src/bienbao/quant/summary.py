@@ -25,7 +25,7 @@ class LayerSummary:
 
     @property
     def quantized(self) -> bool:
-        return any(getattr(self, role) != "float" for role in ROLES)
+        return any(getattr(self, role) not in ("float", "-") for role in ROLES)
 
 
 def _describe(quantizer: FakeQuantize | None) -> str:
@@ -43,7 +43,8 @@ def _describe(quantizer: FakeQuantize | None) -> str:
 
 
 def quant_summary(model: nn.Module) -> list[LayerSummary]:
-    """One row per QAT layer and per quantizable layer left in float, in module order."""
+    """One row per QAT layer, per quantizable layer left in float, and per other module that
+    owns quantizers of its own (a Concat or residual Add quantized on a shared grid), in module order."""
     rows = []
     for name, module in model.named_modules():
         if isinstance(module, QATModule):
@@ -51,6 +52,11 @@ def quant_summary(model: nn.Module) -> list[LayerSummary]:
             rows.append(LayerSummary(name, type(module).__name__, *described))
         elif type(module) in QAT_MODULES:
             rows.append(LayerSummary(name, type(module).__name__, "float", "float", "float"))
+        else:
+            own = [(child, q) for child, q in module.named_children() if isinstance(q, FakeQuantize)]
+            if own:
+                inputs = "; ".join(f"{child}: {_describe(q)}" for child, q in own)
+                rows.append(LayerSummary(name, type(module).__name__, inputs, "-", "-"))
     return rows
 
 

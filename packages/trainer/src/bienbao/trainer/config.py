@@ -1,0 +1,231 @@
+"""Frozen, validated configs read from ``configs/*.yaml``.
+
+Every file is checked on load: an unknown key or a value of the wrong type is a ``ConfigError``
+naming the key and the file. Keys under ``ultralytics:`` are passed to ultralytics' trainer and
+checked against ultralytics' own argument list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bienbao.quant import ConfigError, QuantPolicy, policy_from_dict
+
+__all__ = [
+    "CalibrationConfig",
+    "ConfigError",
+    "DistillationConfig",
+    "Paths",
+    "QATConfig",
+    "QATSchedule",
+    "TrainConfig",
+    "load_policy",
+    "load_qat_config",
+    "load_train_config",
+    "load_yaml",
+]
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def _check_type(value: Any, annotation: Any, key: str, source: str) -> Any:
+    """Validate (and lightly coerce ints to floats) one value against a simple annotation."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _check_type(value, option, key, source)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{source}: {key}: bad value {value!r}")
+    if dataclasses.is_dataclass(annotation):
+        return from_dict(annotation, value, source, prefix=f"{key}.")
+    if origin is dict or annotation is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{source}: {key} must be a mapping, got {value!r}")
+        return dict(value)
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is Any:
+        return value
+    if annotation in (int, float, str, bool):
+        if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):
+            raise ConfigError(f"{source}: {key} must be {annotation.__name__}, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls: type, data: Any, source: str, prefix: str = ""):
+    """Build dataclass ``cls`` from a mapping, naming ``source`` and the key in every error."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'the file'} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key(s) {', '.join(prefix + k for k in unknown)}; "
+            f"allowed here: {', '.join(sorted(names))}"
+        )
+    values = {key: _check_type(value, hints[key], prefix + key, source) for key, value in data.items()}
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where runs write (relative paths are relative to the working directory)."""
+
+    checkpoints: str = "models/checkpoints"
+    logs: str = "logs"
+    tensorboard: str = "logs/tensorboard"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``configs/base.yaml``: the FP32 run, and the data/image settings QAT and PTQ share."""
+
+    model: str = "yolov8n.pt"
+    data: str = "datasets/vn-signs-sample/dataset.yaml"
+    imgsz: int = 640
+    epochs: int = 50
+    batch: int = 16
+    device: str | None = None
+    workers: int = 2
+    seed: int = 0
+    name: str = "fp32"
+    paths: Paths = field(default_factory=Paths)
+    ultralytics: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.imgsz < 32 or self.imgsz % 32:
+            raise ValueError(f"imgsz={self.imgsz}: use a multiple of 32 (640 keeps the small signs visible)")
+        for key in ("epochs", "batch"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key}={getattr(self, key)}: must be at least 1")
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    batches: int = 32
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if self.batches < 1 or self.batch_size < 1:
+            raise ValueError("calibration.batches and calibration.batch_size must be at least 1")
+
+
+@dataclass(frozen=True)
+class QATSchedule:
+    """Epochs (0-based) at which each phase starts; ``null`` = never."""
+
+    enable_weights_epoch: int = 0
+    enable_activations_epoch: int = 0
+    freeze_observers_epoch: int | None = None
+    freeze_bn_epoch: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.enable_activations_epoch < self.enable_weights_epoch:
+            raise ValueError(
+                "enable_activations_epoch comes before enable_weights_epoch; progressive QAT enables weights "
+                "first (or both at once: give the same epoch)"
+            )
+        for key in ("enable_weights_epoch", "enable_activations_epoch", "freeze_observers_epoch", "freeze_bn_epoch"):
+            value = getattr(self, key)
+            if value is not None and value < 0:
+                raise ValueError(f"{key}={value}: epochs count from 0")
+
+
+@dataclass(frozen=True)
+class DistillationConfig:
+    """Knowledge distillation from the FP32 model (ultralytics' feature distillation)."""
+
+    enabled: bool = False
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.weight <= 0:
+            raise ValueError(f"distillation.weight={self.weight}: must be positive")
+
+
+@dataclass(frozen=True)
+class QATConfig:
+    """``configs/qat.yaml``."""
+
+    weights: str = "models/checkpoints/fp32/best.pt"
+    quantization: str = "configs/quantization.yaml"
+    epochs: int = 10
+    name: str = "qat"
+    lr0: float = 0.0005
+    lrf: float = 0.1
+    warmup_epochs: float = 1.0
+    cos_lr: bool = True
+    optimizer: str = "SGD"
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    schedule: QATSchedule = field(default_factory=QATSchedule)
+    distillation: DistillationConfig = field(default_factory=DistillationConfig)
+    ultralytics: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs={self.epochs}: must be at least 1")
+        if not 0 < self.lr0 < 1:
+            raise ValueError(f"lr0={self.lr0}: QAT fine-tuning wants a small learning rate, e.g. 0.0005")
+
+    def ultralytics_args(self) -> dict[str, Any]:
+        """The optimiser/schedule keys in ultralytics' spelling, then the pass-through keys."""
+        args = {"lr0": self.lr0, "lrf": self.lrf, "warmup_epochs": self.warmup_epochs, "cos_lr": self.cos_lr,
+                "optimizer": self.optimizer, "epochs": self.epochs}
+        clash = sorted(set(args) & set(self.ultralytics))
+        if clash:
+            raise ConfigError(f"qat config sets {', '.join(clash)} both at the top level and under ultralytics:")
+        return {**args, **self.ultralytics}
+
+
+def load_train_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    data = {**load_yaml(path), **(overrides or {})}
+    return from_dict(TrainConfig, data, str(path))
+
+
+def load_qat_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> QATConfig:
+    data = {**load_yaml(path), **(overrides or {})}
+    return from_dict(QATConfig, data, str(path))
+
+
+def load_policy(path: str | Path) -> QuantPolicy:
+    """A quantization policy file (``configs/quantization.yaml`` or an experiment's ``quantization:``)."""
+    data = load_yaml(path)
+    if "quantization" in data and isinstance(data["quantization"], Mapping):  # an experiment file
+        data = data["quantization"]
+    return policy_from_dict(data, source=str(path))

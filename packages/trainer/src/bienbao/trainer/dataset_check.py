@@ -1,0 +1,205 @@
+"""Check a YOLO dataset before training and report every problem once, with file names.
+
+| problem | severity | why |
+| --- | --- | --- |
+| dataset YAML missing or unreadable, no ``train``/``val`` split | error | nothing to train on |
+| an images folder (or its ``labels`` twin) missing, or a split with no images | error | |
+| a label line that is not numbers, or has 2-4 or an even number of values | error | unreadable |
+| a class id that is not an integer in ``[0, nc)`` | error | a wrong label, not a typo to guess |
+| a box coordinate outside ``[0, 1]`` | error | ultralytics would silently drop the label |
+| an image that does not decode | error | ultralytics would silently skip it |
+| a polygon line (``class x1 y1 x2 y2 x3 y3 ...``) | warning | ultralytics uses its bounding box |
+| an image without a label file, or with an empty one | warning | trained as background |
+| a label file without an image | warning | ignored |
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from PIL import Image, UnidentifiedImageError
+
+__all__ = ["DatasetError", "DatasetReport", "Problem", "check_dataset", "dataset_names"]
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+class DatasetError(ValueError):
+    """The dataset has errors (the message lists them with file names)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    severity: Literal["error", "warning"]
+    kind: str
+    path: str
+    detail: str = ""
+
+
+@dataclass
+class DatasetReport:
+    data: Path
+    images: dict[str, int] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    def format(self, examples: int = 5) -> str:
+        """Errors in full; warnings grouped by kind with a few example files."""
+        lines = [f"dataset {self.data}: " + ", ".join(f"{split} {n} images" for split, n in self.images.items())]
+        for problem in self.errors:
+            lines.append(f"  ERROR {problem.kind}: {problem.path}" + (f" ({problem.detail})" if problem.detail else ""))
+        grouped: dict[str, list[Problem]] = defaultdict(list)
+        for problem in self.warnings:
+            grouped[problem.kind].append(problem)
+        for kind, problems in grouped.items():
+            shown = ", ".join(Path(p.path).name + (f" ({p.detail})" if p.detail else "") for p in problems[:examples])
+            more = f" and {len(problems) - examples} more" if len(problems) > examples else ""
+            lines.append(f"  warning: {len(problems)} x {kind}: {shown}{more}")
+        if not self.problems:
+            lines.append("  no problems found")
+        return "\n".join(lines)
+
+    def raise_for_errors(self) -> None:
+        if self.errors:
+            raise DatasetError(f"{len(self.errors)} dataset error(s):\n{self.format()}")
+
+
+def _load_yaml(data: Path) -> dict:
+    if not data.is_file():
+        raise DatasetError(f"dataset YAML not found: {data}")
+    try:
+        config = yaml.safe_load(data.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise DatasetError(f"{data}: not valid YAML: {exc}") from exc
+    if not isinstance(config, dict):
+        raise DatasetError(f"{data}: expected a mapping with train/val/names")
+    return config
+
+
+def dataset_names(data: str | Path) -> list[str]:
+    """Class names of a dataset YAML (list or {id: name} form)."""
+    config = _load_yaml(Path(data))
+    names = config.get("names")
+    if isinstance(names, dict):
+        return [names[k] for k in sorted(names)]
+    if isinstance(names, list):
+        return list(names)
+    raise DatasetError(f"{data}: 'names' must be a list or a mapping of class id to name")
+
+
+def _split_dirs(data: Path, config: dict) -> dict[str, list[Path]]:
+    root = Path(config["path"]) if config.get("path") else data.parent
+    if not root.is_absolute():
+        root = data.parent / root
+    splits = {}
+    for split in ("train", "val", "test"):
+        value = config.get(split)
+        if value is None:
+            if split != "test":
+                raise DatasetError(f"{data}: no '{split}' split")
+            continue
+        entries = value if isinstance(value, list) else [value]
+        splits[split] = [Path(e) if Path(e).is_absolute() else root / e for e in entries]
+    return splits
+
+
+def _label_path(image: Path) -> Path:
+    parts = list(image.parts)
+    index = len(parts) - 1 - parts[::-1].index("images")
+    parts[index] = "labels"
+    return Path(*parts).with_suffix(".txt")
+
+
+def _check_label_file(path: Path, nc: int) -> Iterable[Problem]:
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not text.strip():
+        yield Problem("warning", "empty label file (background image)", str(path))
+        return
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        where = f"line {number}"
+        try:
+            values = [float(f) for f in fields]
+        except ValueError:
+            yield Problem("error", "label line is not numbers", str(path), f"{where}: {line.strip()[:60]}")
+            continue
+        count = len(values)
+        if count != 5 and (count < 7 or count % 2 == 0):
+            yield Problem("error", "label line has the wrong number of values", str(path),
+                          f"{where}: {count} values, expected 5 (class x y w h) or a polygon")
+            continue
+        class_id = values[0]
+        if class_id != int(class_id) or not 0 <= class_id < nc:
+            yield Problem("error", "class id out of range", str(path), f"{where}: {fields[0]} (nc={nc})")
+        if any(v < 0.0 or v > 1.0 for v in values[1:]):
+            yield Problem("error", "coordinate outside [0, 1]", str(path), f"{where}: {line.strip()[:60]}")
+        if count > 5:
+            yield Problem("warning", "polygon label line (its bounding box is used)", str(path),
+                          f"{where}: {(count - 1) // 2} points")
+
+
+def _check_image(path: Path) -> Problem | None:
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (OSError, UnidentifiedImageError, SyntaxError) as exc:
+        return Problem("error", "image does not decode", str(path), str(exc)[:80])
+    return None
+
+
+def check_dataset(data: str | Path, splits: Iterable[str] = ("train", "val", "test"),
+                  decode_images: bool = True) -> DatasetReport:
+    """Check the dataset described by ``data`` (a YOLO dataset YAML); never raises for data problems
+    (it reports them), only for an unreadable YAML. ``report.raise_for_errors()`` stops a run."""
+    data = Path(data)
+    config = _load_yaml(data)
+    nc = len(dataset_names(data))
+    if "nc" in config and config["nc"] != nc:
+        raise DatasetError(f"{data}: nc={config['nc']} but {nc} names are given")
+    report = DatasetReport(data)
+    for split, folders in _split_dirs(data, config).items():
+        if split not in splits:
+            continue
+        count = 0
+        for folder in folders:
+            if not folder.is_dir():
+                report.problems.append(Problem("error", f"missing images folder for '{split}'", str(folder)))
+                continue
+            if folder.name != "images" or not (folder.parent / "labels").is_dir():
+                report.problems.append(Problem("error", f"missing labels folder for '{split}'",
+                                               str(folder.parent / "labels"),
+                                               "labels must sit in a 'labels' folder beside 'images'"))
+                continue
+            images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            count += len(images)
+            stems = set()
+            for image in images:
+                stems.add(_label_path(image))
+                label = _label_path(image)
+                if not label.is_file():
+                    report.problems.append(Problem("warning", "image without a label file (background)", str(image)))
+                else:
+                    report.problems.extend(_check_label_file(label, nc))
+                if decode_images and (problem := _check_image(image)):
+                    report.problems.append(problem)
+            for label in sorted((folder.parent / "labels").rglob("*.txt")):
+                if label not in stems:
+                    report.problems.append(Problem("warning", "label file without an image", str(label)))
+        report.images[split] = count
+        if count == 0 and not any(p.severity == "error" and split in p.kind for p in report.problems):
+            report.problems.append(Problem("error", f"no images in split '{split}'", str(folders[0])))
+    return report

@@ -1,0 +1,162 @@
+"""Make an ultralytics YOLOv8 detection model QAT-ready with a ``bienbao.quant`` policy.
+
+- every ``Conv`` block (conv + BN + SiLU) becomes one ``QATConvBn2d`` (BN keeps training and is
+  folded at export), with the input and weight quantizers the policy gives it;
+- residual adds (``Bottleneck``) quantize both operands on one shared grid;
+- each concatenation quantizes all its inputs with one shared quantizer, so an INT8 engine
+  concatenates without re-quantizing: in ``C2f`` and ``SPPF`` that quantizer *is* the input
+  quantizer of the conv that consumes the concatenation (handed over, not duplicated), and in
+  ``SPPF`` the grid is applied before the max-pools (pooling keeps values on the grid);
+- the neck's ``Concat`` layers take over the input quantizer of the ``C2f`` they feed.
+
+Blocks are converted by swapping their class for a subclass that only changes ``forward`` and
+adds quantizer children, so parameter names, and hence checkpoints, stay the ultralytics ones.
+Which layers stay float (the Detect head's final convs and DFL by default) is the policy's call.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from ultralytics.nn.modules import SPPF, Bottleneck, C2f, Concat, Conv
+
+from bienbao.quant import FakeQuantize, QuantPolicy, prepare_qat
+
+__all__ = ["BLOCK_SWAPS", "conv_bn_groups", "is_quantized", "prepare_yolo_qat"]
+
+
+def _shared(quantizer: FakeQuantize | None, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    return tensors if quantizer is None else quantizer.forward_shared(tensors)
+
+
+class QATConvBlock(Conv):
+    """``Conv`` whose ``conv`` is a ``QATConvBn2d`` (BN inside it): act(conv(x))."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.conv(x))
+
+
+class QATBottleneck(Bottleneck):
+    add_input_quantizer: FakeQuantize | None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.cv2(self.cv1(x))
+        if not self.add:
+            return y
+        x, y = _shared(self.add_input_quantizer, [x, y])
+        return x + y
+
+
+class QATC2f(C2f):
+    concat_input_quantizer: FakeQuantize | None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = list(self.cv1(x).chunk(2, 1))
+        y.extend(m(y[-1]) for m in self.m)
+        return self.cv2(torch.cat(_shared(self.concat_input_quantizer, y), 1))
+
+
+class QATSPPF(SPPF):
+    concat_input_quantizer: FakeQuantize | None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = _shared(self.concat_input_quantizer, [self.cv1(x)])  # max-pooling keeps the grid
+        y.extend(self.m(y[-1]) for _ in range(getattr(self, "n", 3)))
+        y = self.cv2(torch.cat(y, 1))
+        return y + x if getattr(self, "add", False) else y
+
+
+class QATConcat(Concat):
+    input_quantizer: FakeQuantize | None
+
+    def forward(self, x: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(_shared(self.input_quantizer, list(x)), self.d)
+
+
+#: ultralytics block type -> its QAT subclass (exact types).
+BLOCK_SWAPS: dict[type[nn.Module], type[nn.Module]] = {
+    Bottleneck: QATBottleneck,
+    C2f: QATC2f,
+    SPPF: QATSPPF,
+    Concat: QATConcat,
+}
+
+
+def conv_bn_groups(model: nn.Module) -> list[list[str]]:
+    """``[conv, bn]`` name pairs of every ultralytics ``Conv`` block with a BatchNorm."""
+    return [
+        [f"{name}.conv", f"{name}.bn"]
+        for name, module in model.named_modules()
+        if type(module) is Conv and isinstance(getattr(module, "bn", None), nn.BatchNorm2d)
+    ]
+
+
+def is_quantized(model: nn.Module) -> bool:
+    return any(isinstance(m, FakeQuantize) for m in model.modules())
+
+
+def prepare_yolo_qat(model: nn.Module, policy: QuantPolicy) -> nn.Module:
+    """A QAT-ready deep copy of an ultralytics ``DetectionModel`` (see the module docstring)."""
+    if is_quantized(model):
+        raise ValueError("the model already holds quantizers: prepare_yolo_qat takes an FP32 model")
+    model = copy.deepcopy(model)
+    prepare_qat(model, policy, fuse=conv_bn_groups(model), inplace=True)
+    for module in model.modules():
+        if type(module) is Conv and isinstance(getattr(module, "bn", None), nn.Identity):
+            del module.bn  # folded into the QATConvBn2d; ultralytics' fuse() skips blocks without bn
+            module.__class__ = QATConvBlock
+    _quantize_blocks(model, policy)
+    _hand_over_concat_quantizers(model)
+    return model
+
+
+def _take_input_quantizer(conv_block: nn.Module) -> FakeQuantize | None:
+    """Remove and return the input quantizer of a ``Conv`` block's conv (``None`` if float)."""
+    conv = getattr(conv_block, "conv", None)
+    quantizer = getattr(conv, "input_quantizer", None)
+    if quantizer is not None:
+        conv.input_quantizer = None
+    return quantizer
+
+
+def _quantize_blocks(model: nn.Module, policy: QuantPolicy) -> None:
+    for name, module in list(model.named_modules()):
+        swap = BLOCK_SWAPS.get(type(module))
+        if swap is None:
+            continue
+        module.__class__ = swap
+        if swap is QATBottleneck:
+            config = policy.resolve(name).input
+            module.add_input_quantizer = config.build() if config is not None and module.add else None
+        elif swap in (QATC2f, QATSPPF):
+            module.concat_input_quantizer = _take_input_quantizer(module.cv2)
+        else:  # QATConcat: filled by _hand_over_concat_quantizers, or its own from the policy
+            config = policy.resolve(name).input
+            module.input_quantizer = config.build() if config is not None else None
+
+
+def _consumers(layers: nn.ModuleList) -> dict[int, list[int]]:
+    """Layer index -> indices of the layers that read its output (ultralytics' ``f`` fields)."""
+    consumers: dict[int, list[int]] = {}
+    for index, layer in enumerate(layers):
+        sources = layer.f if isinstance(layer.f, list) else [layer.f]
+        for source in sources:
+            consumers.setdefault(index - 1 if source == -1 else source, []).append(index)
+    return consumers
+
+
+def _hand_over_concat_quantizers(model: nn.Module) -> None:
+    """A neck Concat read only by a C2f quantizes with that C2f's first conv input quantizer."""
+    layers = getattr(model, "model", None)
+    if not isinstance(layers, nn.ModuleList):
+        return
+    consumers = _consumers(layers)
+    for index, layer in enumerate(layers):
+        readers = consumers.get(index, [])
+        if type(layer) is not QATConcat or len(readers) != 1 or not hasattr(layers[readers[0]], "cv1"):
+            continue
+        taken = _take_input_quantizer(layers[readers[0]].cv1)
+        if taken is not None:
+            layer.input_quantizer = taken
