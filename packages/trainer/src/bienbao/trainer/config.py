@@ -49,7 +49,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _check_type(value: Any, annotation: Any, key: str, source: str) -> Any:
+def _check_type(value: Any, annotation: Any, key: str, source: str) -> Any:  # noqa: PLR0911 (one return per kind)
     """Validate (and lightly coerce ints to floats) one value against a simple annotation."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):

@@ -161,6 +161,32 @@ def _check_image(path: Path) -> Problem | None:
     return None
 
 
+def _check_folder(folder: Path, split: str, nc: int, decode_images: bool, report: DatasetReport) -> int:
+    """Check one images folder and its labels twin; returns the number of images."""
+    if not folder.is_dir():
+        report.problems.append(Problem("error", f"missing images folder for '{split}'", str(folder)))
+        return 0
+    labels = folder.parent / "labels"
+    if folder.name != "images" or not labels.is_dir():
+        report.problems.append(Problem("error", f"missing labels folder for '{split}'", str(labels),
+                                       "labels must sit in a 'labels' folder beside 'images'"))
+        return 0
+    images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    expected = set()
+    for image in images:
+        label = _label_path(image)
+        expected.add(label)
+        if label.is_file():
+            report.problems.extend(_check_label_file(label, nc))
+        else:
+            report.problems.append(Problem("warning", "image without a label file (background)", str(image)))
+        if decode_images and (problem := _check_image(image)):
+            report.problems.append(problem)
+    report.problems.extend(Problem("warning", "label file without an image", str(label))
+                           for label in sorted(labels.rglob("*.txt")) if label not in expected)
+    return len(images)
+
+
 def check_dataset(data: str | Path, splits: Iterable[str] = ("train", "val", "test"),
                   decode_images: bool = True) -> DatasetReport:
     """Check the dataset described by ``data`` (a YOLO dataset YAML); never raises for data problems
@@ -174,32 +200,9 @@ def check_dataset(data: str | Path, splits: Iterable[str] = ("train", "val", "te
     for split, folders in _split_dirs(data, config).items():
         if split not in splits:
             continue
-        count = 0
-        for folder in folders:
-            if not folder.is_dir():
-                report.problems.append(Problem("error", f"missing images folder for '{split}'", str(folder)))
-                continue
-            if folder.name != "images" or not (folder.parent / "labels").is_dir():
-                report.problems.append(Problem("error", f"missing labels folder for '{split}'",
-                                               str(folder.parent / "labels"),
-                                               "labels must sit in a 'labels' folder beside 'images'"))
-                continue
-            images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-            count += len(images)
-            stems = set()
-            for image in images:
-                stems.add(_label_path(image))
-                label = _label_path(image)
-                if not label.is_file():
-                    report.problems.append(Problem("warning", "image without a label file (background)", str(image)))
-                else:
-                    report.problems.extend(_check_label_file(label, nc))
-                if decode_images and (problem := _check_image(image)):
-                    report.problems.append(problem)
-            for label in sorted((folder.parent / "labels").rglob("*.txt")):
-                if label not in stems:
-                    report.problems.append(Problem("warning", "label file without an image", str(label)))
+        errors_before = len(report.errors)
+        count = sum(_check_folder(folder, split, nc, decode_images, report) for folder in folders)
         report.images[split] = count
-        if count == 0 and not any(p.severity == "error" and split in p.kind for p in report.problems):
+        if count == 0 and len(report.errors) == errors_before:
             report.problems.append(Problem("error", f"no images in split '{split}'", str(folders[0])))
     return report

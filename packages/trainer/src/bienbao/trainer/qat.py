@@ -1,0 +1,209 @@
+"""``bienbao qat``: quantization-aware fine-tuning of an FP32 YOLOv8 checkpoint.
+
+``QATDetectionTrainer`` is ultralytics' ``DetectionTrainer`` with four changes:
+
+- ``get_model`` turns the FP32 model into the fake-quant model (``prepare_yolo_qat``), or, when
+  resuming, takes the already quantized model from the checkpoint as it is;
+- ``setup_model`` calibrates every quantizer on N training batches before the first step (not
+  when resuming: the checkpoint carries the ranges);
+- at every epoch start the schedule sets the switches (weights, then activations; observers and
+  BN statistics frozen at their epochs) on the model, and copies the quantizer state into the EMA
+  model, whose own observers are always off (validation never moves the ranges);
+- after every validation the fake-quant metrics are written next to the FP32 model's metrics
+  (``logs/<name>/drift.csv`` and TensorBoard), so a user sees when QAT recovers.
+
+The QAT settings travel to DDP worker processes (which rebuild the trainer from ultralytics'
+arguments alone) through the ``BIENBAO_QAT_SETUP`` environment variable.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.utils import DEFAULT_CFG, RANK
+from ultralytics.utils.torch_utils import unwrap_model
+
+from bienbao.quant import calibrate, enable_fake_quant, enable_observers, freeze_bn_stats, iter_quantizers
+
+from ._runs import RunLayout, append_csv, checked_dataset, ultralytics_overrides
+from .calibration import calibration_loop
+from .config import QATConfig, QATSchedule, TrainConfig, from_dict, load_policy
+from .tensorboard import TensorBoardCallback
+from .yolo_qat import is_quantized, prepare_yolo_qat
+
+__all__ = ["QATDetectionTrainer", "QATSetup", "SETUP_ENV", "Switches", "run_qat", "switches_at"]
+
+SETUP_ENV = "BIENBAO_QAT_SETUP"
+SETUP_FILE = "bienbao_qat.json"
+
+
+@dataclass(frozen=True)
+class QATSetup:
+    """Everything the QAT trainer needs beyond ultralytics' arguments."""
+
+    qat: QATConfig
+    policy_path: str
+    layout_logs: str
+    layout_tensorboard: str
+
+    def to_json(self) -> str:
+        return json.dumps({"qat": dataclasses.asdict(self.qat), "policy_path": self.policy_path,
+                           "layout_logs": self.layout_logs, "layout_tensorboard": self.layout_tensorboard})
+
+    @classmethod
+    def from_json(cls, text: str, source: str) -> QATSetup:
+        raw = json.loads(text)
+        return cls(from_dict(QATConfig, raw["qat"], source), raw["policy_path"], raw["layout_logs"],
+                   raw["layout_tensorboard"])
+
+
+@dataclass(frozen=True)
+class Switches:
+    weights: bool
+    activations: bool
+    observing: bool
+    bn_frozen: bool
+
+
+def switches_at(schedule: QATSchedule, epoch: int) -> Switches:
+    """The quantizer switches the schedule asks for during ``epoch`` (0-based)."""
+    return Switches(
+        weights=epoch >= schedule.enable_weights_epoch,
+        activations=epoch >= schedule.enable_activations_epoch,
+        observing=schedule.freeze_observers_epoch is None or epoch < schedule.freeze_observers_epoch,
+        bn_frozen=schedule.freeze_bn_epoch is not None and epoch >= schedule.freeze_bn_epoch,
+    )
+
+
+def apply_switches(model: torch.nn.Module, switches: Switches, observing: bool) -> None:
+    enable_fake_quant(model, switches.weights, roles=["weight"])
+    enable_fake_quant(model, switches.activations, roles=["input", "output"])
+    enable_observers(model, observing)
+    freeze_bn_stats(model, switches.bn_frozen)
+
+
+class QATDetectionTrainer(DetectionTrainer):
+    def __init__(self, cfg=DEFAULT_CFG, overrides=None, _callbacks=None, setup: QATSetup | None = None):
+        if setup is None:  # a DDP worker: the parent process left the setup in the environment
+            if SETUP_ENV not in os.environ:
+                raise RuntimeError(f"QATDetectionTrainer needs a QATSetup (or ${SETUP_ENV}); use bienbao qat")
+            setup = QATSetup.from_json(os.environ[SETUP_ENV], f"${SETUP_ENV}")
+        os.environ[SETUP_ENV] = setup.to_json()
+        self.setup = setup
+        self.policy = load_policy(setup.policy_path)
+        self._needs_calibration = False
+        self.fp32_metrics: dict[str, float] = {}
+        super().__init__(cfg, overrides, _callbacks)
+        self.tensorboard = TensorBoardCallback(setup.layout_tensorboard)
+        self.add_callback("on_pretrain_routine_end", QATDetectionTrainer._after_setup)
+        self.add_callback("on_train_epoch_start", QATDetectionTrainer._at_epoch_start)
+        self.add_callback("on_fit_epoch_end", QATDetectionTrainer._log_drift)
+        self.add_callback("on_model_save", QATDetectionTrainer._after_save)
+
+    # -- model ---------------------------------------------------------------------------------
+    def get_model(self, cfg=None, weights=None, verbose=True):
+        if weights is not None and is_quantized(weights):  # resuming: the checkpoint's QAT model
+            return weights
+        model = super().get_model(cfg=cfg, weights=weights, verbose=verbose)
+        self._needs_calibration = True
+        return prepare_yolo_qat(model, self.policy)
+
+    def setup_model(self):
+        ckpt = super().setup_model()
+        if self._needs_calibration:
+            model = unwrap_model(self.model).to(self.device)
+            calibration = self.setup.qat.calibration
+            stride = max(int(model.stride.max()), 32)
+            loop = calibration_loop(self.args, self.data, calibration.batches, calibration.batch_size,
+                                    self.device, seed=self.args.seed, stride=stride)
+            calibrate(model, loop)
+            self._needs_calibration = False
+        return ckpt
+
+    # -- callbacks (static: ultralytics calls them with the trainer) ----------------------------
+    @staticmethod
+    def _after_setup(trainer: QATDetectionTrainer) -> None:
+        trainer._apply_schedule(trainer.start_epoch)
+
+    @staticmethod
+    def _at_epoch_start(trainer: QATDetectionTrainer) -> None:
+        trainer._apply_schedule(trainer.epoch)
+
+    def _apply_schedule(self, epoch: int) -> None:
+        switches = switches_at(self.setup.qat.schedule, epoch)
+        model = unwrap_model(self.model)
+        apply_switches(model, switches, observing=switches.observing)
+        if self.ema is not None:
+            ema = self.ema.ema
+            for (_, source), (_, target) in zip(iter_quantizers(model), iter_quantizers(ema), strict=True):
+                target.load_state_dict(source.state_dict())
+            apply_switches(ema, switches, observing=False)  # the EMA's ranges come from the model
+
+    def _validate_without_quantization(self) -> dict[str, float]:
+        """The FP32 reference: the same validator on the EMA model with every quantizer off."""
+        ema, reference = self.ema.ema, copy.deepcopy(self.ema.ema)
+        enable_fake_quant(reference, False)
+        self.ema.ema = reference
+        try:
+            metrics, _ = self.validate()
+        finally:
+            self.ema.ema = ema
+        return {k: float(v) for k, v in metrics.items() if k.startswith("metrics/")}
+
+    @staticmethod
+    def _log_drift(trainer: QATDetectionTrainer) -> None:
+        if RANK not in {-1, 0} or trainer.epoch >= trainer.epochs:  # not the final re-validation of best.pt
+            return
+        if not trainer.fp32_metrics:  # once, after the first validation (the validator needs its state)
+            trainer.fp32_metrics = trainer._validate_without_quantization()
+        switches = switches_at(trainer.setup.qat.schedule, trainer.epoch)
+        row: dict[str, Any] = {"epoch": trainer.epoch + 1, **dataclasses.asdict(switches)}
+        for key in ("metrics/mAP50(B)", "metrics/mAP50-95(B)", "metrics/precision(B)", "metrics/recall(B)"):
+            short = key.split("/")[1].replace("(B)", "")
+            row[f"qat_{short}"] = round(float(trainer.metrics.get(key, float("nan"))), 5)
+            row[f"fp32_{short}"] = round(trainer.fp32_metrics.get(key, float("nan")), 5)
+        append_csv(Path(trainer.save_dir) / "drift.csv", row)
+        trainer.tensorboard(trainer)
+        trainer.tensorboard.log({f"drift/{k}": v for k, v in row.items() if k.startswith(("qat_", "fp32_"))},
+                                trainer.epoch + 1)
+
+    @staticmethod
+    def _after_save(trainer: QATDetectionTrainer) -> None:
+        (Path(trainer.save_dir) / SETUP_FILE).write_text(trainer.setup.to_json(), encoding="utf-8")
+
+
+def run_qat(train: TrainConfig, qat: QATConfig, resume: str | None = None) -> Path:
+    """Run QAT (or resume one from its ``last.pt``); returns the best checkpoint's published path."""
+    layout = RunLayout(train, qat.name)
+    if resume is not None:
+        last = Path(resume)
+        setup_file = last.parent.parent / SETUP_FILE
+        if not last.is_file() or not setup_file.is_file():
+            raise FileNotFoundError(f"cannot resume: {last} or its run's {SETUP_FILE} is missing")
+        setup = QATSetup.from_json(setup_file.read_text(encoding="utf-8"), str(setup_file))
+        overrides = {"resume": str(last)}
+    else:
+        if not Path(qat.weights).is_file():
+            raise FileNotFoundError(f"FP32 checkpoint {qat.weights} not found (run `bienbao train` first, or "
+                                    "pass --weights)")
+        checked_dataset(train.data, float(qat.ultralytics.get("fliplr", 0.5)))
+        setup = QATSetup(qat, qat.quantization, str(layout.logs), str(layout.tensorboard))
+        extra = {"model": str(qat.weights), **qat.ultralytics_args()}
+        if qat.distillation.enabled:
+            extra.update(distill_model=str(qat.weights), dis=qat.distillation.weight)
+        overrides = ultralytics_overrides(train, layout, extra)
+    trainer = QATDetectionTrainer(overrides=overrides, setup=setup)
+    publish = lambda t: layout.publish_weights(Path(t.wdir))  # noqa: E731
+    trainer.add_callback("on_model_save", publish)
+    trainer.add_callback("on_train_end", publish)
+    trainer.train()
+    print(f"QAT checkpoints: {layout.checkpoints}  logs: {trainer.save_dir}  tensorboard: {layout.tensorboard}")
+    return layout.checkpoints / "best.pt"
