@@ -39,7 +39,7 @@ from .config import QATConfig, QATSchedule, TrainConfig, from_dict, load_policy
 from .tensorboard import TensorBoardCallback
 from .yolo_qat import is_quantized, prepare_yolo_qat
 
-__all__ = ["QATDetectionTrainer", "QATSetup", "SETUP_ENV", "Switches", "run_qat", "switches_at"]
+__all__ = ["SETUP_ENV", "QATDetectionTrainer", "QATSetup", "Switches", "run_qat", "switches_at"]
 
 SETUP_ENV = "BIENBAO_QAT_SETUP"
 SETUP_FILE = "bienbao_qat.json"
