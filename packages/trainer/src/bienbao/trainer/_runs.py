@@ -58,8 +58,8 @@ class RunLayout:
 def checked_dataset(data: str | Path, fliplr: float) -> list[str]:
     """Check the dataset (stop on errors, report warnings once) and the flip setting; class names."""
     report = check_dataset(data)
+    report.raise_for_errors()  # the message holds the whole report
     print(report.format())
-    report.raise_for_errors()
     names = dataset_names(data)
     flipped = [c for pair in MIRROR_PAIRS for c in pair if c in names] + sorted(MIRROR_SENSITIVE & set(names))
     if fliplr > 0 and flipped:

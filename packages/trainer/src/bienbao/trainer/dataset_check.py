@@ -8,7 +8,8 @@
 | a class id that is not an integer in ``[0, nc)`` | error | a wrong label, not a typo to guess |
 | a box coordinate outside ``[0, 1]`` | error | ultralytics would silently drop the label |
 | an image that does not decode | error | ultralytics would silently skip it |
-| a polygon line (``class x1 y1 x2 y2 x3 y3 ...``) | warning | ultralytics uses its bounding box |
+| polygon lines (``class x1 y1 x2 y2 x3 y3 ...``) only | warning | ultralytics uses their bounding boxes |
+| a file mixing polygon and box lines | warning | ultralytics skips that image entirely |
 | an image without a label file, or with an empty one | warning | trained as background |
 | a label file without an image | warning | ignored |
 """
@@ -100,9 +101,9 @@ def dataset_names(data: str | Path) -> list[str]:
 
 
 def _split_dirs(data: Path, config: dict) -> dict[str, list[Path]]:
-    root = Path(config["path"]) if config.get("path") else data.parent
-    if not root.is_absolute():
-        root = data.parent / root
+    root = data.parent
+    if config.get("path"):
+        root = Path(config["path"]) if Path(config["path"]).is_absolute() else data.parent / config["path"]
     splits = {}
     for split in ("train", "val", "test"):
         value = config.get(split)
@@ -127,6 +128,7 @@ def _check_label_file(path: Path, nc: int) -> Iterable[Problem]:
     if not text.strip():
         yield Problem("warning", "empty label file (background image)", str(path))
         return
+    boxes = polygons = 0
     for number, line in enumerate(text.splitlines(), 1):
         fields = line.split()
         if not fields:
@@ -147,9 +149,13 @@ def _check_label_file(path: Path, nc: int) -> Iterable[Problem]:
             yield Problem("error", "class id out of range", str(path), f"{where}: {fields[0]} (nc={nc})")
         if any(v < 0.0 or v > 1.0 for v in values[1:]):
             yield Problem("error", "coordinate outside [0, 1]", str(path), f"{where}: {line.strip()[:60]}")
-        if count > 5:
-            yield Problem("warning", "polygon label line (its bounding box is used)", str(path),
-                          f"{where}: {(count - 1) // 2} points")
+        boxes, polygons = boxes + (count == 5), polygons + (count > 5)
+    if polygons and boxes:
+        yield Problem("warning", "label file mixes polygon and box lines (ultralytics skips the whole image)",
+                      str(path), f"{polygons} polygon(s), {boxes} box(es)")
+    elif polygons:
+        yield Problem("warning", "polygon label lines (ultralytics trains on their bounding boxes)", str(path),
+                      f"{polygons} polygon(s)")
 
 
 def _check_image(path: Path) -> Problem | None:

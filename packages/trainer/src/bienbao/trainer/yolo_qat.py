@@ -137,7 +137,7 @@ def _quantize_blocks(model: nn.Module, policy: QuantPolicy) -> None:
             module.input_quantizer = config.build() if config is not None else None
 
 
-def _consumers(layers: nn.ModuleList) -> dict[int, list[int]]:
+def _consumers(layers: nn.Sequential | nn.ModuleList) -> dict[int, list[int]]:
     """Layer index -> indices of the layers that read its output (ultralytics' ``f`` fields)."""
     consumers: dict[int, list[int]] = {}
     for index, layer in enumerate(layers):
@@ -150,7 +150,7 @@ def _consumers(layers: nn.ModuleList) -> dict[int, list[int]]:
 def _hand_over_concat_quantizers(model: nn.Module) -> None:
     """A neck Concat read only by a C2f quantizes with that C2f's first conv input quantizer."""
     layers = getattr(model, "model", None)
-    if not isinstance(layers, nn.ModuleList):
+    if not isinstance(layers, (nn.Sequential, nn.ModuleList)):  # ultralytics keeps its layers in a Sequential
         return
     consumers = _consumers(layers)
     for index, layer in enumerate(layers):

@@ -1,0 +1,217 @@
+"""``bienbao train | qat | calibrate | check-data``: registered through the ``bienbao.commands``
+entry points. This module stays import-light (no torch, no ultralytics) so ``bienbao --help`` is
+fast; each handler imports what it needs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["register_calibrate", "register_check_data", "register_qat", "register_train"]
+
+BASE = "configs/base.yaml"
+QAT = "configs/qat.yaml"
+
+
+def _environment() -> None:
+    """ultralytics offline and with its settings in the run folder, not the home folder."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(Path("logs/.ultralytics").resolve()))
+
+
+def _set_values(pairs: list[str]) -> dict[str, Any]:
+    """``--set a.b=1`` pairs -> nested overrides (values parsed as YAML)."""
+    from bienbao.cli import CommandError
+
+    result: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise CommandError(f"--set {pair!r}: write KEY=VALUE, e.g. --set ultralytics.mosaic=0.5")
+        target = result
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = yaml.safe_load(raw)
+    return result
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+            else value
+    return merged
+
+
+def _train_config(args: argparse.Namespace, name: str | None = None):
+    from .config import load_train_config, load_yaml
+
+    overrides = {k: getattr(args, k) for k in ("model", "data", "imgsz", "epochs", "batch", "device", "workers")
+                 if getattr(args, k, None) is not None}
+    if name:
+        overrides["name"] = name
+    data = _merge({**load_yaml(args.config), **overrides}, _set_values(getattr(args, "set", [])))
+    return load_train_config(args.config, data)
+
+
+def _common(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--config", default=BASE, help=f"base config (data, image size, paths; default {BASE})")
+    parser.add_argument("--data", help="dataset YAML (overrides the config)")
+    parser.add_argument("--imgsz", type=int, help="image size (multiple of 32; 640 keeps the tiny signs)")
+    parser.add_argument("--batch", type=int, help="batch size")
+    parser.add_argument("--device", help='"cpu", "0", "0,1" (default: CUDA if present)')
+    parser.add_argument("--workers", type=int, help="dataloader workers")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help=f"override a config key (repeatable): KEY=VALUE for the base config, e.g. "
+                        f"ultralytics.mosaic=0.5{what}")
+
+
+def _run(handler):
+    """Wrap a handler: config and data errors become one clear line, not a traceback."""
+    def run(args: argparse.Namespace) -> int:
+        from bienbao.cli import CommandError
+        from bienbao.quant import ConfigError
+
+        from .dataset_check import DatasetError
+
+        _environment()
+        try:
+            handler(args)
+        except (ConfigError, DatasetError, FileNotFoundError) as exc:
+            raise CommandError(str(exc)) from exc
+        return 0
+    return run
+
+
+# -- train --------------------------------------------------------------------------------------
+
+def register_train(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "train", help="FP32 fine-tuning of a pretrained YOLOv8 checkpoint",
+        description="FP32 fine-tuning on the sign data, driven by configs/base.yaml. Checks the dataset first; "
+        "writes models/checkpoints/<name>/{best,last}.pt, logs/<name>/ (ultralytics' run folder, results.csv) "
+        "and logs/tensorboard/<name>/. Resume an interrupted run with --set ultralytics.resume=true "
+        "--model logs/<name>/weights/last.pt.")
+    _common(parser, "")
+    parser.add_argument("--model", help="pretrained checkpoint (yolov8n.pt, yolov8s.pt, ...) or model YAML")
+    parser.add_argument("--epochs", type=int, help="epochs")
+    parser.add_argument("--name", help="run name (default from the config: fp32)")
+    parser.set_defaults(handler=_run(_train), prog=parser.prog)
+    return parser
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .fp32 import train_fp32
+
+    train_fp32(_train_config(args, args.name))
+
+
+# -- qat ----------------------------------------------------------------------------------------
+
+def register_qat(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "qat", help="quantization-aware fine-tuning of an FP32 checkpoint",
+        description="QAT driven by configs/qat.yaml and the layer policy configs/quantization.yaml: calibration, "
+        "progressive enabling (weights, then activations), observers and BN statistics frozen at configured "
+        "epochs, optional distillation from the FP32 model. Writes models/checkpoints/<name>/, logs/<name>/ "
+        "(results.csv, drift.csv: fake-quant metrics next to FP32) and logs/tensorboard/<name>/.")
+    _common(parser, "; qat.KEY=VALUE for the QAT config, e.g. qat.schedule.freeze_bn_epoch=3")
+    parser.add_argument("--qat-config", default=QAT, help=f"QAT config (default {QAT})")
+    parser.add_argument("--experiment", help="an experiment file (configs/experiments/*.yaml): its quantization "
+                        "policy and qat overrides replace the defaults")
+    parser.add_argument("--weights", help="FP32 checkpoint to start from")
+    parser.add_argument("--quantization", help="layer policy YAML")
+    parser.add_argument("--epochs", type=int, help="QAT epochs")
+    parser.add_argument("--name", help="run name (default from the QAT config: qat)")
+    parser.add_argument("--resume", metavar="LAST_PT", help="resume an interrupted run from its weights/last.pt")
+    parser.set_defaults(handler=_run(_qat), prog=parser.prog)
+    return parser
+
+
+def _qat_config(args: argparse.Namespace, sets: list[str]):
+    from .config import load_qat_config, load_yaml
+
+    data = load_yaml(args.qat_config)
+    if args.experiment:
+        experiment = load_yaml(args.experiment)
+        data = _merge(data, experiment.get("qat", {}))
+        if "quantization" in experiment:
+            data["quantization"] = args.experiment
+    for key in ("weights", "quantization", "epochs", "name"):
+        if getattr(args, key, None) is not None:
+            data[key] = getattr(args, key)
+    return load_qat_config(args.qat_config, _merge(data, _set_values(sets)))
+
+
+def _split_sets(pairs: list[str] | None) -> tuple[list[str], list[str]]:
+    """``--set qat.KEY=V`` goes to the QAT config, any other ``--set`` to the base config."""
+    pairs = pairs or []
+    return [p for p in pairs if not p.startswith("qat.")], [p.removeprefix("qat.") for p in pairs
+                                                             if p.startswith("qat.")]
+
+
+def _qat(args: argparse.Namespace) -> None:
+    from .qat import run_qat
+
+    base_sets, qat_sets = _split_sets(args.set)
+    qat = _qat_config(args, qat_sets)
+    train = _train_config(argparse.Namespace(**{**vars(args), "set": base_sets}))
+    run_qat(train, qat, resume=args.resume)
+
+
+# -- calibrate ----------------------------------------------------------------------------------
+
+def register_calibrate(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "calibrate", help="post-training quantization (PTQ) with the QAT policy, no training",
+        description="Calibrates the FP32 checkpoint's quantizers (same policy as QAT) on N training batches "
+        "and writes models/checkpoints/<name>/best.pt, a fake-quant checkpoint that bienbao export and "
+        "ultralytics' val accept: the baseline QAT must beat.")
+    _common(parser, "; qat.KEY=VALUE for the QAT config, e.g. qat.calibration.batch_size=4")
+    parser.add_argument("--qat-config", default=QAT, help=f"where the defaults come from (default {QAT})")
+    parser.add_argument("--experiment", help="an experiment file whose quantization policy to use")
+    parser.add_argument("--weights", help="FP32 checkpoint")
+    parser.add_argument("--quantization", help="layer policy YAML")
+    parser.add_argument("--batches", type=int, help="calibration batches")
+    parser.add_argument("--name", default="ptq", help="output name (default ptq)")
+    parser.set_defaults(handler=_run(_calibrate), prog=parser.prog, epochs=None, model=None)
+    return parser
+
+
+def _calibrate(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
+    from .ptq import run_ptq
+
+    base_sets, qat_sets = _split_sets(args.set)
+    qat = _qat_config(argparse.Namespace(**{**vars(args), "epochs": None, "name": None}), qat_sets)
+    calibration = qat.calibration if args.batches is None else replace(qat.calibration, batches=args.batches)
+    train = _train_config(argparse.Namespace(**{**vars(args), "set": base_sets}))
+    run_ptq(train, qat.weights, qat.quantization, calibration, name=args.name)
+
+
+# -- check-data ---------------------------------------------------------------------------------
+
+def register_check_data(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "check-data", help="check a YOLO dataset and report every problem with file names",
+        description="Errors (missing folders, malformed label lines, class ids out of range, coordinates outside "
+        "[0, 1], images that do not decode) make the exit code 2; warnings (polygon lines, background images) "
+        "are reported grouped.")
+    parser.add_argument("data", help="dataset YAML")
+    parser.add_argument("--no-decode", action="store_true", help="skip decoding every image (faster)")
+    parser.set_defaults(handler=_run(_check_data), prog=parser.prog)
+    return parser
+
+
+def _check_data(args: argparse.Namespace) -> None:
+    from .dataset_check import check_dataset
+
+    report = check_dataset(args.data, decode_images=not args.no_decode)
+    print(report.format())
+    report.raise_for_errors()

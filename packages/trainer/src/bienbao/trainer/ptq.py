@@ -1,0 +1,62 @@
+"""``bienbao calibrate``: post-training quantization (PTQ) with the QAT policy and no training.
+
+The FP32 checkpoint gets the same quantizers QAT would give it, their ranges are calibrated on N
+training batches, and the result is saved as an ultralytics-style checkpoint (the fake-quant model
+under ``model``/``ema``) that ``bienbao export`` and ultralytics' ``val`` accept. It is the
+baseline QAT must beat.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import torch
+from ultralytics.cfg import get_cfg
+from ultralytics.data.utils import check_det_dataset
+from ultralytics.nn.tasks import load_checkpoint
+from ultralytics.utils.torch_utils import select_device
+
+from bienbao.quant import calibrate, print_quant_summary
+
+from ._runs import RunLayout, checked_dataset, file_sha256
+from .calibration import calibration_loop
+from .config import CalibrationConfig, TrainConfig, load_policy
+from .yolo_qat import is_quantized, prepare_yolo_qat
+
+__all__ = ["run_ptq"]
+
+
+def run_ptq(train: TrainConfig, weights: str, policy_path: str, calibration: CalibrationConfig,
+            name: str = "ptq") -> Path:
+    """Calibrate ``weights`` with the policy at ``policy_path``; returns the saved checkpoint."""
+    if not Path(weights).is_file():
+        raise FileNotFoundError(f"FP32 checkpoint {weights} not found (run `bienbao train`, or pass --weights)")
+    layout = RunLayout(train, name)
+    checked_dataset(train.data, fliplr=0.0)
+    policy = load_policy(policy_path)
+    model, _ = load_checkpoint(weights)
+    if is_quantized(model):
+        raise ValueError(f"{weights} is already quantized: calibrate takes an FP32 checkpoint")
+    device = select_device(train.device or "", verbose=False)
+    qat = prepare_yolo_qat(model, policy).to(device)
+    args = get_cfg(overrides={"imgsz": train.imgsz, "data": train.data, "workers": 0})
+    data = check_det_dataset(train.data)
+    stride = max(int(qat.stride.max()), 32)
+    calibrate(qat, calibration_loop(args, data, calibration.batches, calibration.batch_size, device,
+                                    seed=train.seed, stride=stride))
+    print_quant_summary(qat)
+    layout.checkpoints.mkdir(parents=True, exist_ok=True)
+    output = layout.checkpoints / "best.pt"
+    qat.args = {**getattr(model, "args", {}), "imgsz": train.imgsz, "data": train.data}
+    torch.save({
+        "date": datetime.datetime.now().isoformat(),
+        "model": qat.cpu().eval(),
+        "ema": None,
+        "train_args": dict(qat.args),
+        "bienbao": {"kind": "ptq", "policy": str(policy_path), "source": str(weights),
+                    "source_sha256": file_sha256(weights), "calibration_batches": calibration.batches,
+                    "calibration_batch_size": calibration.batch_size},
+    }, output)
+    print(f"PTQ checkpoint: {output}")
+    return output

@@ -1,0 +1,69 @@
+"""Shared fixtures: a tiny real subset of the sign data and the shared FP32 checkpoint.
+
+Tests read ../shared (the product never does) and skip with a reason when it is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+SHARED = Path(__file__).resolve().parents[3].parent / "shared"
+DATASET = SHARED / "datasets/vietnam-traffic-sign-detection"
+FP32 = SHARED / "weights/vn-signs-fp32.pt"
+REPO = Path(__file__).resolve().parents[3]
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is not beside this checkout (tests read ../shared)")
+    return path
+
+
+def make_subset(dst: Path, train: int = 8, val: int = 4) -> Path:
+    """Copy ``train``/``val`` real frames (spread over recordings) with their labels; a dataset YAML."""
+    _need(DATASET)
+    for split, count in (("train", train), ("valid", val)):
+        images = sorted((DATASET / split / "images").iterdir())
+        step = max(1, len(images) // count)
+        for sub in ("images", "labels"):
+            (dst / split / sub).mkdir(parents=True, exist_ok=True)
+        for image in images[::step][:count]:
+            shutil.copy(image, dst / split / "images" / image.name)
+            label = DATASET / split / "labels" / f"{image.stem}.txt"
+            if label.exists():
+                shutil.copy(label, dst / split / "labels" / label.name)
+    names = yaml.safe_load((DATASET / "dataset.yaml").read_text())["names"]
+    (dst / "dataset.yaml").write_text(yaml.safe_dump({"train": "train/images", "val": "valid/images",
+                                                      "nc": len(names), "names": names}))
+    return dst / "dataset.yaml"
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    return make_subset(tmp_path_factory.mktemp("signs"))
+
+
+@pytest.fixture
+def fresh_data(tmp_path) -> Path:
+    """A subset the test may break."""
+    return make_subset(tmp_path / "signs", train=4, val=2)
+
+
+@pytest.fixture(scope="session")
+def fp32_weights() -> Path:
+    return _need(FP32)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    """Run in a temporary folder (runs write models/ and logs/ relative to it)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "ultralytics"))
+    return tmp_path

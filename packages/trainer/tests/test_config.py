@@ -1,0 +1,71 @@
+"""Every config in configs/ loads; unknown keys and bad values name the key and the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bienbao.quant import ConfigError, QuantPolicy
+from bienbao.trainer.config import QATConfig, TrainConfig, load_policy, load_qat_config, load_train_config
+
+REPO = Path(__file__).resolve().parents[3]
+
+CONFIGS = REPO / "configs"
+
+
+def test_the_shipped_configs_load() -> None:
+    assert isinstance(load_train_config(CONFIGS / "base.yaml"), TrainConfig)
+    qat = load_qat_config(CONFIGS / "qat.yaml")
+    assert isinstance(qat, QATConfig)
+    assert qat.schedule.enable_activations_epoch > qat.schedule.enable_weights_epoch  # progressive
+    assert load_train_config(CONFIGS / "base.yaml").ultralytics["fliplr"] == 0.0  # mirrored signs
+    for path in [CONFIGS / "quantization.yaml", *sorted((CONFIGS / "experiments").glob("*.yaml"))]:
+        assert isinstance(load_policy(path), QuantPolicy), path
+
+
+def test_experiments_say_what_they_promise() -> None:
+    sym = load_policy(CONFIGS / "experiments/exp1_symmetric_quant.yaml").default
+    assert sym.input.scheme.symmetric and sym.input.scheme.signed
+    asym = load_policy(CONFIGS / "experiments/exp2_asymmetric_quant.yaml").default
+    assert not asym.input.scheme.symmetric and asym.input.observer.name == "histogram"
+    mixed = load_policy(CONFIGS / "experiments/exp3_mixed_precision.yaml")
+    assert mixed.resolve("model.0.conv").weight.scheme.bits == 16
+    assert mixed.resolve("model.8.cv1.conv").weight.scheme.bits == 4
+    assert mixed.resolve("model.22.cv2.0.2").is_float
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("imgsz: 640\nepoch: 3\n", "unknown key.*epoch"),
+    ("imgsz: 600\n", "multiple of 32"),
+    ("batch: sixteen\n", "batch must be int"),
+    ("paths:\n  logz: x\n", "paths.logz"),
+])
+def test_bad_train_configs_name_the_key_and_file(tmp_path, text, message) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_train_config(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("schedule:\n  enable_activations_epoch: 0\n  enable_weights_epoch: 2\n", "weights first"),
+    ("calibration:\n  batchez: 3\n", "calibration.batchez"),
+    ("lr0: 2\n", "small learning rate"),
+])
+def test_bad_qat_configs_name_the_key_and_file(tmp_path, text, message) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_qat_config(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_missing_config_file_is_named(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="not found.*nope.yaml"):
+        load_train_config(tmp_path / "nope.yaml")

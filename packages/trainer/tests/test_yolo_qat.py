@@ -1,0 +1,98 @@
+"""The YOLOv8 QAT transform on the real FP32 checkpoint: where quantizers are, and where not."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from ultralytics.nn.tasks import load_checkpoint
+
+from bienbao.quant import FakeQuantize, QATConvBn2d, Rule, calibrate, enable_fake_quant, iter_quantizers
+from bienbao.trainer.config import load_policy
+from bienbao.trainer.yolo_qat import QATConcat, prepare_yolo_qat
+
+POLICY = Path(__file__).resolve().parents[3] / "configs/quantization.yaml"
+
+
+@pytest.fixture(scope="module")
+def fp32(fp32_weights) -> nn.Module:
+    model, _ = load_checkpoint(fp32_weights)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def qat(fp32) -> nn.Module:
+    model = prepare_yolo_qat(fp32, load_policy(POLICY)).eval()
+    calibrate(model, lambda m: m(torch.rand(2, 3, 128, 128)))
+    return model
+
+
+def test_every_conv_is_quantized_except_what_the_policy_keeps_float(qat) -> None:
+    float_convs = sorted(name for name, m in qat.named_modules() if type(m) is nn.Conv2d)
+    assert float_convs == sorted([f"model.22.cv{b}.{i}.2" for b in (2, 3) for i in range(3)] + ["model.22.dfl.conv"])
+    qat_convs = [m for m in qat.modules() if isinstance(m, QATConvBn2d)]
+    assert len(qat_convs) == 57  # every Conv block of YOLOv8 but the float head convs
+    assert all(m.weight_quantizer is not None for m in qat_convs)
+    assert not any(isinstance(m, nn.BatchNorm2d) and not isinstance(p, QATConvBn2d)
+                   for p in qat.modules() for m in p.children())  # every BN folded into its conv
+
+
+def test_concat_inputs_share_one_quantizer(qat) -> None:
+    layers = qat.model
+    for index in (11, 14, 17, 20):  # neck Concat -> C2f: the C2f's first conv input moved onto the Concat
+        assert isinstance(layers[index], QATConcat) and layers[index].input_quantizer is not None
+        assert layers[index + 1].cv1.conv.input_quantizer is None
+    for index in (2, 4, 6, 8, 9, 12, 15, 18, 21):  # C2f/SPPF: cv2's input quantizer quantizes the concat inputs
+        assert layers[index].concat_input_quantizer is not None
+        assert layers[index].cv2.conv.input_quantizer is None
+
+
+def test_residual_adds_are_quantized_where_there_is_an_add(qat) -> None:
+    backbone_block = qat.model[2].m[0]
+    assert backbone_block.add and backbone_block.add_input_quantizer is not None
+    neck_block = qat.model[12].m[0]  # C2f(shortcut=False) in the neck: no add, no quantizer
+    assert not neck_block.add and neck_block.add_input_quantizer is None
+
+
+def test_every_quantizer_has_a_range_after_calibration(qat) -> None:
+    quantizers = list(iter_quantizers(qat))
+    assert len(quantizers) == len({id(q) for _, q in quantizers}) > 100
+    assert all(q.has_qparams for _, q in quantizers)
+
+
+def test_with_quantizers_off_it_is_the_fp32_model(fp32, qat) -> None:
+    x = torch.rand(1, 3, 128, 160)
+    enable_fake_quant(qat, False)
+    try:
+        with torch.no_grad():
+            expected, got = fp32(x)[0], qat(x)[0]
+    finally:
+        enable_fake_quant(qat, True)
+    # BN folded into the conv weights: equal up to float32 rounding through 22 layers
+    assert torch.allclose(got, expected, rtol=1e-3, atol=1e-2)
+
+
+def test_the_first_conv_is_configurable(fp32) -> None:
+    policy = load_policy(POLICY).with_rules(Rule("model.0.*", skip=True))
+    model = prepare_yolo_qat(fp32, policy)
+    assert type(model.model[0].conv) is nn.Conv2d and isinstance(model.model[0].bn, nn.BatchNorm2d)
+    assert isinstance(model.model[1].conv, QATConvBn2d)
+
+
+def test_prepared_model_pickles_like_an_ultralytics_checkpoint(qat) -> None:
+    buffer = io.BytesIO()
+    torch.save({"model": qat}, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)["model"]
+    x = torch.rand(1, 3, 96, 96)
+    with torch.no_grad():
+        assert torch.equal(loaded(x)[0], qat(x)[0])
+    assert sum(isinstance(m, FakeQuantize) for m in loaded.modules()) == len(list(iter_quantizers(qat)))
+
+
+def test_prepare_refuses_a_quantized_model(qat) -> None:
+    with pytest.raises(ValueError, match="already holds quantizers"):
+        prepare_yolo_qat(qat, load_policy(POLICY))
