@@ -39,7 +39,7 @@ from .config import QATConfig, QATSchedule, TrainConfig, from_dict, load_policy
 from .tensorboard import TensorBoardCallback
 from .yolo_qat import is_quantized, prepare_yolo_qat
 
-__all__ = ["SETUP_ENV", "QATDetectionTrainer", "QATSetup", "Switches", "run_qat", "switches_at"]
+__all__ = ["SETUP_ENV", "QATDetectionTrainer", "QATSetup", "Switches", "build_qat_trainer", "run_qat", "switches_at"]
 
 SETUP_ENV = "BIENBAO_QAT_SETUP"
 SETUP_FILE = "bienbao_qat.json"
@@ -180,8 +180,8 @@ class QATDetectionTrainer(DetectionTrainer):
         (Path(trainer.save_dir) / SETUP_FILE).write_text(trainer.setup.to_json(), encoding="utf-8")
 
 
-def run_qat(train: TrainConfig, qat: QATConfig, resume: str | None = None) -> Path:
-    """Run QAT (or resume one from its ``last.pt``); returns the best checkpoint's published path."""
+def build_qat_trainer(train: TrainConfig, qat: QATConfig, resume: str | None = None) -> QATDetectionTrainer:
+    """The configured trainer for a new QAT run, or for resuming one from its ``last.pt``."""
     layout = RunLayout(train, qat.name)
     if resume is not None:
         last = Path(resume)
@@ -204,6 +204,14 @@ def run_qat(train: TrainConfig, qat: QATConfig, resume: str | None = None) -> Pa
     publish = lambda t: layout.publish_weights(Path(t.wdir))  # noqa: E731
     trainer.add_callback("on_model_save", publish)
     trainer.add_callback("on_train_end", publish)
+    trainer.layout = layout
+    return trainer
+
+
+def run_qat(train: TrainConfig, qat: QATConfig, resume: str | None = None) -> Path:
+    """Run QAT (or resume one from its ``last.pt``); returns the best checkpoint's published path."""
+    trainer = build_qat_trainer(train, qat, resume)
     trainer.train()
+    layout = trainer.layout
     print(f"QAT checkpoints: {layout.checkpoints}  logs: {trainer.save_dir}  tensorboard: {layout.tensorboard}")
     return layout.checkpoints / "best.pt"

@@ -1,0 +1,135 @@
+"""Tiny real runs on CPU: FP32 training, QAT (schedule, frozen ranges, resume) and PTQ.
+
+A handful of real frames at a small image size, one to three epochs: they check outcomes (files,
+quantizers, switches, state), not accuracy.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from ultralytics import YOLO
+
+from bienbao.quant import FakeQuantize, QATConvBn2d, iter_quantizers
+from bienbao.trainer.config import CalibrationConfig, load_qat_config, load_train_config
+from bienbao.trainer.fp32 import train_fp32
+from bienbao.trainer.ptq import run_ptq
+from bienbao.trainer.qat import build_qat_trainer
+
+REPO = Path(__file__).resolve().parents[3]
+IMGSZ = 96
+
+
+def train_config(data: Path, **extra):
+    return load_train_config(REPO / "configs/base.yaml", {
+        "data": str(data), "imgsz": IMGSZ, "batch": 4, "workers": 0, "epochs": 1, **extra})
+
+
+def qat_config(weights: Path, **extra):
+    return load_qat_config(REPO / "configs/qat.yaml", {
+        "weights": str(weights), "quantization": str(REPO / "configs/quantization.yaml"),
+        "calibration": {"batches": 1, "batch_size": 4}, **extra})
+
+
+def quantizer_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Scales, zero points and observer statistics (not the on/off switches) of every quantizer."""
+    state = {}
+    for name, quantizer in iter_quantizers(model):
+        for key, value in quantizer.state_dict().items():
+            if not key.endswith("_enabled"):
+                state[f"{name}.{key}"] = value.detach().clone().float()
+    return state
+
+
+def test_fp32_training_writes_the_documented_layout(workdir, tiny_data, fp32_weights) -> None:
+    best = train_fp32(train_config(tiny_data, model=str(fp32_weights)))
+    assert best == Path("models/checkpoints/fp32/best.pt") and best.is_file()
+    assert (workdir / "models/checkpoints/fp32/last.pt").is_file()
+    rows = list(csv.DictReader((workdir / "logs/fp32/results.csv").open()))
+    assert len(rows) == 1
+    assert list((workdir / "logs/tensorboard/fp32").glob("events.out.tfevents.*"))
+    model = YOLO(str(best)).model
+    assert len(model.names) == 33 and not any(isinstance(m, FakeQuantize) for m in model.modules())
+
+
+def test_a_missing_pretrained_checkpoint_is_a_clear_error(workdir, tiny_data) -> None:
+    from bienbao.quant import ConfigError
+
+    with pytest.raises(ConfigError, match="yolov8n.pt not found.*--model"):
+        train_fp32(train_config(tiny_data, model="yolov8n.pt"))
+
+
+def test_qat_follows_its_schedule_and_freezes_ranges(workdir, tiny_data, fp32_weights) -> None:
+    schedule = {"enable_weights_epoch": 0, "enable_activations_epoch": 1, "freeze_bn_epoch": 1,
+                "freeze_observers_epoch": 2}
+    trainer = build_qat_trainer(train_config(tiny_data), qat_config(fp32_weights, epochs=3, schedule=schedule))
+    seen: dict[int, dict] = {}
+
+    def record(t) -> None:  # runs after the trainer's own schedule callback
+        quantizers = dict(iter_quantizers(t.model))
+        seen[t.epoch] = {
+            "weights": all(q.quantizing for n, q in quantizers.items() if n.endswith("weight_quantizer")),
+            "activations": any(q.quantizing for n, q in quantizers.items() if n.endswith("input_quantizer")),
+            "observing": any(q.observing for q in quantizers.values()),
+            "bn_frozen": all(bool(m.bn_frozen) for m in t.model.modules() if isinstance(m, QATConvBn2d)),
+            "state": quantizer_state(t.model),
+        }
+
+    trainer.add_callback("on_train_epoch_start", record)
+    trainer.train()
+
+    assert [(s["weights"], s["activations"], s["observing"], s["bn_frozen"]) for s in seen.values()] == [
+        (True, False, True, False), (True, True, True, True), (True, True, False, True)]
+    final = quantizer_state(trainer.model)
+    assert final.keys() == seen[2]["state"].keys()
+    assert all(torch.equal(final[k], seen[2]["state"][k]) for k in final)  # frozen in the last epoch
+
+    drift = list(csv.DictReader(Path(trainer.save_dir, "drift.csv").open()))
+    assert [row["epoch"] for row in drift] == ["1", "2", "3"]
+    assert {"qat_mAP50", "fp32_mAP50", "qat_mAP50-95", "fp32_mAP50-95"} <= set(drift[0])
+
+    checkpoint = torch.load("models/checkpoints/qat/best.pt", weights_only=False)
+    model = checkpoint["ema"] or checkpoint["model"]
+    assert type(model.model[22].cv2[0][2]) is nn.Conv2d  # float by policy
+    assert type(model.model[22].dfl.conv) is nn.Conv2d
+    assert isinstance(model.model[0].conv, QATConvBn2d) and model.model[0].conv.input_quantizer is not None
+    assert all(q.scale.dtype == torch.float32 for _, q in iter_quantizers(model))  # saved in half, scales not
+
+
+def test_interrupted_qat_resumes_with_identical_quantizer_state(workdir, tiny_data, fp32_weights) -> None:
+    train, qat = train_config(tiny_data), qat_config(fp32_weights, epochs=2)
+    trainer = build_qat_trainer(train, qat)
+
+    def interrupt(t) -> None:
+        if t.epoch == 0:
+            raise KeyboardInterrupt  # as if Ctrl-C arrived right after the first epoch was saved
+
+    trainer.add_callback("on_model_save", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    last = Path(trainer.wdir) / "last.pt"
+    saved = quantizer_state(torch.load(last, weights_only=False)["ema"])
+
+    resumed = build_qat_trainer(train, qat, resume=str(last))
+    captured = {}
+    resumed.add_callback("on_pretrain_routine_end", lambda t: captured.update(quantizer_state(t.model)))
+    resumed.train()
+    assert resumed.start_epoch == 1
+    assert captured.keys() == saved.keys() and len(saved) > 100
+    assert all(torch.equal(captured[k], saved[k]) for k in saved)
+
+
+def test_ptq_writes_a_checkpoint_that_ultralytics_validates(workdir, tiny_data, fp32_weights) -> None:
+    output = run_ptq(train_config(tiny_data), str(fp32_weights), str(REPO / "configs/quantization.yaml"),
+                     CalibrationConfig(batches=1, batch_size=4))
+    checkpoint = torch.load(output, weights_only=False)
+    assert checkpoint["bienbao"]["kind"] == "ptq"
+    quantizers = list(iter_quantizers(checkpoint["model"]))
+    assert quantizers and all(q.has_qparams and q.quantizing and not q.observing for _, q in quantizers)
+    metrics = YOLO(str(output)).val(data=str(tiny_data), imgsz=IMGSZ, batch=4, workers=0, plots=False,
+                                    verbose=False)
+    assert 0.0 <= metrics.box.map50 <= 1.0
