@@ -49,7 +49,8 @@ def test_fp32_training_writes_the_documented_layout(workdir, tiny_data, fp32_wei
     best = train_fp32(train_config(tiny_data, model=str(fp32_weights)))
     assert best == Path("models/checkpoints/fp32/best.pt") and best.is_file()
     assert (workdir / "models/checkpoints/fp32/last.pt").is_file()
-    rows = list(csv.DictReader((workdir / "logs/fp32/results.csv").open()))
+    with (workdir / "logs/fp32/results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
     assert len(rows) == 1
     assert list((workdir / "logs/tensorboard/fp32").glob("events.out.tfevents.*"))
     model = YOLO(str(best)).model
@@ -88,7 +89,8 @@ def test_qat_follows_its_schedule_and_freezes_ranges(workdir, tiny_data, fp32_we
     assert final.keys() == seen[2]["state"].keys()
     assert all(torch.equal(final[k], seen[2]["state"][k]) for k in final)  # frozen in the last epoch
 
-    drift = list(csv.DictReader(Path(trainer.save_dir, "drift.csv").open()))
+    with Path(trainer.save_dir, "drift.csv").open() as handle:
+        drift = list(csv.DictReader(handle))
     assert [row["epoch"] for row in drift] == ["1", "2", "3"]
     assert {"qat_mAP50", "fp32_mAP50", "qat_mAP50-95", "fp32_mAP50-95"} <= set(drift[0])
 
