@@ -135,3 +135,28 @@ def test_ptq_writes_a_checkpoint_that_ultralytics_validates(workdir, tiny_data, 
     metrics = YOLO(str(output)).val(data=str(tiny_data), imgsz=IMGSZ, batch=4, workers=0, plots=False,
                                     verbose=False)
     assert 0.0 <= metrics.box.map50 <= 1.0
+
+
+def test_distillation_from_the_fp32_teacher(workdir, tiny_data, fp32_weights) -> None:
+    qat = qat_config(fp32_weights, epochs=1, distillation={"enabled": True, "weight": 2.0})
+    trainer = build_qat_trainer(train_config(tiny_data), qat)
+    trainer.train()
+    assert type(trainer.model).__name__ == "DistillationModel" and trainer.args.dis == 2.0
+    assert not any(isinstance(m, FakeQuantize) for m in trainer.model.teacher_model.modules())  # FP32 teacher
+    saved = torch.load("models/checkpoints/qat/best.pt", weights_only=False)
+    student = saved["ema"] or saved["model"]
+    assert type(student).__name__ == "DetectionModel" and list(iter_quantizers(student))
+
+
+def test_a_ddp_worker_rebuilds_the_trainer_from_the_environment(workdir, tiny_data, fp32_weights,
+                                                                monkeypatch) -> None:
+    """ultralytics' DDP workers construct the trainer class from its arguments alone."""
+    from bienbao.trainer.qat import SETUP_ENV, QATDetectionTrainer
+
+    parent = build_qat_trainer(train_config(tiny_data), qat_config(fp32_weights, epochs=4))
+    monkeypatch.setenv(SETUP_ENV, parent.setup.to_json())
+    worker = QATDetectionTrainer(overrides=vars(parent.args))
+    assert worker.setup == parent.setup and worker.policy == parent.policy
+    monkeypatch.delenv(SETUP_ENV)
+    with pytest.raises(RuntimeError, match="bienbao qat"):
+        QATDetectionTrainer(overrides=vars(parent.args))
