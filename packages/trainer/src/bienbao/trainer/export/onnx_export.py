@@ -1,0 +1,141 @@
+"""ONNX export: Q/DQ graphs for ONNX Runtime or TensorRT, and plain FP32.
+
+The scales in the file are the ones the checkpoint carries (QAT-learned or PTQ-calibrated):
+nothing is re-calibrated here. Weights are stored as int8 codes; metadata travels in the file.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+from ultralytics.nn.modules import Detect
+from ultralytics.nn.tasks import load_checkpoint
+
+from bienbao.quant import QATModule, convert, enable_fake_quant, iter_quantizers
+from bienbao.runtime.metadata import METADATA_KEY, ModelMetadata, Quantization
+
+from .._runs import file_sha256
+from ..yolo_qat import is_quantized
+from .qdq_graph import QDQReport, fold_weight_quantizers, qdq_report
+
+__all__ = ["ExportError", "ExportResult", "describe_quantization", "export_onnx", "prepare_for_export"]
+
+log = logging.getLogger("bienbao.trainer.export")
+ONNX_TARGETS = ("onnxruntime", "tensorrt", "fp32")
+
+
+class ExportError(ValueError):
+    """An export that makes no sense (the message says why and what to do instead)."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    metadata: ModelMetadata
+    report: QDQReport
+
+    @property
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size
+
+
+def _activation_schemes(model: nn.Module) -> set[tuple[bool, bool]]:
+    """``(symmetric, signed)`` of every activation quantizer that is on."""
+    return {(q.scheme.symmetric, q.scheme.signed) for _, q in iter_quantizers(model, roles=["input", "output"])
+            if q.quantizing}
+
+
+def describe_quantization(model: nn.Module, target: str) -> Quantization:
+    if target == "fp32":
+        return Quantization("fp32")
+    acts = _activation_schemes(model)
+    weights = {(q.scheme.bits, q.scheme.per_channel) for _, q in iter_quantizers(model, roles=["weight"])
+               if q.quantizing}
+    act_text = ", ".join(sorted(f"{'int8 symmetric' if sym and signed else 'uint8 asymmetric' if not signed else 'int8 asymmetric'} per-tensor"  # noqa: E501
+                                for sym, signed in acts)) or "float"
+    weight_text = ", ".join(sorted(f"{bits}-bit codes in int8, {'per-channel' if pc else 'per-tensor'}"
+                                   for bits, pc in weights)) or "float"
+    layers = [m for m in model.modules() if isinstance(m, QATModule)]
+    floats = [m for m in model.modules() if type(m) is nn.Conv2d]
+    return Quantization(target, act_text, weight_text, len(layers), len(floats))
+
+
+def _check_target(model: nn.Module, target: str, checkpoint: Path) -> None:
+    if target not in ONNX_TARGETS:
+        raise ExportError(f"ONNX target {target!r}: write one of {', '.join(ONNX_TARGETS)}")
+    if target == "fp32":
+        return
+    if not is_quantized(model):
+        raise ExportError(f"{checkpoint} is an FP32 checkpoint: it has no quantization to export as INT8. Run "
+                          "`bienbao qat` or `bienbao calibrate` first, or export it with --target fp32")
+    acts = _activation_schemes(model)
+    if target == "tensorrt" and any(not (sym and signed) for sym, signed in acts):
+        raise ExportError(f"{checkpoint} quantizes activations asymmetrically (uint8); TensorRT needs symmetric "
+                          "int8. Train with the tensorrt preset (configs/experiments/exp1_symmetric_quant.yaml)")
+    if target == "onnxruntime" and any(signed for _, signed in acts):
+        log.warning("int8 activations: ONNX Runtime on x86 without VNNI runs these slower than FP32 "
+                    "(uint8 activations are its fast path; see the onnxruntime_cpu preset)")
+
+
+def prepare_for_export(model: nn.Module, target: str) -> nn.Module:
+    """The module that gets traced: BN folded, ranges frozen, Detect head in export mode."""
+    model = copy.deepcopy(model).float().eval()
+    if is_quantized(model):
+        model = convert(model)
+        if target == "fp32":
+            enable_fake_quant(model, False)
+        wide = [name for name, q in iter_quantizers(model, roles=["weight"]) if q.scheme.bits > 8]
+        if wide:  # ONNX Q/DQ as torch writes it holds 8-bit codes: wider weights run as float
+            for name, quantizer in iter_quantizers(model, roles=["weight"]):
+                if name in wide:
+                    quantizer.enable_fake_quant(False)
+            log.warning("%d layer(s) with weights wider than 8 bits export with float weights", len(wide))
+    model = model.fuse(verbose=False) if hasattr(model, "fuse") else model  # BN of float Conv blocks
+    for module in model.modules():
+        if isinstance(module, Detect):
+            module.export, module.format, module.dynamic = True, "onnx", False
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model
+
+
+def export_onnx(checkpoint: str | Path, output_dir: str | Path, target: str = "onnxruntime",
+                imgsz: int = 640, opset: int = 17) -> ExportResult:
+    """Export ``checkpoint`` to ``<output_dir>/<name>_<target>.onnx`` with metadata."""
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise ExportError(f"checkpoint {checkpoint} not found")
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ExportError(f"output folder {output_dir} exists and is a file")
+    if imgsz % 32:
+        raise ExportError(f"imgsz {imgsz}: a multiple of 32")
+    model, _ = load_checkpoint(checkpoint)
+    _check_target(model, target, checkpoint)
+    quantization = describe_quantization(model, target)
+    traced = prepare_for_export(model, target)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / f"{checkpoint.parent.name}_{checkpoint.stem}_{target}.onnx"
+    example = torch.zeros(1, 3, imgsz, imgsz)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer chatter
+        torch.onnx.export(traced, (example,), str(path), dynamo=False, opset_version=opset,
+                          input_names=["images"], output_names=["output0"], do_constant_folding=True)
+    graph = onnx.load(str(path))
+    fold_weight_quantizers(graph)
+    metadata = ModelMetadata(
+        names=tuple(model.names[i] for i in sorted(model.names)), imgsz=(imgsz, imgsz),
+        stride=int(max(model.stride)), quantization=quantization, source=str(checkpoint),
+        source_sha256=file_sha256(checkpoint))
+    del graph.metadata_props[:]
+    graph.metadata_props.add(key=METADATA_KEY, value=metadata.to_json())
+    onnx.checker.check_model(graph)
+    onnx.save(graph, str(path))
+    return ExportResult(path, metadata, qdq_report(graph))
