@@ -74,14 +74,30 @@ def test_metadata_refuses_unknown_versions_and_fields(exported) -> None:
 
 
 @pytest.mark.parametrize("target", ["onnxruntime", "tensorrt"])
-def test_weights_are_int8_initializers_and_concat_inputs_share_a_scale(exported, target) -> None:
+def test_weights_are_int8_initializers_and_the_file_is_small(exported, target) -> None:
     from bienbao.trainer.export import qdq_report
 
-    model = onnx.load(str(exported[target]))
-    report = qdq_report(model)
+    report = qdq_report(onnx.load(str(exported[target])))
     assert report.int8_weights == 57 and report.float_weights == 7  # the head's final convs + DFL stay float
-    assert report.concats_sharing_one_scale == 13  # 8 C2f, 1 SPPF (through its max-pools), 4 neck Concats
     assert exported[target].stat().st_size <= 0.30 * exported["fp32"].stat().st_size
+
+
+def test_tensorrt_graph_shares_one_scale_across_each_concat(exported) -> None:
+    from bienbao.trainer.export import qdq_report
+
+    report = qdq_report(onnx.load(str(exported["tensorrt"])))
+    assert report.concats_sharing_one_scale == 13  # 8 C2f, 1 SPPF (through its max-pools), 4 neck Concats
+
+
+def test_onnx_runtime_fuses_every_quantized_conv_into_an_integer_kernel(exported, tmp_path) -> None:
+    """Check the graph ONNX Runtime actually runs, not only the exported one."""
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    ort.InferenceSession(str(exported["onnxruntime"]), options, providers=["CPUExecutionProvider"])
+    ops = [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
+    assert ops.count("QLinearConv") == 57  # every quantized conv; the 7 float head convs stay Conv
+    assert ops.count("Conv") == 7
 
 
 def test_refusals_name_the_problem(exported, fp32_weights, tmp_path) -> None:
@@ -97,45 +113,35 @@ def test_refusals_name_the_problem(exported, fp32_weights, tmp_path) -> None:
         export_onnx(tmp_path / "missing.pt", tmp_path, "onnxruntime", imgsz=IMGSZ)
 
 
-def test_onnx_runtime_matches_the_fake_quant_model_on_real_frames(exported, tiny_data) -> None:
-    """Reference kernels (no fusion) compute what fake quant computes: same boxes and scores."""
+def test_onnx_runtime_matches_the_fake_quant_model_on_real_frames(exported, tiny_data, tmp_path) -> None:
+    """At 640 on real frames, ONNX Runtime (fused integer kernels) and the fake-quant model give the
+    same detections: >= 95% of the fake-quant model's boxes have a twin of the same class, IoU > 0.9."""
+    import cv2
     from ultralytics.nn.tasks import load_checkpoint
+    from ultralytics.utils.metrics import box_iou
+    from ultralytics.utils.nms import non_max_suppression
 
+    path = export_onnx(exported["ort_ckpt"], tmp_path, "onnxruntime", imgsz=640).path
     model, _ = load_checkpoint(exported["ort_ckpt"])
     traced = prepare_for_export(model, "onnxruntime")
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(exported["onnxruntime"]), options, providers=["CPUExecutionProvider"])
-    images = sorted((tiny_data.parent / "valid" / "images").iterdir())[:2]
-    import cv2
-
-    for image in images:
-        frame = cv2.resize(cv2.imread(str(image)), (IMGSZ, IMGSZ))[:, :, ::-1]
-        x = np.ascontiguousarray(frame.transpose(2, 0, 1)[None], dtype=np.float32) / 255
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    matched = total = 0
+    for image in sorted((tiny_data.parent / "valid" / "images").iterdir()):
+        frame = cv2.imread(str(image))[:, :, ::-1]  # 640x360 dashcam frame, letterboxed into 640x640
+        canvas = np.full((640, 640, 3), 114, np.uint8)
+        canvas[140:500] = frame
+        x = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=np.float32) / 255
         with torch.no_grad():
-            expected = traced(torch.from_numpy(x)).numpy()
-        got = session.run(None, {"images": x})[0][0]
-        expected = expected[0]
-        # Both run the same integer grid; float summation order can flip a rounding tie at some
-        # quantizer, which moves a few outputs slightly. Almost every output is equal to float
-        # rounding, and no class score moves by more than a hundredth.
-        diff = np.abs(got - expected)
-        assert np.median(diff) < 1e-5
-        assert (diff[4:] < 1e-3).mean() > 0.999 and diff[4:].max() < 1e-2
-        # the 20 strongest candidates: same anchors, same classes, boxes within IoU 0.9
-        top_expected = np.argsort(-expected[4:].max(0))[:20]
-        top_got = np.argsort(-got[4:].max(0))[:20]
-        assert len(set(top_expected) & set(top_got)) >= 19
-        assert np.array_equal(expected[4:, top_expected].argmax(0), got[4:, top_expected].argmax(0))
-        assert iou_xywh(expected[:4, top_expected], got[:4, top_expected]).min() > 0.9
-
-
-def iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of matching columns of two (4, N) arrays of (cx, cy, w, h) boxes."""
-    def corners(box):
-        return box[0] - box[2] / 2, box[1] - box[3] / 2, box[0] + box[2] / 2, box[1] + box[3] / 2
-    ax1, ay1, ax2, ay2 = corners(a)
-    bx1, by1, bx2, by2 = corners(b)
-    inter = np.clip(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0, None) * \
-        np.clip(np.minimum(ay2, by2) - np.maximum(ay1, by1), 0, None)
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+            expected = traced(torch.from_numpy(x))
+        got = torch.from_numpy(session.run(None, {"images": x})[0])
+        diff = (got - expected).abs()[0]
+        assert diff.median() < 1e-3  # pixels and scores: almost every output equal up to float rounding
+        kept_expected = non_max_suppression(expected, conf_thres=0.05, iou_thres=0.5)[0]
+        kept_got = non_max_suppression(got, conf_thres=0.04, iou_thres=0.5)[0]  # a score may sit just below
+        for box in kept_expected:
+            total += 1
+            same_class = kept_got[kept_got[:, 5] == box[5]]
+            matched += bool(len(same_class)) and bool(box_iou(box[None, :4], same_class[:, :4]).max() > 0.9)
+    print(f"detections agreeing: {matched}/{total}")
+    assert total >= 3, "the FP32-derived model should find some signs in these frames"
+    assert matched / total >= 0.95, f"{matched}/{total} detections agree"

@@ -14,7 +14,9 @@ from bienbao.quant import FakeQuantize, QATConvBn2d, Rule, calibrate, enable_fak
 from bienbao.trainer.config import load_policy
 from bienbao.trainer.yolo_qat import QATConcat, prepare_yolo_qat
 
-POLICY = Path(__file__).resolve().parents[3] / "configs/quantization.yaml"
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+POLICY = CONFIGS / "quantization.yaml"  # onnxruntime target
+TRT_POLICY = CONFIGS / "experiments/exp1_symmetric_quant.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +27,15 @@ def fp32(fp32_weights) -> nn.Module:
 
 @pytest.fixture(scope="module")
 def qat(fp32) -> nn.Module:
-    model = prepare_yolo_qat(fp32, load_policy(POLICY)).eval()
+    """The TensorRT layout (shared quantizers on Add and Concat inputs)."""
+    model = prepare_yolo_qat(fp32, load_policy(TRT_POLICY), target="tensorrt").eval()
     calibrate(model, lambda m: m(torch.rand(2, 3, 128, 128)))
     return model
+
+
+@pytest.fixture(scope="module")
+def qat_ort(fp32) -> nn.Module:
+    return prepare_yolo_qat(fp32, load_policy(POLICY), target="onnxruntime").eval()
 
 
 def test_every_conv_is_quantized_except_what_the_policy_keeps_float(qat) -> None:
@@ -57,6 +65,21 @@ def test_residual_adds_are_quantized_where_there_is_an_add(qat) -> None:
     assert not neck_block.add and neck_block.add_input_quantizer is None
 
 
+def test_the_onnxruntime_layout_quantizes_around_each_conv_only(qat_ort) -> None:
+    convs = [m for m in qat_ort.modules() if isinstance(m, QATConvBn2d)]
+    assert len(convs) == 57
+    assert all(m.input_quantizer is not None and m.output_quantizer is not None for m in convs)
+    assert all(m.input_quantizer.scheme.signed is False for m in convs)  # uint8 activations
+    assert all(getattr(m, "concat_input_quantizer", None) is None for m in qat_ort.modules())
+    assert all(getattr(m, "add_input_quantizer", None) is None for m in qat_ort.modules())
+    assert all(getattr(m, "input_quantizer", None) is None for m in qat_ort.model if isinstance(m, QATConcat))
+
+
+def test_an_unknown_target_is_refused(fp32) -> None:
+    with pytest.raises(ValueError, match="onnxruntime, tensorrt"):
+        prepare_yolo_qat(fp32, load_policy(POLICY), target="tflite")
+
+
 def test_every_quantizer_has_a_range_after_calibration(qat) -> None:
     quantizers = list(iter_quantizers(qat))
     assert len(quantizers) == len({id(q) for _, q in quantizers}) > 100
@@ -77,7 +100,7 @@ def test_with_quantizers_off_it_is_the_fp32_model(fp32, qat) -> None:
 
 def test_the_first_conv_is_configurable(fp32) -> None:
     policy = load_policy(POLICY).with_rules(Rule("model.0.*", skip=True))
-    model = prepare_yolo_qat(fp32, policy)
+    model = prepare_yolo_qat(fp32, policy, target="tensorrt")
     assert type(model.model[0].conv) is nn.Conv2d and isinstance(model.model[0].bn, nn.BatchNorm2d)
     assert isinstance(model.model[1].conv, QATConvBn2d)
 
@@ -95,4 +118,4 @@ def test_prepared_model_pickles_like_an_ultralytics_checkpoint(qat) -> None:
 
 def test_prepare_refuses_a_quantized_model(qat) -> None:
     with pytest.raises(ValueError, match="already holds quantizers"):
-        prepare_yolo_qat(qat, load_policy(POLICY))
+        prepare_yolo_qat(qat, load_policy(TRT_POLICY), target="tensorrt")

@@ -230,18 +230,22 @@ def _activation(symmetric: bool, signed: bool) -> QuantizerConfig:
 
 #: Named presets.
 #:
-#: ``onnxruntime_cpu``: per-tensor asymmetric uint8 activations and per-channel symmetric weights
-#: with 7-bit codes ([-64, 63], stored as int8). uint8 activations are ONNX Runtime's fast x86
-#: path on CPUs without VNNI (int8 activations there are slower than FP32), and its AVX2 u8s8
-#: kernels add pairs of uint8 x int8 products in int16 with saturation, so full 8-bit weights
-#: overflow (measured on a small conv net: up to 17 output steps off the fake-quant model; with
-#: 7-bit weights at most one step). This is ONNX Runtime's ``reduce_range``.
+#: ``onnxruntime_cpu``: per-tensor asymmetric uint8 activations, on each layer's input *and
+#: output*, and per-channel symmetric weights with 7-bit codes ([-64, 63], stored as int8).
+#: ONNX Runtime fuses DequantizeLinear -> Conv -> QuantizeLinear into an integer QLinearConv only
+#: when the conv's output is quantized; without output quantizers the convs run in float and the
+#: INT8 file is slower than FP32. uint8 activations are its fast x86 path on CPUs without VNNI
+#: (int8 activations there are slower than FP32), and its AVX2 u8s8 kernels add pairs of
+#: uint8 x int8 products in int16 with saturation, so full 8-bit weights overflow (measured on a
+#: small conv net: up to 17 output steps off the fake-quant model; with 7-bit weights at most
+#: one step). This is ONNX Runtime's ``reduce_range``.
 #: ``tensorrt``: per-channel symmetric int8 weights and per-tensor symmetric int8 activations,
 #: what TensorRT's explicit quantization wants.
 #: ``weight_only``: per-channel symmetric int8 weights, float activations.
 PRESETS: Mapping[str, QuantPolicy] = MappingProxyType({
     "onnxruntime_cpu": QuantPolicy(
-        LayerQConfig(input=_activation(symmetric=False, signed=False), weight=_weight_per_channel(7)),
+        LayerQConfig(input=_activation(symmetric=False, signed=False), weight=_weight_per_channel(7),
+                     output=_activation(symmetric=False, signed=False)),
         name="onnxruntime_cpu"),
     "tensorrt": QuantPolicy(
         LayerQConfig(input=_activation(symmetric=True, signed=True), weight=_weight_per_channel()),

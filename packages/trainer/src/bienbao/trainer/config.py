@@ -26,9 +26,11 @@ __all__ = [
     "Paths",
     "QATConfig",
     "QATSchedule",
+    "QuantizationSetup",
     "TrainConfig",
     "load_policy",
     "load_qat_config",
+    "load_quantization",
     "load_train_config",
     "load_yaml",
 ]
@@ -223,9 +225,30 @@ def load_qat_config(path: str | Path, overrides: Mapping[str, Any] | None = None
     return from_dict(QATConfig, data, str(path))
 
 
-def load_policy(path: str | Path) -> QuantPolicy:
-    """A quantization policy file (``configs/quantization.yaml`` or an experiment's ``quantization:``)."""
+@dataclass(frozen=True)
+class QuantizationSetup:
+    """A quantization file: the layer policy and the runtime whose graph it shapes."""
+
+    policy: QuantPolicy
+    target: str
+
+
+def load_quantization(path: str | Path) -> QuantizationSetup:
+    """``configs/quantization.yaml`` or an experiment's ``quantization:`` section.
+
+    ``target`` (``onnxruntime`` or ``tensorrt``) decides where Add/Concat quantizers go; it
+    defaults to ``tensorrt`` for the tensorrt preset and ``onnxruntime`` otherwise.
+    """
     data = load_yaml(path)
     if "quantization" in data and isinstance(data["quantization"], Mapping):  # an experiment file
         data = data["quantization"]
-    return policy_from_dict(data, source=str(path))
+    data = dict(data)
+    target = data.pop("target", "tensorrt" if data.get("preset") == "tensorrt" else "onnxruntime")
+    if target not in ("onnxruntime", "tensorrt"):
+        raise ConfigError(f"{path}: target {target!r}: write onnxruntime or tensorrt")
+    return QuantizationSetup(policy_from_dict(data, source=str(path)), target)
+
+
+def load_policy(path: str | Path) -> QuantPolicy:
+    """Just the layer policy of a quantization file (see ``load_quantization``)."""
+    return load_quantization(path).policy

@@ -21,7 +21,7 @@ from bienbao.quant import calibrate, print_quant_summary
 
 from ._runs import RunLayout, checked_dataset, file_sha256
 from .calibration import calibration_loop
-from .config import CalibrationConfig, TrainConfig, load_policy
+from .config import CalibrationConfig, TrainConfig, load_quantization
 from .yolo_qat import is_quantized, prepare_yolo_qat
 
 __all__ = ["run_ptq"]
@@ -34,12 +34,12 @@ def run_ptq(train: TrainConfig, weights: str, policy_path: str, calibration: Cal
         raise FileNotFoundError(f"FP32 checkpoint {weights} not found (run `bienbao train`, or pass --weights)")
     layout = RunLayout(train, name)
     checked_dataset(train.data, fliplr=0.0)
-    policy = load_policy(policy_path)
+    quantization = load_quantization(policy_path)
     model, _ = load_checkpoint(weights)
     if is_quantized(model):
         raise ValueError(f"{weights} is already quantized: calibrate takes an FP32 checkpoint")
     device = select_device(train.device or "", verbose=False)
-    qat = prepare_yolo_qat(model, policy).to(device)
+    qat = prepare_yolo_qat(model, quantization.policy, quantization.target).to(device)
     args = get_cfg(overrides={"imgsz": train.imgsz, "data": train.data, "workers": 0})
     data = check_det_dataset(train.data)
     stride = max(int(qat.stride.max()), 32)
@@ -54,7 +54,7 @@ def run_ptq(train: TrainConfig, weights: str, policy_path: str, calibration: Cal
         "model": qat.cpu().eval(),
         "ema": None,
         "train_args": dict(qat.args),
-        "bienbao": {"kind": "ptq", "policy": str(policy_path), "source": str(weights),
+        "bienbao": {"kind": "ptq", "policy": str(policy_path), "target": quantization.target, "source": str(weights),
                     "source_sha256": file_sha256(weights), "calibration_batches": calibration.batches,
                     "calibration_batch_size": calibration.batch_size},
     }, output)

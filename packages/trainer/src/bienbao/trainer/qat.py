@@ -35,7 +35,7 @@ from bienbao.quant import calibrate, enable_fake_quant, enable_observers, freeze
 
 from ._runs import RunLayout, append_csv, checked_dataset, ultralytics_overrides
 from .calibration import calibration_loop
-from .config import QATConfig, QATSchedule, TrainConfig, from_dict, load_policy
+from .config import QATConfig, QATSchedule, TrainConfig, from_dict, load_quantization
 from .tensorboard import TensorBoardCallback
 from .yolo_qat import is_quantized, prepare_yolo_qat
 
@@ -98,7 +98,8 @@ class QATDetectionTrainer(DetectionTrainer):
             setup = QATSetup.from_json(os.environ[SETUP_ENV], f"${SETUP_ENV}")
         os.environ[SETUP_ENV] = setup.to_json()
         self.setup = setup
-        self.policy = load_policy(setup.policy_path)
+        self.quantization = load_quantization(setup.policy_path)
+        self.policy = self.quantization.policy
         self._needs_calibration = False
         self.fp32_metrics: dict[str, float] = {}
         super().__init__(cfg, overrides, _callbacks)
@@ -114,7 +115,7 @@ class QATDetectionTrainer(DetectionTrainer):
             return weights
         model = super().get_model(cfg=cfg, weights=weights, verbose=verbose)
         self._needs_calibration = True
-        return prepare_yolo_qat(model, self.policy)
+        return prepare_yolo_qat(model, self.policy, self.quantization.target)
 
     def setup_model(self):
         ckpt = super().setup_model()

@@ -1,13 +1,22 @@
 """Make an ultralytics YOLOv8 detection model QAT-ready with a ``bienbao.quant`` policy.
 
-- every ``Conv`` block (conv + BN + SiLU) becomes one ``QATConvBn2d`` (BN keeps training and is
-  folded at export), with the input and weight quantizers the policy gives it;
+Every ``Conv`` block (conv + BN + SiLU) becomes one ``QATConvBn2d`` (BN keeps training and is
+folded at export) with the quantizers the policy gives it. The rest depends on the target,
+because the two runtimes fuse different graphs:
+
+``tensorrt`` (explicit quantization, fusions across Add and Concat):
 - residual adds (``Bottleneck``) quantize both operands on one shared grid;
-- each concatenation quantizes all its inputs with one shared quantizer, so an INT8 engine
+- each concatenation quantizes all its inputs with one shared quantizer, so the engine
   concatenates without re-quantizing: in ``C2f`` and ``SPPF`` that quantizer *is* the input
   quantizer of the conv that consumes the concatenation (handed over, not duplicated), and in
   ``SPPF`` the grid is applied before the max-pools (pooling keeps values on the grid);
 - the neck's ``Concat`` layers take over the input quantizer of the ``C2f`` they feed.
+
+``onnxruntime`` (QLinearConv needs DequantizeLinear right before the conv and QuantizeLinear right
+after it): the quantizer stays on the input of the conv after each concatenation, and adds and
+concatenations run in float between integer convs (quantizing their inputs too would only add
+requantization work: measured, a conv-only Q/DQ graph runs as fast as ONNX Runtime's fully
+quantized ``quantize_static`` graph).
 
 Blocks are converted by swapping their class for a subclass that only changes ``forward`` and
 adds quantizer children, so parameter names, and hence checkpoints, stay the ultralytics ones.
@@ -24,7 +33,9 @@ from ultralytics.nn.modules import SPPF, Bottleneck, C2f, Concat, Conv
 
 from bienbao.quant import FakeQuantize, QuantPolicy, prepare_qat
 
-__all__ = ["BLOCK_SWAPS", "conv_bn_groups", "is_quantized", "prepare_yolo_qat"]
+__all__ = ["BLOCK_SWAPS", "TARGETS", "conv_bn_groups", "is_quantized", "prepare_yolo_qat"]
+
+TARGETS = ("onnxruntime", "tensorrt")
 
 
 def _shared(quantizer: FakeQuantize | None, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -97,8 +108,10 @@ def is_quantized(model: nn.Module) -> bool:
     return any(isinstance(m, FakeQuantize) for m in model.modules())
 
 
-def prepare_yolo_qat(model: nn.Module, policy: QuantPolicy) -> nn.Module:
+def prepare_yolo_qat(model: nn.Module, policy: QuantPolicy, target: str = "onnxruntime") -> nn.Module:
     """A QAT-ready deep copy of an ultralytics ``DetectionModel`` (see the module docstring)."""
+    if target not in TARGETS:
+        raise ValueError(f"target {target!r}: write one of {', '.join(TARGETS)}")
     if is_quantized(model):
         raise ValueError("the model already holds quantizers: prepare_yolo_qat takes an FP32 model")
     model = copy.deepcopy(model)
@@ -107,8 +120,9 @@ def prepare_yolo_qat(model: nn.Module, policy: QuantPolicy) -> nn.Module:
         if type(module) is Conv and isinstance(getattr(module, "bn", None), nn.Identity):
             del module.bn  # folded into the QATConvBn2d; ultralytics' fuse() skips blocks without bn
             module.__class__ = QATConvBlock
-    _quantize_blocks(model, policy)
-    _hand_over_concat_quantizers(model)
+    _quantize_blocks(model, policy, shared=target == "tensorrt")
+    if target == "tensorrt":
+        _hand_over_concat_quantizers(model)
     return model
 
 
@@ -121,19 +135,19 @@ def _take_input_quantizer(conv_block: nn.Module) -> FakeQuantize | None:
     return quantizer
 
 
-def _quantize_blocks(model: nn.Module, policy: QuantPolicy) -> None:
+def _quantize_blocks(model: nn.Module, policy: QuantPolicy, shared: bool) -> None:
+    """Swap the blocks; with ``shared``, quantize Add and Concat inputs on shared grids."""
     for name, module in list(model.named_modules()):
         swap = BLOCK_SWAPS.get(type(module))
         if swap is None:
             continue
         module.__class__ = swap
+        config = policy.resolve(name).input if shared else None
         if swap is QATBottleneck:
-            config = policy.resolve(name).input
             module.add_input_quantizer = config.build() if config is not None and module.add else None
         elif swap in (QATC2f, QATSPPF):
-            module.concat_input_quantizer = _take_input_quantizer(module.cv2)
-        else:  # QATConcat: filled by _hand_over_concat_quantizers, or its own from the policy
-            config = policy.resolve(name).input
+            module.concat_input_quantizer = _take_input_quantizer(module.cv2) if shared else None
+        else:  # QATConcat: its own from the policy, or taken over by _hand_over_concat_quantizers
             module.input_quantizer = config.build() if config is not None else None
 
 
