@@ -11,10 +11,11 @@ from typing import Any
 
 import yaml
 
-__all__ = ["register_calibrate", "register_check_data", "register_qat", "register_train"]
+__all__ = ["register_calibrate", "register_check_data", "register_export", "register_qat", "register_train"]
 
 BASE = "configs/base.yaml"
 QAT = "configs/qat.yaml"
+EXPORT = "configs/export.yaml"
 
 
 def _environment() -> None:
@@ -193,6 +194,51 @@ def _calibrate(args: argparse.Namespace) -> None:
     calibration = qat.calibration if args.batches is None else replace(qat.calibration, batches=args.batches)
     train = _train_config(argparse.Namespace(**{**vars(args), "set": base_sets}))
     run_ptq(train, qat.weights, qat.quantization, calibration, name=args.name)
+
+
+# -- export -------------------------------------------------------------------------------------
+
+def register_export(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "export", help="export a QAT/PTQ (or FP32) checkpoint to ONNX Q/DQ or a TensorRT engine",
+        description="Writes <output>/onnx/*.onnx (Q/DQ with int8 weights, or FP32) and <output>/tensorrt/*.engine, "
+        "each with its metadata (class names, input size, quantization, source hash). The scales are the "
+        "checkpoint's own: nothing is re-calibrated. Driven by configs/export.yaml.")
+    parser.add_argument("--config", default=EXPORT, help=f"export config (default {EXPORT})")
+    parser.add_argument("--checkpoint", help="the checkpoint to export")
+    parser.add_argument("--format", dest="formats", action="append", choices=["onnx", "engine"],
+                        help="onnx (default) or engine (TensorRT, needs TensorRT; repeatable)")
+    parser.add_argument("--target", choices=["onnxruntime", "tensorrt", "fp32"],
+                        help="onnxruntime: uint8 activations for CPUs; tensorrt: symmetric int8; fp32: float")
+    parser.add_argument("--imgsz", type=int, help="input size (square)")
+    parser.add_argument("--output", help="output folder (default models/exported)")
+    parser.set_defaults(handler=_run(_export), prog=parser.prog)
+    return parser
+
+
+def _export(args: argparse.Namespace) -> None:
+    from .config import load_export_config
+    from .export import ExportError, export_onnx
+    from .export.tensorrt_engine import EngineBuildError, build_engine, trtexec_command
+
+    overrides = {k: getattr(args, k) for k in ("checkpoint", "formats", "target", "imgsz", "output")
+                 if getattr(args, k) is not None}
+    config = load_export_config(args.config, overrides)
+    output = Path(config.output)
+    try:
+        result = export_onnx(config.checkpoint, output / "onnx", config.target, config.imgsz, config.opset)
+        report = result.report
+        print(f"{result.path}  {result.size_bytes / 1e6:.2f} MB  target={config.target}  "
+              f"int8 weights: {report.int8_weights}, float weights: {report.float_weights}, "
+              f"Q/DQ: {report.ops.get('QuantizeLinear', 0)}/{report.ops.get('DequantizeLinear', 0)}")
+        if "engine" in config.formats:
+            engine = output / "tensorrt" / result.path.with_suffix(".engine").name
+            print(f"building the TensorRT engine (same as: {trtexec_command(result.path, engine, config.fp16)})")
+            print(build_engine(result.path, engine, fp16=config.fp16))
+    except (ExportError, EngineBuildError) as exc:
+        from bienbao.cli import CommandError
+
+        raise CommandError(str(exc)) from exc
 
 
 # -- check-data ---------------------------------------------------------------------------------

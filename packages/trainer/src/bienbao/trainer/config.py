@@ -23,11 +23,13 @@ __all__ = [
     "CalibrationConfig",
     "ConfigError",
     "DistillationConfig",
+    "ExportConfig",
     "Paths",
     "QATConfig",
     "QATSchedule",
     "QuantizationSetup",
     "TrainConfig",
+    "load_export_config",
     "load_policy",
     "load_qat_config",
     "load_quantization",
@@ -69,6 +71,10 @@ def _check_type(value: Any, annotation: Any, key: str, source: str) -> Any:  # n
         raise ConfigError(errors[0] if errors else f"{source}: {key}: bad value {value!r}")
     if dataclasses.is_dataclass(annotation):
         return from_dict(annotation, value, source, prefix=f"{key}.")
+    if annotation is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{source}: {key} must be a list, got {value!r}")
+        return tuple(value)
     if origin is dict or annotation is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{source}: {key} must be a mapping, got {value!r}")
@@ -213,6 +219,39 @@ class QATConfig:
         if clash:
             raise ConfigError(f"qat config sets {', '.join(clash)} both at the top level and under ultralytics:")
         return {**args, **self.ultralytics}
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """``configs/export.yaml``."""
+
+    checkpoint: str = "models/checkpoints/qat/best.pt"
+    output: str = "models/exported"
+    formats: tuple = ("onnx",)
+    target: str = "onnxruntime"
+    imgsz: int = 640
+    opset: int = 17
+    fp16: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "formats", tuple(self.formats))
+        unknown = sorted(set(self.formats) - {"onnx", "engine"})
+        if unknown or not self.formats:
+            raise ValueError(f"formats {list(self.formats)}: write some of onnx, engine (TensorRT)")
+        if self.target not in ("onnxruntime", "tensorrt", "fp32"):
+            raise ValueError(f"target {self.target!r}: write onnxruntime, tensorrt or fp32")
+        if "engine" in self.formats and self.target == "onnxruntime":
+            raise ValueError("an engine needs target: tensorrt (symmetric int8); onnxruntime's uint8 graph "
+                             "is for CPUs")
+        if self.imgsz % 32:
+            raise ValueError(f"imgsz={self.imgsz}: a multiple of 32")
+
+
+def load_export_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> ExportConfig:
+    data = {**load_yaml(path), **(overrides or {})}
+    if "formats" in data and isinstance(data["formats"], list):
+        data["formats"] = tuple(data["formats"])
+    return from_dict(ExportConfig, data, str(path))
 
 
 def load_train_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:

@@ -1,0 +1,93 @@
+"""ONNX Runtime latency: FP32 vs bienbao's INT8 Q/DQ export vs ONNX Runtime's own quantize_static.
+
+    python benchmarks/onnx_int8_speed.py --fp32 FP32.pt --int8 QAT_OR_PTQ.pt --data DATASET.yaml
+
+Exports both checkpoints (bienbao export), builds ONNX Runtime's ``quantize_static`` graph of the
+FP32 ONNX (QDQ, uint8 activations, int8 per-channel weights, calibrated on --calib frames), then
+times the three models in one process, interleaved (A B C A B C ...), and prints the medians and
+the ratios against FP32. Speed is a benchmark, never a test: run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import yaml
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from bienbao.trainer.export import export_onnx
+
+
+def letterbox(path: Path, size: int) -> np.ndarray:
+    image = cv2.imread(str(path))[:, :, ::-1]
+    height, width = image.shape[:2]
+    gain = size / max(height, width)
+    resized = cv2.resize(image, (round(width * gain), round(height * gain)), interpolation=cv2.INTER_LINEAR)
+    canvas = np.full((size, size, 3), 114, np.uint8)
+    top, left = (size - resized.shape[0]) // 2, (size - resized.shape[1]) // 2
+    canvas[top:top + resized.shape[0], left:left + resized.shape[1]] = resized
+    return np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=np.float32) / 255
+
+
+class Frames(CalibrationDataReader):
+    def __init__(self, paths: list[Path], size: int) -> None:
+        self._batches = iter([{"images": letterbox(p, size)} for p in paths])
+
+    def get_next(self):
+        return next(self._batches, None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fp32", required=True, help="FP32 checkpoint")
+    parser.add_argument("--int8", required=True, help="QAT or PTQ checkpoint (onnxruntime target)")
+    parser.add_argument("--data", required=True, help="dataset YAML (calibration frames for quantize_static)")
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--calib", type=int, default=32, help="quantize_static calibration frames")
+    args = parser.parse_args()
+
+    out = Path(tempfile.mkdtemp(prefix="bienbao-speed-"))
+    fp32 = export_onnx(args.fp32, out, "fp32", imgsz=args.imgsz).path
+    int8 = export_onnx(args.int8, out, "onnxruntime", imgsz=args.imgsz).path
+    data = Path(args.data)
+    train = data.parent / yaml.safe_load(data.read_text())["train"]
+    frames = sorted(p for p in train.iterdir() if p.suffix.lower() in (".jpg", ".png"))
+    frames = frames[:: max(1, len(frames) // args.calib)][: args.calib]
+    quant_pre_process(str(fp32), str(out / "pre.onnx"))
+    static = out / "quantize_static_u8.onnx"
+    quantize_static(str(out / "pre.onnx"), str(static), Frames(frames, args.imgsz), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    models = {"fp32": fp32, "bienbao int8": int8, "quantize_static u8": static}
+    sessions = {k: ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"]) for k, p in models.items()}
+    x = letterbox(frames[0], args.imgsz)
+    times: dict[str, list[float]] = {k: [] for k in models}
+    for session in sessions.values():  # warm-up
+        session.run(None, {"images": x})
+    for _ in range(args.runs):
+        for name, session in sessions.items():
+            start = time.perf_counter()
+            session.run(None, {"images": x})
+            times[name].append(time.perf_counter() - start)
+    base = float(np.median(times["fp32"]))
+    print(f"ONNX Runtime {ort.__version__}, {args.threads} threads, {args.imgsz}x{args.imgsz}, {args.runs} runs each, "
+          "interleaved")
+    for name, path in models.items():
+        median = float(np.median(times[name]))
+        print(f"{name:20s} median {median * 1000:7.1f} ms  p90 {np.percentile(times[name], 90) * 1000:7.1f} ms  "
+              f"speed-up vs fp32 {base / median:4.2f}x  size {path.stat().st_size / 1e6:5.2f} MB")
+
+
+if __name__ == "__main__":
+    main()

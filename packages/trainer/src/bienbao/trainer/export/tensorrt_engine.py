@@ -1,0 +1,90 @@
+"""TensorRT engine from a Q/DQ ONNX export (TensorRT 10 Python API).
+
+Explicit quantization: the Q/DQ nodes in the ONNX file decide what runs in INT8, with the scales
+QAT learned; no calibrator is involved. By default the network is weakly typed with the INT8 and
+FP16 builder flags, so the float layers (the Detect head's final convs, the DFL) run in FP16;
+``strongly_typed=True`` builds the network as typed in the file instead (TensorRT's recommended
+mode for Q/DQ networks, float layers in FP32). The matching ``trtexec`` command line is
+``trtexec_command``; ``deploy/jetson/build_engine.sh`` runs it on the device.
+
+TensorRT is not installable on the project's build machines (only on a Jetson or a CUDA machine
+with TensorRT), so this module imports it lazily and its own tests skip where it is absent.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import onnx
+
+from bienbao.runtime.metadata import METADATA_KEY, ModelMetadata
+
+__all__ = ["EngineBuildError", "build_engine", "trtexec_command"]
+
+
+class EngineBuildError(RuntimeError):
+    """TensorRT is missing, rejected the ONNX graph, or could not build an engine."""
+
+
+def _tensorrt():
+    try:
+        import tensorrt
+    except ImportError as exc:
+        raise EngineBuildError(
+            "TensorRT's Python bindings are not installed. On a Jetson they come with JetPack "
+            "(apt install python3-libnvinfer); on an x86 CUDA machine from NVIDIA's TensorRT 10 packages. "
+            "Or build on the device with deploy/jetson/build_engine.sh (trtexec)."
+        ) from exc
+    if int(tensorrt.__version__.split(".")[0]) < 10:
+        raise EngineBuildError(f"TensorRT {tensorrt.__version__} found; the engine builder needs TensorRT 10")
+    return tensorrt
+
+
+def trtexec_command(onnx_path: str | Path, engine_path: str | Path, fp16: bool = True,
+                    strongly_typed: bool = False, workspace_mib: int = 2048) -> str:
+    """The ``trtexec`` line that builds the same engine as ``build_engine``."""
+    args = ["trtexec", f"--onnx={onnx_path}", f"--saveEngine={engine_path}",
+            f"--memPoolSize=workspace:{workspace_mib}M"]
+    if strongly_typed:
+        args.append("--stronglyTyped")
+    else:
+        args.append("--int8")
+        if fp16:
+            args.append("--fp16")
+    return shlex.join(args)
+
+
+def build_engine(onnx_path: str | Path, engine_path: str | Path, fp16: bool = True,
+                 strongly_typed: bool = False, workspace_mib: int = 2048) -> Path:
+    """Parse the Q/DQ ONNX, build and serialize an engine; the ONNX metadata goes to a sidecar."""
+    onnx_path, engine_path = Path(onnx_path), Path(engine_path)
+    props = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
+    if METADATA_KEY not in props:
+        raise EngineBuildError(f"{onnx_path} is not a bienbao export (no '{METADATA_KEY}' metadata)")
+    metadata = ModelMetadata.from_json(props[METADATA_KEY])
+    if metadata.quantization.target not in ("tensorrt", "fp32"):
+        raise EngineBuildError(f"{onnx_path} was exported for {metadata.quantization.target}; export with "
+                               "--target tensorrt (symmetric int8 activations) for an engine")
+    trt = _tensorrt()
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise EngineBuildError(f"TensorRT could not parse {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mib << 20)
+    if not strongly_typed:
+        config.set_flag(trt.BuilderFlag.INT8)  # honour the Q/DQ nodes (explicit quantization)
+        if fp16:
+            config.set_flag(trt.BuilderFlag.FP16)  # float layers in FP16
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise EngineBuildError(f"TensorRT failed to build an engine from {onnx_path} (see its log above)")
+    engine_path.parent.mkdir(parents=True, exist_ok=True)
+    engine_path.write_bytes(bytes(serialized))
+    metadata.write_sidecar(engine_path)
+    return engine_path
