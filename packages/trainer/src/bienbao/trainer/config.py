@@ -53,22 +53,25 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def _check_union(value: Any, options: tuple, key: str, source: str) -> Any:
+    if value is None and type(None) in options:
+        return None
+    errors = []
+    for option in options:
+        if option is type(None):
+            continue
+        try:
+            return _check_type(value, option, key, source)
+        except ConfigError as exc:
+            errors.append(str(exc))
+    raise ConfigError(errors[0] if errors else f"{source}: {key}: bad value {value!r}")
+
+
 def _check_type(value: Any, annotation: Any, key: str, source: str) -> Any:  # noqa: PLR0911 (one return per kind)
     """Validate (and lightly coerce ints to floats) one value against a simple annotation."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(annotation)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _check_type(value, option, key, source)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"{source}: {key}: bad value {value!r}")
+        return _check_union(value, typing.get_args(annotation), key, source)
     if dataclasses.is_dataclass(annotation):
         return from_dict(annotation, value, source, prefix=f"{key}.")
     if annotation is tuple:
@@ -81,12 +84,9 @@ def _check_type(value: Any, annotation: Any, key: str, source: str) -> Any:  # n
         return dict(value)
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if annotation is Any:
-        return value
-    if annotation in (int, float, str, bool):
-        if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):
-            raise ConfigError(f"{source}: {key} must be {annotation.__name__}, got {value!r}")
-        return value
+    if annotation in (int, float, str, bool) and (
+            not isinstance(value, annotation) or (annotation is int and isinstance(value, bool))):
+        raise ConfigError(f"{source}: {key} must be {annotation.__name__}, got {value!r}")
     return value
 
 
