@@ -67,7 +67,7 @@ def _check_union(value: Any, options: tuple, key: str, source: str) -> Any:
     raise ConfigError(errors[0] if errors else f"{source}: {key}: bad value {value!r}")
 
 
-def _check_type(value: Any, annotation: Any, key: str, source: str) -> Any:  # noqa: PLR0911 (one return per kind)
+def _check_type(value: Any, annotation: Any, key: str, source: str) -> Any:
     """Validate (and lightly coerce ints to floats) one value against a simple annotation."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
