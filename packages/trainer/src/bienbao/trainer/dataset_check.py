@@ -162,7 +162,9 @@ def _check_image(path: Path) -> Problem | None:
     try:
         with Image.open(path) as image:
             image.verify()
-    except (OSError, UnidentifiedImageError, SyntaxError) as exc:
+    except (OSError, UnidentifiedImageError, SyntaxError, ImportError) as exc:
+        # ImportError: once ultralytics is imported, PIL's open retries an unidentified file with
+        # an optional HEIF plugin, whose import fails offline. Either way the file does not decode.
         return Problem("error", "image does not decode", str(path), str(exc)[:80])
     return None
 
