@@ -1,10 +1,8 @@
-"""bienbao.trainer: FP32 and QAT training of YOLOv8 on Vietnamese traffic signs.
+"""bienbao.trainer: FP32 and QAT training of YOLOv8 on Vietnamese traffic signs, and export.
 
-Importing it makes torchvision importable on a CPU-only torch (see ``_torchvision_compat``).
+The package itself imports nothing heavy (``bienbao --help`` loads its command registrations);
+each module that uses ultralytics imports ``._compat``, which makes torchvision importable
+on a CPU-only torch (see ``_torchvision_compat``).
 """
 
-from ._torchvision_compat import ensure_torchvision_ops, nms_reference
-
-ensure_torchvision_ops()
-
-__all__ = ["ensure_torchvision_ops", "nms_reference"]
+__all__: list[str] = []

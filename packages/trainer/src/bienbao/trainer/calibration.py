@@ -11,6 +11,8 @@ from torch.utils.data import DataLoader, RandomSampler
 from ultralytics.data import build_yolo_dataset
 from ultralytics.utils import TQDM
 
+from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
+
 __all__ = ["calibration_loop"]
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ultralytics import YOLO
 
+from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
 from ._runs import RunLayout, checked_dataset, resolve_model_source, ultralytics_overrides
 from .config import TrainConfig
 from .tensorboard import TensorBoardCallback

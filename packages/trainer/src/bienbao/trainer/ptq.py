@@ -19,6 +19,7 @@ from ultralytics.utils.torch_utils import select_device
 
 from bienbao.quant import calibrate, print_quant_summary
 
+from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
 from ._runs import RunLayout, checked_dataset, file_sha256
 from .calibration import calibration_loop
 from .config import CalibrationConfig, TrainConfig, load_quantization

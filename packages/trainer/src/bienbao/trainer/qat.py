@@ -33,6 +33,7 @@ from ultralytics.utils.torch_utils import unwrap_model
 
 from bienbao.quant import calibrate, enable_fake_quant, enable_observers, freeze_bn_stats, iter_quantizers
 
+from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
 from ._runs import RunLayout, append_csv, checked_dataset, ultralytics_overrides
 from .calibration import calibration_loop
 from .config import QATConfig, QATSchedule, TrainConfig, from_dict, load_quantization

@@ -33,6 +33,8 @@ from ultralytics.nn.modules import SPPF, Bottleneck, C2f, Concat, Conv
 
 from bienbao.quant import FakeQuantize, QuantPolicy, prepare_qat
 
+from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
+
 __all__ = ["BLOCK_SWAPS", "TARGETS", "conv_bn_groups", "is_quantized", "prepare_yolo_qat"]
 
 TARGETS = ("onnxruntime", "tensorrt")

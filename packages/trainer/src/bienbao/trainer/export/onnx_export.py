@@ -21,6 +21,7 @@ from ultralytics.nn.tasks import load_checkpoint
 from bienbao.quant import QATModule, convert, enable_fake_quant, iter_quantizers
 from bienbao.runtime.metadata import METADATA_KEY, ModelMetadata, Quantization
 
+from .. import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
 from .._runs import file_sha256
 from ..yolo_qat import is_quantized
 from .qdq_graph import QDQReport, fold_weight_quantizers, qdq_report
