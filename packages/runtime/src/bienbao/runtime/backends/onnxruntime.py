@@ -1,0 +1,45 @@
+"""ONNX Runtime backend: CPU by default, CUDA / TensorRT execution providers when asked for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .._deps import require
+from ..metadata import METADATA_KEY, ModelMetadata
+
+__all__ = ["OnnxRuntimeBackend"]
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def __init__(self, model_path: str | Path, threads: int | None = None,
+                 providers: list[str] | None = None) -> None:
+        ort = require("onnxruntime", "onnxruntime")
+        options = ort.SessionOptions()
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"threads={threads}: at least 1")
+            options.intra_op_num_threads = threads
+        available = ort.get_available_providers()
+        providers = providers or ["CPUExecutionProvider"]
+        missing = [p for p in providers if p not in available]
+        if missing:
+            raise ValueError(f"ONNX Runtime here has no {', '.join(missing)} (available: {', '.join(available)})")
+        self.session = ort.InferenceSession(str(model_path), options, providers=providers)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.metadata = ModelMetadata.from_json(meta[METADATA_KEY]) if METADATA_KEY in meta else None
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        height, width = model_input.shape[2:4]
+        if not (isinstance(height, int) and isinstance(width, int)):
+            if self.metadata is None:
+                raise ValueError(f"{model_path} has a dynamic input size and no metadata: give imgsz")
+            height, width = self.metadata.imgsz
+        self.input_size = (height, width)
+        self.providers = self.session.get_providers()
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: tensor})[0]

@@ -1,0 +1,79 @@
+"""YOLOv8 output decoding and class-aware NMS in numpy; ``Detections`` of stable shape.
+
+The exported model's output is ``(1, 4 + nc, anchors)``: box centre, width and height in network
+pixels, then one sigmoid score per class. ``postprocess`` keeps each anchor's best class above
+``conf``, runs greedy NMS per class (boxes offset by class, the usual trick), keeps the
+``max_det`` best and maps the boxes back to frame pixels through the ``Letterbox``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .preprocess import Letterbox
+
+__all__ = ["Detections", "nms", "postprocess"]
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Boxes ``(N, 4)`` xyxy float32 in frame pixels, ``scores (N,)``, ``class_ids (N,)`` int64."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+    names: tuple[str, ...] = ()
+
+    @classmethod
+    def empty(cls, names: tuple[str, ...] = ()) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), names)
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    @property
+    def labels(self) -> list[str]:
+        return [self.names[i] if i < len(self.names) else str(i) for i in self.class_ids]
+
+    def to_records(self) -> list[dict]:
+        """JSON-ready: one dict per detection."""
+        return [{"box": [round(float(v), 1) for v in box], "score": round(float(score), 4), "class_id": int(c),
+                 "name": label}
+                for box, score, c, label in zip(self.boxes, self.scores, self.class_ids, self.labels, strict=True)]
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Greedy NMS over xyxy ``boxes``; indices kept, best first."""
+    order = np.argsort(-scores, kind="stable")
+    x1, y1, x2, y2 = boxes.T
+    areas = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    keep = []
+    while order.size:
+        best, rest = order[0], order[1:]
+        keep.append(best)
+        w = np.clip(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0, None)
+        h = np.clip(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), 0, None)
+        inter = w * h
+        overlap = inter / np.maximum(areas[best] + areas[rest] - inter, 1e-9)
+        order = rest[overlap <= iou]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def postprocess(output: np.ndarray, box: Letterbox, conf: float = 0.25, iou: float = 0.45,
+                max_det: int = 300, names: tuple[str, ...] = ()) -> Detections:
+    """One image's raw output ``(1, 4 + nc, A)`` or ``(4 + nc, A)`` -> ``Detections``."""
+    prediction = output[0] if output.ndim == 3 else output
+    scores_all = prediction[4:]
+    class_ids = scores_all.argmax(0)
+    scores = scores_all[class_ids, np.arange(scores_all.shape[1])]
+    keep = scores > conf
+    if not keep.any():
+        return Detections.empty(names)
+    xywh, scores, class_ids = prediction[:4, keep].T, scores[keep], class_ids[keep]
+    xyxy = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], axis=1)
+    offset = class_ids[:, None].astype(np.float32) * 7680.0  # class-aware NMS: classes never overlap
+    kept = nms(xyxy + offset, scores, iou)[:max_det]
+    return Detections(box.to_source(xyxy[kept]), scores[kept].astype(np.float32), class_ids[kept].astype(np.int64),
+                      names)
