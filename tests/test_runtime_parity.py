@@ -1,0 +1,55 @@
+"""Cross-package: the torch-free runtime on a model exported by the trainer, against ultralytics.
+
+On real dashcam frames, ``bienbao.runtime.Detector`` running the exported FP32 ONNX finds the
+same signs as ultralytics' own prediction with the checkpoint it came from (same pre-processing,
+decoding and NMS, so same classes and boxes within IoU 0.9).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+FRAMES = SHARED / "datasets/vietnam-traffic-sign-detection/valid/images"
+FP32 = SHARED / "weights/vn-signs-fp32.pt"
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    x1, y1 = np.maximum(a[:, None, 0], b[None, :, 0]), np.maximum(a[:, None, 1], b[None, :, 1])
+    x2, y2 = np.minimum(a[:, None, 2], b[None, :, 2]), np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / (area_a[:, None] + area_b[None, :] - inter)
+
+
+@pytest.mark.skipif(not FP32.exists() or not FRAMES.is_dir(), reason="needs ../shared (weights and frames)")
+def test_runtime_detector_matches_ultralytics_predict(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("YOLO_OFFLINE", "1")
+    from ultralytics import YOLO
+
+    from bienbao.runtime import Detector
+    from bienbao.trainer.export import export_onnx
+
+    onnx_path = export_onnx(FP32, tmp_path, "fp32", imgsz=640).path
+    detector = Detector(onnx_path, conf=0.25, iou=0.7)
+    reference = YOLO(str(FP32))
+    frames = sorted(FRAMES.iterdir())[::12][:12]
+    matched = total = 0
+    for path in frames:
+        frame = cv2.imread(str(path))
+        ours = detector.detect(frame)
+        theirs = reference.predict(frame, imgsz=640, conf=0.25, iou=0.7, verbose=False)[0].boxes
+        their_boxes, their_classes = theirs.xyxy.numpy(), theirs.cls.numpy().astype(int)
+        assert abs(len(ours) - len(their_boxes)) <= 1, path.name
+        for box, cls in zip(their_boxes, their_classes, strict=True):
+            total += 1
+            same = ours.boxes[ours.class_ids == cls]
+            matched += bool(len(same)) and bool(iou(box[None], same).max() > 0.9)
+    print(f"ultralytics detections matched by the runtime: {matched}/{total}")
+    assert total >= 5, "the FP32 model should find signs in these frames"
+    assert matched / total >= 0.95, f"{matched}/{total}"
