@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from bienbao.runtime import ModelMetadata
+from bienbao.runtime.metadata import METADATA_KEY, Quantization
 
 SHARED = Path(__file__).resolve().parents[3].parent / "shared"
 FRAMES = SHARED / "datasets/vietnam-traffic-sign-detection/valid/images"
@@ -18,3 +23,59 @@ def real_frames() -> list[np.ndarray]:
     if not FRAMES.is_dir():
         pytest.skip(f"{FRAMES} is not beside this checkout (tests read ../shared)")
     return [cv2.imread(str(p)) for p in sorted(FRAMES.iterdir())[:4]]
+
+
+NAMES = ("cam-re-trai", "cam-re-phai")
+BOXES = np.array([[[100, 300], [100, 300], [40, 20], [20, 40]]], np.float32)  # (1, 4, 2): cx, cy, w, h
+
+
+def _brightness_model(path, with_metadata: bool = True, size: int = 320) -> str:
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["mean"], keepdims=1),  # (1, 1, 1, 1)
+        helper.make_node("Reshape", ["mean", "shape"], ["mean3"]),  # (1, 1, 1)
+        helper.make_node("Expand", ["mean3", "score_shape"], ["scores"]),  # (1, 2, 2)
+        helper.make_node("Mul", ["scores", "class_weights"], ["weighted"]),
+        helper.make_node("Concat", ["boxes", "weighted"], ["output0"], axis=1),
+    ]
+    initializers = [
+        numpy_helper.from_array(np.array([1, 1, 1], np.int64), "shape"),
+        numpy_helper.from_array(np.array([1, 2, 2], np.int64), "score_shape"),
+        numpy_helper.from_array(np.array([[[1.0], [0.5]]], np.float32), "class_weights"),  # class 0 wins
+        numpy_helper.from_array(BOXES, "boxes"),
+    ]
+    graph = helper.make_graph(
+        nodes, "brightness", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 6, 2])], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    if with_metadata:
+        meta = ModelMetadata(names=NAMES, imgsz=(size, size), quantization=Quantization("fp32"))
+        model.metadata_props.add(key=METADATA_KEY, value=meta.to_json())
+    onnx.save(model, str(path))
+    return str(path)
+
+
+@pytest.fixture
+def brightness_model():
+    """``brightness_model(path, with_metadata=True, size=320)``: a real ONNX model whose class scores are
+    the input's mean brightness (class 0 weighted 1, class 1 weighted 0.5) and whose two boxes are fixed."""
+    return _brightness_model
+
+
+_brightness_model.names = NAMES
+_brightness_model.boxes = BOXES
+
+
+@pytest.fixture
+def sign_video(tmp_path, real_frames):
+    """``sign_video(frames=60, fps=30)``: an mp4 made of real dashcam frames."""
+    import cv2
+
+    def make(frames: int = 60, fps: int = 30):
+        path = tmp_path / f"signs_{frames}.mp4"
+        height, width = real_frames[0].shape[:2]
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+        for index in range(frames):
+            writer.write(real_frames[index % len(real_frames)])
+        writer.release()
+        return path
+    return make

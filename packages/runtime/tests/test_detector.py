@@ -7,52 +7,21 @@ whole chain (letterbox, ONNX Runtime, decoding, NMS, mapping back to the frame) 
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
-from bienbao.runtime import Detector, MissingDependencyError, ModelMetadata
+from bienbao.runtime import Detector, MissingDependencyError
 from bienbao.runtime.backends import load_backend
-from bienbao.runtime.metadata import METADATA_KEY, Quantization
-
-NAMES = ("cam-re-trai", "cam-re-phai")
-BOXES = np.array([[[100, 300], [100, 300], [40, 20], [20, 40]]], np.float32)  # (1, 4, 2): cx, cy, w, h
 
 
-def brightness_model(path, with_metadata: bool = True, size: int = 320) -> str:
-    nodes = [
-        helper.make_node("ReduceMean", ["images"], ["mean"], keepdims=1),  # (1, 1, 1, 1)
-        helper.make_node("Reshape", ["mean", "shape"], ["mean3"]),  # (1, 1, 1)
-        helper.make_node("Expand", ["mean3", "score_shape"], ["scores"]),  # (1, 2, 2)
-        helper.make_node("Mul", ["scores", "class_weights"], ["weighted"]),
-        helper.make_node("Concat", ["boxes", "weighted"], ["output0"], axis=1),
-    ]
-    initializers = [
-        numpy_helper.from_array(np.array([1, 1, 1], np.int64), "shape"),
-        numpy_helper.from_array(np.array([1, 2, 2], np.int64), "score_shape"),
-        numpy_helper.from_array(np.array([[[1.0], [0.5]]], np.float32), "class_weights"),  # class 0 wins
-        numpy_helper.from_array(BOXES, "boxes"),
-    ]
-    graph = helper.make_graph(
-        nodes, "brightness", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 6, 2])], initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    if with_metadata:
-        meta = ModelMetadata(names=NAMES, imgsz=(size, size), quantization=Quantization("fp32"))
-        model.metadata_props.add(key=METADATA_KEY, value=meta.to_json())
-    onnx.save(model, str(path))
-    return str(path)
-
-
-def test_a_bright_frame_gives_the_fixed_boxes_in_frame_pixels(tmp_path) -> None:
+def test_a_bright_frame_gives_the_fixed_boxes_in_frame_pixels(tmp_path, brightness_model) -> None:
     detector = Detector(brightness_model(tmp_path / "m.onnx"), conf=0.5, threads=1)
-    assert detector.names == NAMES and detector.input_size == (320, 320)
+    assert detector.names == brightness_model.names and detector.input_size == (320, 320)
     frame = np.full((360, 640, 3), 255, np.uint8)  # letterboxed: gain 0.5, 70 px of padding on top
     found = detector.detect(frame)
     assert found.class_ids.tolist() == [0, 0] and found.labels == ["cam-re-trai", "cam-re-trai"]
     padding_mean = (360 * 640 * 255 * 0.5 ** 2 + (320 * 320 - 180 * 320) * 114) / (320 * 320 * 255)
     assert np.allclose(found.scores, padding_mean, atol=1e-3)
-    cx, cy, w, h = BOXES[0]
+    cx, cy, w, h = brightness_model.boxes[0]
     expected = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)  # network xyxy
     expected[:, [1, 3]] -= 70  # top padding
     expected /= 0.5  # gain
@@ -60,7 +29,7 @@ def test_a_bright_frame_gives_the_fixed_boxes_in_frame_pixels(tmp_path) -> None:
     assert np.allclose(found.boxes[np.argsort(found.boxes[:, 0])], expected, atol=1e-3)
 
 
-def test_a_dark_frame_gives_an_empty_result_of_stable_shape(tmp_path) -> None:
+def test_a_dark_frame_gives_an_empty_result_of_stable_shape(tmp_path, brightness_model) -> None:
     detector = Detector(brightness_model(tmp_path / "m.onnx"), conf=0.5)
     found = detector.detect(np.zeros((480, 640, 3), np.uint8))
     assert len(found) == 0 and found.boxes.shape == (0, 4)
@@ -68,7 +37,7 @@ def test_a_dark_frame_gives_an_empty_result_of_stable_shape(tmp_path) -> None:
     assert [len(d) for d in batch] == [0, 2]
 
 
-def test_a_file_without_metadata_needs_names(tmp_path) -> None:
+def test_a_file_without_metadata_needs_names(tmp_path, brightness_model) -> None:
     path = brightness_model(tmp_path / "plain.onnx", with_metadata=False)
     with pytest.raises(ValueError, match="not a bienbao export.*names="):
         Detector(path)
@@ -78,7 +47,7 @@ def test_a_file_without_metadata_needs_names(tmp_path) -> None:
         Detector(brightness_model(tmp_path / "m.onnx"), names=["a", "b"])
 
 
-def test_bad_inputs_are_named(tmp_path) -> None:
+def test_bad_inputs_are_named(tmp_path, brightness_model) -> None:
     with pytest.raises(FileNotFoundError, match="model file not found"):
         Detector(tmp_path / "missing.onnx")
     path = brightness_model(tmp_path / "m.onnx")
@@ -92,7 +61,7 @@ def test_bad_inputs_are_named(tmp_path) -> None:
         Detector(path, conf=1.5)
 
 
-def test_tensorrt_backend_names_what_to_install(tmp_path) -> None:
+def test_tensorrt_backend_names_what_to_install(tmp_path, brightness_model) -> None:
     import importlib.util
 
     if importlib.util.find_spec("tensorrt") is not None:

@@ -1,0 +1,142 @@
+"""Always-fresh frames: a capture thread that keeps only the newest frame.
+
+The consumer (inference) takes whatever frame is newest; frames captured while it was busy are
+dropped and counted, so a slow model skips frames instead of lagging further and further behind
+the camera. A live source that stops delivering (a camera unplugged, a stream that stalls) is
+reopened with exponential back-off; a file ends at its last frame (read at its own frame rate when
+``realtime``, as a camera would deliver it, or every frame in order when not).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._deps import require
+from .sources import Source
+
+__all__ = ["Frame", "LatestFrameCapture"]
+
+
+@dataclass(frozen=True)
+class Frame:
+    image: np.ndarray
+    index: int  # the frame's number since the start (counting dropped ones)
+    timestamp: float  # time.time() when it was captured
+
+
+STREAM_TIMEOUT_MS = 5000  # a stalled RTSP/HTTP stream's read fails after this, and is reopened
+
+
+def _open_with_cv2(source: Source) -> Any:
+    cv2 = require("cv2", "opencv", "or the system OpenCV on a Jetson")
+    if source.kind == "stream":
+        capture = cv2.VideoCapture(source.target, cv2.CAP_FFMPEG, [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
+    else:
+        capture = cv2.VideoCapture(*source.open_args())
+    if not capture.isOpened():
+        raise OSError(f"cannot open video source {source.target!r}")
+    return capture
+
+
+class LatestFrameCapture:
+    def __init__(self, source: Source, realtime: bool = True, opener: Callable[[Source], Any] = _open_with_cv2,
+                 max_backoff: float = 8.0) -> None:
+        """``opener(source)`` returns an object with OpenCV's ``read``/``get``/``release``."""
+        self.source = source
+        self.realtime = realtime or source.live
+        self._opener = opener
+        self._max_backoff = max_backoff
+        self._condition = threading.Condition()
+        self._latest: Frame | None = None
+        self._stop = threading.Event()
+        self._finished = False
+        self.captured = self.dropped = self.reconnects = 0
+        self.error: str | None = None
+        self._capture = opener(source)  # fail fast: a source that never opens is an error now
+        fps = self._capture.get(5)  # cv2.CAP_PROP_FPS
+        self.fps = fps if fps and fps > 0 else 30.0
+        self._thread = threading.Thread(target=self._run, name="bienbao-capture", daemon=True)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> LatestFrameCapture:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._condition:
+            self._condition.notify_all()
+        self._thread.join(timeout=5)
+        if self._capture is not None:
+            self._capture.release()
+
+    @property
+    def finished(self) -> bool:
+        """True once a file has ended (or the capture was stopped) and its last frame was taken."""
+        with self._condition:
+            return self._finished and self._latest is None
+
+    # -- consumer ------------------------------------------------------------------------------
+    def read(self, timeout: float = 1.0) -> Frame | None:
+        """The newest frame not yet taken, waiting up to ``timeout``; ``None`` if none came."""
+        with self._condition:
+            if self._latest is None and not self._finished:
+                self._condition.wait(timeout)
+            frame, self._latest = self._latest, None
+            return frame
+
+    # -- producer ------------------------------------------------------------------------------
+    def _publish(self, image: np.ndarray) -> None:
+        with self._condition:
+            if self._latest is not None:
+                self.dropped += 1
+            self._latest = Frame(image, self.captured, time.time())
+            self.captured += 1
+            self._condition.notify_all()
+
+    def _wait_until_taken(self) -> None:
+        """Files read as fast as possible must not drop frames: wait until the consumer took it."""
+        with self._condition:
+            while self._latest is not None and not self._stop.is_set():
+                self._condition.wait(0.1)
+
+    def _run(self) -> None:
+        period = 1.0 / self.fps
+        next_time = time.monotonic()
+        while not self._stop.is_set():
+            ok, image = self._capture.read()
+            if ok and image is not None:
+                self._publish(image)
+                if not self.realtime:
+                    self._wait_until_taken()
+                elif not self.source.live:  # a file played as a camera would deliver it
+                    next_time += period
+                    time.sleep(max(0.0, next_time - time.monotonic()))
+                continue
+            if not self.source.live:
+                break  # end of file
+            self._reconnect()
+        with self._condition:
+            self._finished = True
+            self._condition.notify_all()
+
+    def _reconnect(self) -> None:
+        """Reopen a live source that stopped delivering, backing off 0.5 s, 1 s, 2 s ... max_backoff."""
+        self._capture.release()
+        delay = 0.5
+        while not self._stop.is_set():
+            self.reconnects += 1
+            try:
+                self._capture = self._opener(self.source)
+                return
+            except OSError as exc:
+                self.error = str(exc)
+                self._stop.wait(delay)
+                delay = min(delay * 2, self._max_backoff)

@@ -1,0 +1,53 @@
+"""Video sources: what a ``--source`` string means, and the Jetson CSI GStreamer pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Source", "csi_pipeline", "parse_source"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """``kind`` is camera (index or V4L2 device), file, stream (RTSP/HTTP) or csi (GStreamer)."""
+
+    kind: str
+    target: str | int
+    live: bool
+
+    def open_args(self) -> tuple:
+        """Arguments for ``cv2.VideoCapture``."""
+        if self.kind == "csi":
+            import cv2
+
+            return (self.target, cv2.CAP_GSTREAMER)
+        return (self.target,)
+
+
+def csi_pipeline(width: int = 1280, height: int = 720, fps: int = 30, sensor_id: int = 0, flip: int = 0) -> str:
+    """A Jetson CSI camera through ``nvarguscamerasrc``, converted to BGR for OpenCV (needs an
+    OpenCV built with GStreamer: JetPack's, not the registry's ``opencv-python``)."""
+    return (
+        f"nvarguscamerasrc sensor-id={sensor_id} ! "
+        f"video/x-raw(memory:NVMM), width={width}, height={height}, framerate={fps}/1 ! "
+        f"nvvidconv flip-method={flip} ! video/x-raw, format=BGRx ! "
+        "videoconvert ! video/x-raw, format=BGR ! appsink drop=true max-buffers=1"
+    )
+
+
+def parse_source(spec: str, width: int = 1280, height: int = 720, fps: int = 30) -> Source:
+    """``0`` (camera index), ``/dev/video0``, ``rtsp://...``/``http(s)://...``, ``csi`` or ``csi:1``
+    (Jetson CSI sensor), or a video file path."""
+    if spec.isdigit():
+        return Source("camera", int(spec), live=True)
+    if spec.startswith("/dev/video"):
+        return Source("camera", spec, live=True)
+    if spec.split("://", 1)[0] in ("rtsp", "rtmp", "http", "https"):
+        return Source("stream", spec, live=True)
+    if spec == "csi" or spec.startswith("csi:"):
+        sensor = int(spec.split(":", 1)[1]) if ":" in spec else 0
+        return Source("csi", csi_pipeline(width, height, fps, sensor), live=True)
+    if not Path(spec).is_file():
+        raise FileNotFoundError(f"video source {spec!r}: not a camera index, device, stream URL, 'csi' or a file")
+    return Source("file", spec, live=False)
