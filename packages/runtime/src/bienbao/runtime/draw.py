@@ -69,16 +69,16 @@ class Annotator:
         if self._font is None:
             for (x, y), text, color in texts:
                 width = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)[0][0]
-                x = max(0, min(x, image.shape[1] - width - 2))  # keep the label inside the frame
-                cv2.putText(image, text, (x, y + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
+                left = max(0, min(x, image.shape[1] - width - 2))  # keep the label inside the frame
+                cv2.putText(image, text, (left, y + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
             return image
         from PIL import Image, ImageDraw
 
         canvas = Image.fromarray(image[:, :, ::-1])
         pen = ImageDraw.Draw(canvas)
         for (x, y), text, color in texts:
-            x = max(0, min(x, canvas.width - int(pen.textlength(text, font=self._font)) - 2))  # keep it in frame
-            left, top, right, bottom = pen.textbbox((x, y), text, font=self._font)
+            start = max(0, min(x, canvas.width - int(pen.textlength(text, font=self._font)) - 2))  # stay in frame
+            left, top, right, bottom = pen.textbbox((start, y), text, font=self._font)
             pen.rectangle((left - 2, top - 1, right + 2, bottom + 1), fill=(0, 0, 0))
-            pen.text((x, y), text, font=self._font, fill=color[::-1])
+            pen.text((start, y), text, font=self._font, fill=color[::-1])
         return np.asarray(canvas)[:, :, ::-1].copy()
