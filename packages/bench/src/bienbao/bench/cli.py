@@ -1,0 +1,120 @@
+"""``bienbao bench``: latency, memory and (Jetson) power of one or more models on this device.
+
+Registered through the ``bienbao.commands`` entry points; imports nothing heavy at module level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["register_bench"]
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+
+
+def register_bench(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "bench", help="latency / memory / power of models on this device (or: bench compare A.json B.json)",
+        description="Measures every --model in one run, interleaved (A B A B ...), so a comparison holds while the "
+        "machine's speed drifts: latency per stage (pre-process, inference, post-process, end to end) with mean, "
+        "std, p50, p90, p99, throughput, load time, file size; memory in a separate pass afterwards (resident set "
+        "sampled from a thread, never during the latency runs); on a Jetson the board power from tegrastats. "
+        "Writes result.json (documented schema), result.md and latency.png. "
+        "`bienbao bench compare A.json B.json` puts two results side by side.")
+    parser.add_argument("compare", nargs="*", metavar="compare A.json B.json", help=argparse.SUPPRESS)
+    parser.add_argument("--model", action="append", default=[], help="exported model (.onnx, .engine); repeat")
+    parser.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"])
+    parser.add_argument("--source", help="a folder of images, an image or a video (default: one grey 640x360 "
+                        "frame; timings do not depend on the content, detections counts do)")
+    parser.add_argument("--frames", type=int, default=16, help="frames taken from the source (default 16)")
+    parser.add_argument("--runs", type=int, default=50, help="measured runs per model (default 50)")
+    parser.add_argument("--warmup", type=int, default=5, help="warm-up runs per model (default 5)")
+    parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory pass")
+    parser.add_argument("--out", help="output folder (default logs/bench/<time>)")
+    parser.set_defaults(handler=_bench, prog=parser.prog)
+    return parser
+
+
+def _frames(source: str | None, count: int):
+    import numpy as np
+
+    from bienbao.runtime import require
+
+    if source is None:
+        return [np.full((360, 640, 3), 114, np.uint8)]
+    cv2 = require("cv2", "opencv", "or the system OpenCV on a Jetson")
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
+        frames = [cv2.imread(str(p)) for p in files]
+    elif path.suffix.lower() in IMAGE_SUFFIXES:
+        frames = [cv2.imread(str(path))]
+    else:
+        capture = cv2.VideoCapture(str(path))
+        frames = []
+        while len(frames) < count:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(frame)
+        capture.release()
+    frames = [f for f in frames if f is not None]
+    if not frames:
+        raise FileNotFoundError(f"no readable frames in {source}")
+    return frames
+
+
+def _progress(done: int, total: int) -> None:
+    print(f"\rbenchmarking: run {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from bienbao.cli import CommandError
+
+    from . import report
+
+    if args.compare:
+        if args.compare[0] != "compare" or len(args.compare) != 3:
+            raise CommandError("write `bienbao bench compare A.json B.json`, or give models with --model")
+        try:
+            print(report.compare(report.load_result(args.compare[1]), report.load_result(args.compare[2])))
+        except (FileNotFoundError, ValueError) as exc:
+            raise CommandError(str(exc)) from exc
+        return 0
+    if not args.model:
+        raise CommandError("give at least one --model")
+    missing = [m for m in args.model if not Path(m).is_file()]
+    if missing:
+        raise CommandError(f"model file not found: {', '.join(missing)}")
+    if args.runs < 1:
+        raise CommandError(f"--runs {args.runs}: at least 1")
+    from bienbao.runtime import MissingDependencyError
+
+    from .runner import run_benchmark
+
+    try:
+        frames = _frames(args.source, args.frames)
+        runs, interrupted = run_benchmark(args.model, frames, args.backend, args.runs, args.warmup, args.threads,
+                                          memory=not args.no_memory, progress=_progress)
+    except (MissingDependencyError, FileNotFoundError, ValueError) as exc:
+        raise CommandError(str(exc)) from exc
+    options = {"runs": args.runs, "warmup": args.warmup, "threads": args.threads, "backend": args.backend,
+               "source": args.source or "synthetic 640x360 frame", "frames": len(frames),
+               "memory": "separate pass, RSS sampled every 2 ms" if not args.no_memory else "skipped"}
+    result = report.build_result(runs, options, interrupted)
+    if not result["models"]:
+        raise CommandError("interrupted before any model was measured")
+    out = Path(args.out or f"logs/bench/{datetime.datetime.now():%Y%m%d-%H%M%S}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    (out / "result.md").write_text(report.markdown(result), encoding="utf-8")
+    chart = report.plot(result, out / "latency.png")
+    print(report.table(result))
+    print(f"wrote {out / 'result.json'}, {out / 'result.md'}" + (f", {chart}" if chart else
+                                                                   " (install matplotlib for latency.png)"))
+    return 0

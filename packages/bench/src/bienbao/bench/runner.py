@@ -1,0 +1,118 @@
+"""The benchmark: several models measured in one run, interleaved (A B A B ...).
+
+Latency is measured per stage (pre-process, inference, post-process, end to end) with nothing else
+running in the process. Memory is measured in a *separate pass* afterwards: each model in a fresh
+process of its own (``bienbao.bench._memory``), where a thread samples the resident set every
+2 ms while it runs, so sampling never overlaps a latency measurement and each model's figure is
+its own. On a Jetson, tegrastats is sampled during that pass too (board power per model).
+An interruption (Ctrl-C) ends the latency loop early; what was measured is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bienbao.runtime.backends import load_backend
+from bienbao.runtime.postprocess import postprocess
+from bienbao.runtime.preprocess import preprocess
+
+__all__ = ["STAGES", "ModelRun", "run_benchmark"]
+
+STAGES = ("preprocess", "inference", "postprocess", "end_to_end")
+
+
+@dataclass
+class ModelRun:
+    name: str
+    path: Path
+    backend: object
+    load_seconds: float
+    samples_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    memory: dict = field(default_factory=dict)
+    power: dict = field(default_factory=dict)
+
+
+def _names(paths: Sequence[Path]) -> list[str]:
+    """Short unique names for the models (file stems; parent folder added on a clash)."""
+    stems = [p.stem for p in paths]
+    return [f"{p.parent.name}/{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in paths]
+
+
+def _load(paths: Sequence[Path], backend: str, threads: int | None) -> list[ModelRun]:
+    runs = []
+    for name, path in zip(_names(paths), paths, strict=True):
+        start = time.perf_counter()
+        model = load_backend(backend, path, **_options(path, backend, threads))
+        runs.append(ModelRun(name, path, model, time.perf_counter() - start))
+    return runs
+
+
+def _options(path: Path, backend: str, threads: int | None) -> dict:
+    return {"threads": threads} if threads and (backend == "onnxruntime" or path.suffix == ".onnx") else {}
+
+
+def _one(run: ModelRun, frame: np.ndarray, record: bool) -> None:
+    t0 = time.perf_counter()
+    tensor, box = preprocess(frame, run.backend.input_size)
+    t1 = time.perf_counter()
+    output = run.backend.infer(tensor)
+    t2 = time.perf_counter()
+    names = run.backend.metadata.names if run.backend.metadata else ()
+    postprocess(output, box, names=names)
+    t3 = time.perf_counter()
+    if record:
+        for stage, value in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t3 - t0), strict=True):
+            run.samples_ms[stage].append(value * 1000)
+
+
+def _memory_pass(run: ModelRun, frames: Sequence[np.ndarray], backend: str, threads: int | None,
+                 repeats: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        frames_file = Path(folder) / "frames.npy"
+        np.save(frames_file, np.stack([f for f in frames if f.shape == frames[0].shape]))
+        command = [sys.executable, "-m", "bienbao.bench._memory", str(run.path), str(frames_file),
+                   "--backend", backend, "--repeats", str(repeats)]
+        if threads:
+            command += ["--threads", str(threads)]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"memory pass for {run.path} failed: {result.stderr.strip()[-500:]}")
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    run.power = measured.pop("power", {})
+    run.memory = measured
+
+
+def run_benchmark(paths: Sequence[str | Path], frames: Sequence[np.ndarray], backend: str = "auto",
+                  runs: int = 50, warmup: int = 5, threads: int | None = None, memory: bool = True,
+                  progress: Callable[[int, int], None] | None = None) -> tuple[list[ModelRun], bool]:
+    """Measure every model; returns the runs and whether the latency loop was interrupted."""
+    if runs < 1 or warmup < 0:
+        raise ValueError(f"runs={runs}, warmup={warmup}: need runs >= 1 and warmup >= 0")
+    if not frames:
+        raise ValueError("no frames to run on")
+    models = _load([Path(p) for p in paths], backend, threads)
+    for model in models:
+        for index in range(warmup):
+            _one(model, frames[index % len(frames)], record=False)
+    interrupted = False
+    try:
+        for index in range(runs):
+            for model in models:  # interleaved: a drift in machine speed hits every model alike
+                _one(model, frames[index % len(frames)], record=True)
+            if progress:
+                progress(index + 1, runs)
+    except KeyboardInterrupt:
+        interrupted = True
+    if memory and not interrupted:
+        for model in models:
+            _memory_pass(model, frames, backend, threads, repeats=min(runs, 10))
+    return models, interrupted
