@@ -11,7 +11,8 @@ from typing import Any
 
 import yaml
 
-__all__ = ["register_calibrate", "register_check_data", "register_export", "register_qat", "register_train"]
+__all__ = ["register_calibrate", "register_check_data", "register_evaluate", "register_export", "register_qat",
+           "register_train"]
 
 BASE = "configs/base.yaml"
 QAT = "configs/qat.yaml"
@@ -239,6 +240,38 @@ def _export(args: argparse.Namespace) -> None:
         from bienbao.cli import CommandError
 
         raise CommandError(str(exc)) from exc
+
+
+# -- evaluate -----------------------------------------------------------------------------------
+
+def register_evaluate(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "evaluate", help="mAP50, mAP50-95, precision, recall, per-class AP of a checkpoint or an exported file",
+        description="A .pt checkpoint (FP32, PTQ, QAT fake-quant) is scored by ultralytics' validator; an exported "
+        ".onnx/.engine runs through bienbao.runtime (the deployed pre-processing, backend and NMS) and is scored "
+        "with the same matching rule, so the number is the deployed model's. Prints a table; --json writes the "
+        "result (keys documented in bienbao/trainer/evaluate.py).")
+    parser.add_argument("--model", required=True, help="checkpoint (.pt) or exported model (.onnx, .engine)")
+    parser.add_argument("--data", required=True, help="dataset YAML")
+    parser.add_argument("--split", default="val", help="val (default) or test")
+    parser.add_argument("--imgsz", type=int, default=640, help="image size for checkpoints (exports use their own)")
+    parser.add_argument("--conf", type=float, default=0.001, help="confidence threshold (mAP wants a low one)")
+    parser.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (ultralytics' val default)")
+    parser.add_argument("--json", help="write the result to this JSON file")
+    parser.set_defaults(handler=_run(_evaluate), prog=parser.prog)
+    return parser
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    import json
+
+    from .evaluate import evaluate
+
+    result = evaluate(args.model, args.data, args.split, args.imgsz, args.conf, args.iou)
+    print(result.table())
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
 
 
 # -- check-data ---------------------------------------------------------------------------------

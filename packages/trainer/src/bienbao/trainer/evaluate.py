@@ -1,0 +1,192 @@
+"""``bienbao evaluate``: accuracy of what is deployed, on a dataset split.
+
+A PyTorch checkpoint (FP32, PTQ or QAT fake-quant) is scored by ultralytics' own validator. An
+exported file (ONNX, TensorRT engine) is run through ``bienbao.runtime`` (the deployed
+pre-processing, backend and NMS) and scored with ultralytics' matching rule and
+``ap_per_class``, so the number is the deployed model's number.
+
+Result keys (``Evaluation.to_dict``): ``model``, ``data``, ``split``, ``evaluator``
+(``ultralytics`` or ``bienbao.runtime``), ``images``, ``instances``, ``map50``, ``map50_95``,
+``precision``, ``recall`` (mean over classes at the best-F1 confidence), ``per_class`` (class name ->
+``ap50``, ``ap50_95``, ``instances``), ``speed_ms`` (per image: preprocess, inference, postprocess).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
+from .dataset_check import IMAGE_SUFFIXES, _label_path, _split_dirs, dataset_names
+
+__all__ = ["Evaluation", "evaluate", "match_predictions"]
+
+IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    model: str
+    data: str
+    split: str
+    evaluator: str
+    images: int
+    instances: int
+    map50: float
+    map50_95: float
+    precision: float
+    recall: float
+    per_class: dict[str, dict] = field(default_factory=dict)
+    speed_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def table(self) -> str:
+        lines = [f"{self.model} on {self.split} ({self.images} images, {self.instances} signs; {self.evaluator})",
+                 f"  mAP50 {self.map50:.4f}  mAP50-95 {self.map50_95:.4f}  P {self.precision:.4f}  "
+                 f"R {self.recall:.4f}  " + "  ".join(f"{k} {v:.1f} ms" for k, v in self.speed_ms.items())]
+        for name, row in sorted(self.per_class.items(), key=lambda kv: -kv[1]["instances"]):
+            lines.append(f"    {name:40s} {row['instances']:4d}  AP50 {row['ap50']:.3f}  AP50-95 {row['ap50_95']:.3f}")
+        return "\n".join(lines)
+
+
+def match_predictions(pred_classes: np.ndarray, true_classes: np.ndarray, iou: np.ndarray) -> np.ndarray:
+    """ultralytics' greedy rule: detections (by descending confidence) claim the best unclaimed
+    target of their class, per IoU threshold. ``iou`` is (targets, detections); returns (D, 10)."""
+    correct = np.zeros((len(pred_classes), len(IOU_THRESHOLDS)), dtype=bool)
+    iou = iou * (true_classes[:, None] == pred_classes[None, :])
+    matched = np.zeros((iou.shape[0], len(IOU_THRESHOLDS)), dtype=bool)
+    for j in np.flatnonzero((iou >= IOU_THRESHOLDS.min()).any(0)):
+        available = np.where(matched, 0, iou[:, j, None])
+        best = available.argmax(0)
+        correct[j] = available[best, range(len(IOU_THRESHOLDS))] >= IOU_THRESHOLDS
+        matched[best, range(len(IOU_THRESHOLDS))] |= correct[j]
+    return correct
+
+
+def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    x1, y1 = np.maximum(a[:, None, 0], b[None, :, 0]), np.maximum(a[:, None, 1], b[None, :, 1])
+    x2, y2 = np.minimum(a[:, None, 2], b[None, :, 2]), np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def _targets(label: Path, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Classes and pixel xyxy boxes of a YOLO label file (polygons become their bounding box)."""
+    classes, boxes = [], []
+    if label.is_file():
+        for line in label.read_text().splitlines():
+            values = [float(v) for v in line.split()]
+            if len(values) == 5:
+                cx, cy, w, h = values[1:]
+                box = [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
+            elif len(values) >= 7:
+                xs, ys = values[1::2], values[2::2]
+                box = [min(xs), min(ys), max(xs), max(ys)]
+            else:
+                continue
+            classes.append(int(values[0]))
+            boxes.append(box)
+    scale = np.array([width, height, width, height], np.float32)
+    return np.array(classes, np.int64), np.array(boxes, np.float32).reshape(-1, 4) * scale
+
+
+def _split_images(data: Path, split: str) -> list[Path]:
+    import yaml
+
+    folders = _split_dirs(data, yaml.safe_load(data.read_text()))
+    if split not in folders:
+        raise ValueError(f"{data} has no '{split}' split (it has {', '.join(folders)})")
+    return sorted(p for folder in folders[split] for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _summarise(model: str, data: Path, split: str, evaluator: str, names: list[str], images: int, stats: dict,
+               speed: dict[str, float]) -> Evaluation:
+    from ultralytics.utils.metrics import ap_per_class
+
+    target_cls = np.concatenate(stats["target_cls"]) if stats["target_cls"] else np.zeros(0, np.int64)
+    tp = np.concatenate(stats["tp"]) if stats["tp"] else np.zeros((0, 10), bool)
+    conf = np.concatenate(stats["conf"]) if stats["conf"] else np.zeros(0)
+    pred_cls = np.concatenate(stats["pred_cls"]) if stats["pred_cls"] else np.zeros(0)
+    if len(tp) == 0 or len(target_cls) == 0:
+        return Evaluation(model, str(data), split, evaluator, images, len(target_cls), 0.0, 0.0, 0.0, 0.0, {}, speed)
+    _, _, p, r, _, ap, classes, *_ = ap_per_class(tp, conf, pred_cls, target_cls)
+    per_class = {names[int(c)]: {"ap50": round(float(ap[i, 0]), 4), "ap50_95": round(float(ap[i].mean()), 4),
+                                 "instances": int((target_cls == c).sum())} for i, c in enumerate(classes)}
+    return Evaluation(model, str(data), split, evaluator, images, len(target_cls), float(ap[:, 0].mean()),
+                      float(ap.mean()), float(p.mean()), float(r.mean()), per_class, speed)
+
+
+def _evaluate_exported(model: Path, data: Path, split: str, conf: float, iou: float) -> Evaluation:
+    import cv2
+
+    from bienbao.runtime import Detector
+    from bienbao.runtime.postprocess import postprocess
+    from bienbao.runtime.preprocess import preprocess
+
+    names = dataset_names(data)
+    detector = Detector(model, conf=conf, iou=iou, max_det=300)
+    if detector.names != tuple(names):
+        raise ValueError(f"{model} was trained on other classes than {data} ({len(detector.names)} vs {len(names)})")
+    stats: dict[str, list] = {"tp": [], "conf": [], "pred_cls": [], "target_cls": []}
+    timing = np.zeros(3)
+    images = _split_images(data, split)
+    for path in images:
+        frame = cv2.imread(str(path))
+        if frame is None:
+            raise ValueError(f"image does not decode: {path}")
+        t0 = time.perf_counter()
+        tensor, box = preprocess(frame, detector.input_size)
+        t1 = time.perf_counter()
+        output = detector.backend.infer(tensor)
+        t2 = time.perf_counter()
+        found = postprocess(output, box, conf, iou, 300, detector.names)
+        timing += (t1 - t0, t2 - t1, time.perf_counter() - t2)
+        true_cls, true_boxes = _targets(_label_path(path), frame.shape[1], frame.shape[0])
+        stats["target_cls"].append(true_cls)
+        if len(found):
+            order = np.argsort(-found.scores, kind="stable")
+            boxes, scores, classes = found.boxes[order], found.scores[order], found.class_ids[order]
+            stats["tp"].append(match_predictions(classes, true_cls, _box_iou(true_boxes, boxes))
+                               if len(true_cls) else np.zeros((len(classes), 10), bool))
+            stats["conf"].append(scores)
+            stats["pred_cls"].append(classes)
+    speed = dict(zip(("preprocess", "inference", "postprocess"), (timing / max(len(images), 1) * 1000).round(2),
+                     strict=True))
+    return _summarise(str(model), data, split, "bienbao.runtime", names, len(images), stats,
+                      {k: float(v) for k, v in speed.items()})
+
+
+def _evaluate_checkpoint(model: Path, data: Path, split: str, imgsz: int, conf: float, iou: float,
+                         batch: int) -> Evaluation:
+    from ultralytics import YOLO
+
+    names = dataset_names(data)
+    metrics = YOLO(str(model)).val(data=str(data), split=split, imgsz=imgsz, conf=conf, iou=iou, batch=batch,
+                                   plots=False, verbose=False, workers=0)
+    box = metrics.box
+    per_class = {names[int(c)]: {"ap50": round(float(box.ap50[i]), 4), "ap50_95": round(float(box.ap[i]), 4),
+                                 "instances": int(metrics.nt_per_class[int(c)])}
+                 for i, c in enumerate(box.ap_class_index)}
+    return Evaluation(str(model), str(data), split, "ultralytics", len(_split_images(data, split)),
+                      int(metrics.nt_per_class.sum()), float(box.map50), float(box.map), float(box.mp),
+                      float(box.mr), per_class, {k: round(float(v), 2) for k, v in metrics.speed.items()
+                                                 if k in ("preprocess", "inference", "postprocess")})
+
+
+def evaluate(model: str | Path, data: str | Path, split: str = "val", imgsz: int = 640, conf: float = 0.001,
+             iou: float = 0.7, batch: int = 16) -> Evaluation:
+    """Score ``model`` on ``split`` of ``data`` (see the module docstring for which evaluator runs)."""
+    model, data = Path(model), Path(data)
+    for path, what in ((model, "model"), (data, "dataset YAML")):
+        if not path.is_file():
+            raise FileNotFoundError(f"{what} not found: {path}")
+    if model.suffix == ".pt":
+        return _evaluate_checkpoint(model, data, split, imgsz, conf, iou, batch)
+    return _evaluate_exported(model, data, split, conf, iou)
