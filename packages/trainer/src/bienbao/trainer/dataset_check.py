@@ -25,7 +25,7 @@ from typing import Literal
 import yaml
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["DatasetError", "DatasetReport", "Problem", "check_dataset", "dataset_names"]
+__all__ = ["DatasetError", "DatasetReport", "Problem", "check_dataset", "dataset_names", "label_path", "split_dirs"]
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -100,7 +100,7 @@ def dataset_names(data: str | Path) -> list[str]:
     raise DatasetError(f"{data}: 'names' must be a list or a mapping of class id to name")
 
 
-def _split_dirs(data: Path, config: dict) -> dict[str, list[Path]]:
+def split_dirs(data: Path, config: dict) -> dict[str, list[Path]]:
     root = data.parent
     if config.get("path"):
         root = Path(config["path"]) if Path(config["path"]).is_absolute() else data.parent / config["path"]
@@ -116,7 +116,7 @@ def _split_dirs(data: Path, config: dict) -> dict[str, list[Path]]:
     return splits
 
 
-def _label_path(image: Path) -> Path:
+def label_path(image: Path) -> Path:
     parts = list(image.parts)
     index = len(parts) - 1 - parts[::-1].index("images")
     parts[index] = "labels"
@@ -182,7 +182,7 @@ def _check_folder(folder: Path, split: str, nc: int, decode_images: bool, report
     images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     expected = set()
     for image in images:
-        label = _label_path(image)
+        label = label_path(image)
         expected.add(label)
         if label.is_file():
             report.problems.extend(_check_label_file(label, nc))
@@ -205,7 +205,7 @@ def check_dataset(data: str | Path, splits: Iterable[str] = ("train", "val", "te
     if "nc" in config and config["nc"] != nc:
         raise DatasetError(f"{data}: nc={config['nc']} but {nc} names are given")
     report = DatasetReport(data)
-    for split, folders in _split_dirs(data, config).items():
+    for split, folders in split_dirs(data, config).items():
         if split not in splits:
             continue
         errors_before = len(report.errors)

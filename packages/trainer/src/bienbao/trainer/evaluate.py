@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
-from .dataset_check import IMAGE_SUFFIXES, _label_path, _split_dirs, dataset_names
+from .dataset_check import IMAGE_SUFFIXES, dataset_names, label_path, split_dirs
 
 __all__ = ["Evaluation", "evaluate", "match_predictions"]
 
@@ -100,7 +100,7 @@ def _targets(label: Path, width: int, height: int) -> tuple[np.ndarray, np.ndarr
 def _split_images(data: Path, split: str) -> list[Path]:
     import yaml
 
-    folders = _split_dirs(data, yaml.safe_load(data.read_text()))
+    folders = split_dirs(data, yaml.safe_load(data.read_text()))
     if split not in folders:
         raise ValueError(f"{data} has no '{split}' split (it has {', '.join(folders)})")
     return sorted(p for folder in folders[split] for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -148,7 +148,7 @@ def _evaluate_exported(model: Path, data: Path, split: str, conf: float, iou: fl
         t2 = time.perf_counter()
         found = postprocess(output, box, conf, iou, 300, detector.names)
         timing += (t1 - t0, t2 - t1, time.perf_counter() - t2)
-        true_cls, true_boxes = _targets(_label_path(path), frame.shape[1], frame.shape[0])
+        true_cls, true_boxes = _targets(label_path(path), frame.shape[1], frame.shape[0])
         stats["target_cls"].append(true_cls)
         if len(found):
             order = np.argsort(-found.scores, kind="stable")
