@@ -5,6 +5,7 @@
     nox -s lint              ruff over the whole repository
     nox -s lean              runtime + bench installed alone: no torch, no ultralytics imported
     nox -s build             wheels and sdists of every package into dist/
+    nox -s pipeline          the main job (bienbao pipeline) on the embedded sample; -- ARGS are passed on
 
 Every install goes through constraints.txt, which pins the CPU build of torch here.
 """
@@ -95,6 +96,16 @@ def lean(session: nox.Session) -> None:
     )
     session.run("python", "-c", check)
     session.run("bienbao", "info")
+
+
+@nox.session
+def pipeline(session: nox.Session) -> None:
+    """Install the workstation packages and run ``bienbao pipeline`` (args after ``--`` passed on)."""
+    install(session, "trainer", extras="")
+    env = common_env(session)
+    env["YOLO_CONFIG_DIR"] = str(ROOT / "logs" / ".ultralytics")
+    session.chdir(ROOT)
+    session.run("bienbao", "pipeline", *session.posargs, env=env)
 
 
 @nox.session
