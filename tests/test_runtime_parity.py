@@ -10,21 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FRAMES = SHARED / "datasets/vietnam-traffic-sign-detection/valid/images"
 FP32 = SHARED / "weights/vn-signs-fp32.pt"
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    x1, y1 = np.maximum(a[:, None, 0], b[None, :, 0]), np.maximum(a[:, None, 1], b[None, :, 1])
-    x2, y2 = np.minimum(a[:, None, 2], b[None, :, 2]), np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / (area_a[:, None] + area_b[None, :] - inter)
 
 
 @pytest.mark.skipif(not FP32.exists() or not FRAMES.is_dir(), reason="needs ../shared (weights and frames)")
@@ -33,6 +23,7 @@ def test_runtime_detector_matches_ultralytics_predict(tmp_path, monkeypatch) -> 
     from ultralytics import YOLO
 
     from bienbao.runtime import Detector
+    from bienbao.runtime.postprocess import box_iou
     from bienbao.trainer.export import export_onnx
 
     onnx_path = export_onnx(FP32, tmp_path, "fp32", imgsz=640).path
@@ -49,7 +40,7 @@ def test_runtime_detector_matches_ultralytics_predict(tmp_path, monkeypatch) -> 
         for box, cls in zip(their_boxes, their_classes, strict=True):
             total += 1
             same = ours.boxes[ours.class_ids == cls]
-            matched += bool(len(same)) and bool(iou(box[None], same).max() > 0.9)
+            matched += bool(len(same)) and bool(box_iou(box[None], same).max() > 0.9)
     print(f"ultralytics detections matched by the runtime: {matched}/{total}")
     assert total >= 5, "the FP32 model should find signs in these frames"
     assert matched / total >= 0.95, f"{matched}/{total}"

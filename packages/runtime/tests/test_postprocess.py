@@ -60,3 +60,11 @@ def test_max_det_and_empty_results_keep_their_shapes() -> None:
     assert isinstance(empty, Detections) and len(empty) == 0
     assert empty.boxes.shape == (0, 4) and empty.scores.shape == (0,) and empty.class_ids.shape == (0,)
     assert empty.to_records() == []
+
+
+def test_box_iou_by_hand() -> None:
+    from bienbao.runtime.postprocess import box_iou
+
+    a = np.array([[0, 0, 10, 10]], np.float32)
+    b = np.array([[5, 0, 15, 10], [0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
+    assert np.allclose(box_iou(a, b), [[50 / 150, 1.0, 0.0]])

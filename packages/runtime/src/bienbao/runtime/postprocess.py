@@ -14,7 +14,7 @@ import numpy as np
 
 from .preprocess import Letterbox
 
-__all__ = ["Detections", "nms", "postprocess"]
+__all__ = ["Detections", "box_iou", "nms", "postprocess"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,16 @@ class Detections:
         return [{"box": [round(float(v), 1) for v in box], "score": round(float(score), 4), "class_id": int(c),
                  "name": label}
                 for box, score, c, label in zip(self.boxes, self.scores, self.class_ids, self.labels, strict=True)]
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of xyxy boxes ``a`` (N, 4) and ``b`` (M, 4) -> (N, M)."""
+    x1, y1 = np.maximum(a[:, None, 0], b[None, :, 0]), np.maximum(a[:, None, 1], b[None, :, 1])
+    x2, y2 = np.minimum(a[:, None, 2], b[None, :, 2]), np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:

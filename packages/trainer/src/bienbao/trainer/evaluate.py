@@ -22,7 +22,7 @@ import numpy as np
 from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
 from .dataset_check import IMAGE_SUFFIXES, dataset_names, label_path, split_dirs
 
-__all__ = ["Evaluation", "evaluate", "match_predictions"]
+__all__ = ["Evaluation", "evaluate", "match_predictions", "split_images"]
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 
@@ -68,15 +68,6 @@ def match_predictions(pred_classes: np.ndarray, true_classes: np.ndarray, iou: n
     return correct
 
 
-def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    x1, y1 = np.maximum(a[:, None, 0], b[None, :, 0]), np.maximum(a[:, None, 1], b[None, :, 1])
-    x2, y2 = np.minimum(a[:, None, 2], b[None, :, 2]), np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-
-
 def _targets(label: Path, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     """Classes and pixel xyxy boxes of a YOLO label file (polygons become their bounding box)."""
     classes, boxes = [], []
@@ -97,7 +88,7 @@ def _targets(label: Path, width: int, height: int) -> tuple[np.ndarray, np.ndarr
     return np.array(classes, np.int64), np.array(boxes, np.float32).reshape(-1, 4) * scale
 
 
-def _split_images(data: Path, split: str) -> list[Path]:
+def split_images(data: Path, split: str) -> list[Path]:
     import yaml
 
     folders = split_dirs(data, yaml.safe_load(data.read_text()))
@@ -127,7 +118,7 @@ def _evaluate_exported(model: Path, data: Path, split: str, conf: float, iou: fl
     import cv2
 
     from bienbao.runtime import Detector
-    from bienbao.runtime.postprocess import postprocess
+    from bienbao.runtime.postprocess import box_iou, postprocess
     from bienbao.runtime.preprocess import preprocess
 
     names = dataset_names(data)
@@ -136,7 +127,7 @@ def _evaluate_exported(model: Path, data: Path, split: str, conf: float, iou: fl
         raise ValueError(f"{model} was trained on other classes than {data} ({len(detector.names)} vs {len(names)})")
     stats: dict[str, list] = {"tp": [], "conf": [], "pred_cls": [], "target_cls": []}
     timing = np.zeros(3)
-    images = _split_images(data, split)
+    images = split_images(data, split)
     for path in images:
         frame = cv2.imread(str(path))
         if frame is None:
@@ -153,7 +144,7 @@ def _evaluate_exported(model: Path, data: Path, split: str, conf: float, iou: fl
         if len(found):
             order = np.argsort(-found.scores, kind="stable")
             boxes, scores, classes = found.boxes[order], found.scores[order], found.class_ids[order]
-            stats["tp"].append(match_predictions(classes, true_cls, _box_iou(true_boxes, boxes))
+            stats["tp"].append(match_predictions(classes, true_cls, box_iou(true_boxes, boxes))
                                if len(true_cls) else np.zeros((len(classes), 10), bool))
             stats["conf"].append(scores)
             stats["pred_cls"].append(classes)
@@ -174,7 +165,7 @@ def _evaluate_checkpoint(model: Path, data: Path, split: str, imgsz: int, conf: 
     per_class = {names[int(c)]: {"ap50": round(float(box.ap50[i]), 4), "ap50_95": round(float(box.ap[i]), 4),
                                  "instances": int(metrics.nt_per_class[int(c)])}
                  for i, c in enumerate(box.ap_class_index)}
-    return Evaluation(str(model), str(data), split, "ultralytics", len(_split_images(data, split)),
+    return Evaluation(str(model), str(data), split, "ultralytics", len(split_images(data, split)),
                       int(metrics.nt_per_class.sum()), float(box.map50), float(box.map), float(box.mp),
                       float(box.mr), per_class, {k: round(float(v), 2) for k, v in metrics.speed.items()
                                                  if k in ("preprocess", "inference", "postprocess")})

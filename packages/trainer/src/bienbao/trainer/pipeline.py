@@ -111,10 +111,10 @@ def _bench(options: PipelineOptions, state: _State) -> dict:
     from bienbao.bench import build_result, run_benchmark
     from bienbao.bench.report import plot
 
-    from .evaluate import _split_images
+    from .evaluate import split_images
 
     exported = state.outputs("export")
-    frames = [cv2.imread(str(p)) for p in _split_images(Path(options.train.data), options.split)[:8]]
+    frames = [cv2.imread(str(p)) for p in split_images(Path(options.train.data), options.split)[:8]]
     runs, interrupted = run_benchmark([exported["fp32"], exported["ptq"], exported["qat"]], frames,
                                       runs=options.bench_runs, warmup=2, threads=None)
     result = build_result(runs, {"runs": options.bench_runs, "warmup": 2, "threads": None,
