@@ -134,8 +134,9 @@ def plot(result: dict, path: str | Path) -> Path | None:
               "whislo": m["latency_ms"]["end_to_end"]["min"], "whishi": m["latency_ms"]["end_to_end"]["p99"],
               "mean": m["latency_ms"]["end_to_end"]["mean"]} for m in models]
     axis.bxp(stats, showmeans=True, showfliers=False)
-    axis.set_ylabel("end-to-end latency (ms): p50 to p90 box, min to p99 whiskers")
-    axis.set_title(f"{result['device']['cpu']}", fontsize=9)
+    axis.set_ylabel("end-to-end latency (ms)")
+    axis.set_title(f"{result['device']['cpu']}: box p50-p90, whiskers min-p99, triangle mean", fontsize=9)
+    axis.tick_params(axis="x", labelrotation=12, labelsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
