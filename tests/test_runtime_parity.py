@@ -7,29 +7,20 @@ decoding and NMS, so same classes and boxes within IoU 0.9).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
-import pytest
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-FRAMES = SHARED / "datasets/vietnam-traffic-sign-detection/valid/images"
-FP32 = SHARED / "weights/vn-signs-fp32.pt"
 
 
-@pytest.mark.skipif(not FP32.exists() or not FRAMES.is_dir(), reason="needs ../shared (weights and frames)")
-def test_runtime_detector_matches_ultralytics_predict(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("YOLO_OFFLINE", "1")
+def test_runtime_detector_matches_ultralytics_predict(tmp_path, offline, fp32_weights, sign_data) -> None:
     from ultralytics import YOLO
 
     from bienbao.runtime import Detector
     from bienbao.runtime.postprocess import box_iou
     from bienbao.trainer.export import export_onnx
 
-    onnx_path = export_onnx(FP32, tmp_path, "fp32", imgsz=640).path
+    onnx_path = export_onnx(fp32_weights, tmp_path, "fp32", imgsz=640).path
     detector = Detector(onnx_path, conf=0.25, iou=0.7)
-    reference = YOLO(str(FP32))
-    frames = sorted(FRAMES.iterdir())[::12][:12]
+    reference = YOLO(str(fp32_weights))
+    frames = sorted((sign_data.parent / "valid" / "images").iterdir())[::12][:12]
     matched = total = 0
     for path in frames:
         frame = cv2.imread(str(path))

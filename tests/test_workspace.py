@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 PACKAGES = ("quant", "trainer", "runtime", "bench", "cli")
 
@@ -19,7 +20,8 @@ def test_bienbao_is_a_namespace_shared_by_every_package() -> None:
 
 
 def test_one_bienbao_command_lists_every_installed_package() -> None:
-    out = subprocess.run(["bienbao", "info"], capture_output=True, text=True, check=True).stdout
+    script = Path(sys.executable).parent / "bienbao"  # the console script installed beside this Python
+    out = subprocess.run([str(script), "info"], capture_output=True, text=True, check=True).stdout
     for package in PACKAGES:
         assert f"bienbao-{package} " in out
     assert "torch: 2." in out
