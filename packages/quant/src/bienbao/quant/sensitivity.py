@@ -16,7 +16,7 @@ the most sensitive layers in float or at a higher weight bit width.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from torch import nn
 
@@ -114,4 +114,4 @@ def sensitivity_analysis(model: nn.Module, evaluate: Callable[[nn.Module], float
 def with_critical_layers(policy: QuantPolicy, report: SensitivityReport, top_k: int,
                          keep: str | QuantizerConfig = "float") -> QuantPolicy:
     """``policy`` with the report's critical rules appended (so they take precedence)."""
-    return replace(policy, rules=policy.rules + report.critical_rules(top_k, keep))
+    return policy.with_rules(*report.critical_rules(top_k, keep))

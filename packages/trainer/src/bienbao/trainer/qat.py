@@ -52,18 +52,16 @@ class QATSetup:
 
     qat: QATConfig
     policy_path: str
-    layout_logs: str
-    layout_tensorboard: str
+    tensorboard: str  # the run's TensorBoard folder
 
     def to_json(self) -> str:
         return json.dumps({"qat": dataclasses.asdict(self.qat), "policy_path": self.policy_path,
-                           "layout_logs": self.layout_logs, "layout_tensorboard": self.layout_tensorboard})
+                           "tensorboard": self.tensorboard})
 
     @classmethod
     def from_json(cls, text: str, source: str) -> QATSetup:
         raw = json.loads(text)
-        return cls(from_dict(QATConfig, raw["qat"], source), raw["policy_path"], raw["layout_logs"],
-                   raw["layout_tensorboard"])
+        return cls(from_dict(QATConfig, raw["qat"], source), raw["policy_path"], raw["tensorboard"])
 
 
 @dataclass(frozen=True)
@@ -104,7 +102,7 @@ class QATDetectionTrainer(DetectionTrainer):
         self._needs_calibration = False
         self.fp32_metrics: dict[str, float] = {}
         super().__init__(cfg, overrides, _callbacks)
-        self.tensorboard = TensorBoardCallback(setup.layout_tensorboard)
+        self.tensorboard = TensorBoardCallback(setup.tensorboard)
         self.add_callback("on_pretrain_routine_end", QATDetectionTrainer._after_setup)
         self.add_callback("on_train_epoch_start", QATDetectionTrainer._at_epoch_start)
         self.add_callback("on_fit_epoch_end", QATDetectionTrainer._log_drift)
@@ -197,7 +195,7 @@ def build_qat_trainer(train: TrainConfig, qat: QATConfig, resume: str | None = N
             raise FileNotFoundError(f"FP32 checkpoint {qat.weights} not found (run `bienbao train` first, or "
                                     "pass --weights)")
         checked_dataset(train.data, float(qat.ultralytics.get("fliplr", 0.5)))
-        setup = QATSetup(qat, qat.quantization, str(layout.logs), str(layout.tensorboard))
+        setup = QATSetup(qat, qat.quantization, str(layout.tensorboard))
         extra = {"model": str(qat.weights), **qat.ultralytics_args()}
         if qat.distillation.enabled:
             extra.update(distill_model=str(qat.weights), dis=qat.distillation.weight)
