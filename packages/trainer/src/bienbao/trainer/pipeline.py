@@ -94,8 +94,8 @@ def _evaluate(options: PipelineOptions, state: _State) -> dict:
     from .evaluate import evaluate
 
     results = {}
-    models = {"fp32 (PyTorch)": state.outputs("fp32")["checkpoint"], "ptq (fake-quant)": state.outputs("ptq")[
-        "checkpoint"], "qat (fake-quant)": state.outputs("qat")["checkpoint"]}
+    kinds = {"fp32": "PyTorch", "ptq": "fake-quant", "qat": "fake-quant"}
+    models = {f"{step} ({kind})": state.outputs(step)["checkpoint"] for step, kind in kinds.items()}
     models.update({f"{k} (ONNX, runtime)": v for k, v in state.outputs("export").items()})
     for name, model in models.items():
         _say(f"evaluating {name} on the {options.split} split")
