@@ -98,6 +98,7 @@ def test_onnx_runtime_fuses_every_quantized_conv_into_an_integer_kernel(exported
     ops = [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
     assert ops.count("QLinearConv") == 57  # every quantized conv; the 7 float head convs stay Conv
     assert ops.count("Conv") == 7
+    assert ops.count("QLinearSigmoid") == ops.count("QLinearMul") == 57  # every quantized conv's SiLU
 
 
 def test_refusals_name_the_problem(exported, fp32_weights, tmp_path) -> None:

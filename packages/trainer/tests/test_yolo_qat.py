@@ -12,7 +12,7 @@ from ultralytics.nn.tasks import load_checkpoint
 
 from bienbao.quant import FakeQuantize, QATConvBn2d, Rule, calibrate, enable_fake_quant, iter_quantizers
 from bienbao.trainer.config import load_policy
-from bienbao.trainer.yolo_qat import QATConcat, prepare_yolo_qat
+from bienbao.trainer.yolo_qat import QATConcat, QATSiLU, prepare_yolo_qat
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 POLICY = CONFIGS / "quantization.yaml"  # onnxruntime target
@@ -65,14 +65,28 @@ def test_residual_adds_are_quantized_where_there_is_an_add(qat) -> None:
     assert not neck_block.add and neck_block.add_input_quantizer is None
 
 
-def test_the_onnxruntime_layout_quantizes_around_each_conv_only(qat_ort) -> None:
-    convs = [m for m in qat_ort.modules() if isinstance(m, QATConvBn2d)]
-    assert len(convs) == 57
-    assert all(m.input_quantizer is not None and m.output_quantizer is not None for m in convs)
-    assert all(m.input_quantizer.scheme.signed is False for m in convs)  # uint8 activations
+def test_the_onnxruntime_layout_quantizes_around_each_conv_and_its_silu(qat_ort) -> None:
+    blocks = [m for m in qat_ort.modules() if isinstance(getattr(m, "conv", None), QATConvBn2d)]
+    assert len(blocks) == 57
+    assert all(isinstance(b.act, QATSiLU) for b in blocks)  # sigmoid and product quantized
+    convs = [b.conv for b in blocks]
+    assert all(c.output_quantizer is not None and not c.output_quantizer.scheme.signed for c in convs)
+    # a conv fed straight by a quantized SiLU needs no second quantizer on its input
+    fed_by_silu = [c for c in convs if c.input_quantizer is None]
+    assert len(fed_by_silu) == 33 and qat_ort.model[1].conv in fed_by_silu
+    assert qat_ort.model[0].conv.input_quantizer is not None  # the image itself
     assert all(getattr(m, "concat_input_quantizer", None) is None for m in qat_ort.modules())
     assert all(getattr(m, "add_input_quantizer", None) is None for m in qat_ort.modules())
     assert all(getattr(m, "input_quantizer", None) is None for m in qat_ort.model if isinstance(m, QATConcat))
+
+
+def test_the_layout_trace_leaves_train_mode_and_switches_alone(fp32) -> None:
+    import copy
+
+    model = prepare_yolo_qat(copy.deepcopy(fp32).train(), load_policy(POLICY), target="onnxruntime")
+    assert model.training and all(m.training for m in model.modules())
+    quantizers = list(iter_quantizers(model))
+    assert all(q.observing and q.quantizing and not q.has_qparams for _, q in quantizers)
 
 
 def test_an_unknown_target_is_refused(fp32) -> None:

@@ -14,9 +14,11 @@ because the two runtimes fuse different graphs:
 
 ``onnxruntime`` (QLinearConv needs DequantizeLinear right before the conv and QuantizeLinear right
 after it): the quantizer stays on the input of the conv after each concatenation, and adds and
-concatenations run in float between integer convs (quantizing their inputs too would only add
-requantization work: measured, a conv-only Q/DQ graph runs as fast as ONNX Runtime's fully
-quantized ``quantize_static`` graph).
+concatenations run in float between integer convs. Each quantized conv's SiLU becomes
+``QATSiLU``: the sigmoid's output and the product are quantized, so ONNX Runtime runs it as
+QLinearSigmoid and QLinearMul instead of float; a conv whose input is exactly such a SiLU output
+drops its own input quantizer (the value is already on that grid), so no requantization sits
+between them.
 
 Blocks are converted by swapping their class for a subclass that only changes ``forward`` and
 adds quantizer children, so parameter names, and hence checkpoints, stay the ultralytics ones.
@@ -88,6 +90,19 @@ class QATConcat(Concat):
         return torch.cat(_shared(self.input_quantizer, list(x)), self.d)
 
 
+class QATSiLU(nn.Module):
+    """``x * sigmoid(x)`` with the sigmoid's output and the product quantized (ONNX Runtime:
+    QLinearSigmoid, QLinearMul). Its input is the conv output, already quantized by the conv."""
+
+    def __init__(self, sigmoid_output_quantizer: FakeQuantize, output_quantizer: FakeQuantize) -> None:
+        super().__init__()
+        self.sigmoid_output_quantizer = sigmoid_output_quantizer
+        self.output_quantizer = output_quantizer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output_quantizer(x * self.sigmoid_output_quantizer(torch.sigmoid(x)))
+
+
 #: ultralytics block type -> its QAT subclass (exact types).
 BLOCK_SWAPS: dict[type[nn.Module], type[nn.Module]] = {
     Bottleneck: QATBottleneck,
@@ -125,7 +140,45 @@ def prepare_yolo_qat(model: nn.Module, policy: QuantPolicy, target: str = "onnxr
     _quantize_blocks(model, policy, shared=target == "tensorrt")
     if target == "tensorrt":
         _hand_over_concat_quantizers(model)
+    else:
+        _quantize_activations(model)
     return model
+
+
+def _quantize_activations(model: nn.Module) -> None:
+    """ONNX Runtime layout: quantized SiLUs, and no second quantizer on a conv fed by one."""
+    for module in model.modules():
+        config = getattr(getattr(module, "conv", None), "qconfig", None)
+        if type(module) is QATConvBlock and isinstance(module.act, nn.SiLU) and config and config.output:
+            module.act = QATSiLU(config.output.build(), config.output.build())
+    silu_outputs: dict[int, torch.Tensor] = {}
+    fed_by_silu: list[nn.Module] = []
+
+    def record_output(_module, _inputs, output):
+        silu_outputs[id(output)] = output  # kept alive, so ids stay unique during the trace
+
+    def record_input(module, inputs):
+        if id(inputs[0]) in silu_outputs:
+            fed_by_silu.append(module)
+
+    hooks = [m.register_forward_hook(record_output) for m in model.modules() if isinstance(m, QATSiLU)]
+    hooks += [m.register_forward_pre_hook(record_input) for m in model.modules()
+              if isinstance(getattr(m, "input_quantizer", None), FakeQuantize) and hasattr(m, "weight")]
+    quantizers = [m for m in model.modules() if isinstance(m, FakeQuantize)]
+    for quantizer in quantizers:  # trace the float graph: no ranges yet, nothing observed
+        quantizer.enable_observer(False).enable_fake_quant(False)
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 3, 64, 64, device=next(model.parameters()).device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        for quantizer in quantizers:
+            quantizer.enable_observer(True).enable_fake_quant(True)
+        model.train(was_training)
+    for conv in fed_by_silu:
+        conv.input_quantizer = None
 
 
 def _take_input_quantizer(conv_block: nn.Module) -> FakeQuantize | None:
