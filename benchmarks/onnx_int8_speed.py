@@ -22,18 +22,13 @@ import yaml
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from bienbao.runtime.preprocess import preprocess
 from bienbao.trainer.export import export_onnx
 
 
 def letterbox(path: Path, size: int) -> np.ndarray:
-    image = cv2.imread(str(path))[:, :, ::-1]
-    height, width = image.shape[:2]
-    gain = size / max(height, width)
-    resized = cv2.resize(image, (round(width * gain), round(height * gain)), interpolation=cv2.INTER_LINEAR)
-    canvas = np.full((size, size, 3), 114, np.uint8)
-    top, left = (size - resized.shape[0]) // 2, (size - resized.shape[1]) // 2
-    canvas[top:top + resized.shape[0], left:left + resized.shape[1]] = resized
-    return np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=np.float32) / 255
+    """The deployed pre-processing (bienbao.runtime), so every model sees the same pixels."""
+    return preprocess(cv2.imread(str(path)), (size, size))[0]
 
 
 class Frames(CalibrationDataReader):

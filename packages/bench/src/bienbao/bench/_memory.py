@@ -16,9 +16,8 @@ import numpy as np
 import psutil
 
 from bienbao.runtime.backends import load_backend
-from bienbao.runtime.postprocess import postprocess
-from bienbao.runtime.preprocess import preprocess
 
+from .runner import run_frame
 from .system import gpu_memory_mb
 from .tegrastats import TegrastatsSampler
 
@@ -44,8 +43,7 @@ def measure(model: str, frames: np.ndarray, backend: str, threads: int | None, r
     with TegrastatsSampler() as tegra:
         sampler.start()
         for index in range(repeats):
-            tensor, box = preprocess(frames[index % len(frames)], runner.input_size)
-            postprocess(runner.infer(tensor), box)
+            run_frame(runner, frames[index % len(frames)])
         done.set()
         sampler.join()
     result = {"baseline_rss_mb": round(baseline, 1), "rss_after_load_mb": round(loaded, 1),

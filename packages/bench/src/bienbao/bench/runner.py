@@ -25,7 +25,7 @@ from bienbao.runtime.backends import load_backend
 from bienbao.runtime.postprocess import postprocess
 from bienbao.runtime.preprocess import preprocess
 
-__all__ = ["STAGES", "ModelRun", "run_benchmark"]
+__all__ = ["STAGES", "ModelRun", "run_benchmark", "run_frame"]
 
 STAGES = ("preprocess", "inference", "postprocess", "end_to_end")
 
@@ -60,17 +60,23 @@ def _options(path: Path, backend: str, threads: int | None) -> dict:
     return {"threads": threads} if threads and (backend == "onnxruntime" or path.suffix == ".onnx") else {}
 
 
-def _one(run: ModelRun, frame: np.ndarray, record: bool) -> None:
+def run_frame(backend, frame: np.ndarray) -> tuple[float, float, float, float]:
+    """One frame through pre-process, inference and post-process; the stage times in seconds
+    (pre-process, inference, post-process, end to end)."""
     t0 = time.perf_counter()
-    tensor, box = preprocess(frame, run.backend.input_size)
+    tensor, box = preprocess(frame, backend.input_size)
     t1 = time.perf_counter()
-    output = run.backend.infer(tensor)
+    output = backend.infer(tensor)
     t2 = time.perf_counter()
-    names = run.backend.metadata.names if run.backend.metadata else ()
-    postprocess(output, box, names=names)
+    postprocess(output, box, names=backend.metadata.names if backend.metadata else ())
     t3 = time.perf_counter()
+    return t1 - t0, t2 - t1, t3 - t2, t3 - t0
+
+
+def _one(run: ModelRun, frame: np.ndarray, record: bool) -> None:
+    timings = run_frame(run.backend, frame)
     if record:
-        for stage, value in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t3 - t0), strict=True):
+        for stage, value in zip(STAGES, timings, strict=True):
             run.samples_ms[stage].append(value * 1000)
 
 
