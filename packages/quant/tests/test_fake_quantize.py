@@ -164,3 +164,17 @@ def test_a_shared_quantizer_observes_its_inputs_together() -> None:
         assert torch.equal(got, reference_fake_quantize(given, fq.scale, fq.zero_point, 0, 255))
     with pytest.raises(ValueError, match="per-tensor"):
         make(QuantScheme(8, granularity=PerChannel(0))).forward_shared([small])
+
+
+def test_reapply_keeps_values_on_the_grid_and_observes_nothing() -> None:
+    fq = make(SCHEMES[0])
+    out = fq(torch.randn(2, 8, 6, 6) * 3)
+    state = {k: v.clone() for k, v in fq.state_dict().items()}
+    half, pooled = out[:, :4], torch.nn.functional.max_pool2d(out, 3, 1, 1)
+    assert torch.equal(fq.reapply(half), half)  # a slice and a max-pool stay on the grid
+    assert torch.equal(fq.reapply(pooled), pooled)
+    wider = torch.full((3,), 100.0)
+    assert fq.reapply(wider).max() < 100  # outside the range: clamped, and the range stays put
+    assert all(torch.equal(v, fq.state_dict()[k]) for k, v in state.items())
+    fq.enable_fake_quant(False)
+    assert fq.reapply(wider) is wider

@@ -78,7 +78,7 @@ def test_weights_are_int8_initializers_and_the_file_is_small(exported, target) -
     from bienbao.trainer.export import qdq_report
 
     report = qdq_report(onnx.load(str(exported[target])))
-    assert report.int8_weights == 57 and report.float_weights == 7  # the head's final convs + DFL stay float
+    assert report.int8_weights == 57 and report.float_weights == 6  # the head's final convs stay float
     assert exported[target].stat().st_size <= 0.30 * exported["fp32"].stat().st_size
 
 
@@ -96,9 +96,12 @@ def test_onnx_runtime_fuses_every_quantized_conv_into_an_integer_kernel(exported
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     ort.InferenceSession(str(exported["onnxruntime"]), options, providers=["CPUExecutionProvider"])
     ops = [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
-    assert ops.count("QLinearConv") == 57  # every quantized conv; the 7 float head convs stay Conv
-    assert ops.count("Conv") == 7
+    assert ops.count("QLinearConv") == 57  # every quantized conv; the 6 float head convs stay Conv
+    assert ops.count("Conv") == 6  # the DFL runs as a MatMul (LastAxisDFL)
     assert ops.count("QLinearSigmoid") == ops.count("QLinearMul") == 57  # every quantized conv's SiLU
+    assert ops.count("QLinearAdd") == 6 and ops.count("QLinearConcat") == 13  # residuals; C2f, SPPF, neck
+    assert ops.count("QuantizeLinear") == 1  # the image: everything else stays integer from there on
+    assert ops.count("DequantizeLinear") == 6  # into the 6 float head convs
 
 
 def test_refusals_name_the_problem(exported, fp32_weights, tmp_path) -> None:
@@ -146,3 +149,14 @@ def test_onnx_runtime_matches_the_fake_quant_model_on_real_frames(exported, tiny
     print(f"detections agreeing: {matched}/{total}")
     assert total >= 3, "the FP32-derived model should find some signs in these frames"
     assert matched / total >= 0.95, f"{matched}/{total} detections agree"
+
+
+def test_the_exported_dfl_computes_what_ultralytics_dfl_does() -> None:
+    from ultralytics.nn.modules import DFL
+
+    from bienbao.trainer.export.onnx_export import LastAxisDFL
+
+    dfl, x = DFL(16), torch.randn(2, 64, 300) * 4
+    expected = dfl(x)
+    dfl.__class__ = LastAxisDFL
+    torch.testing.assert_close(dfl(x), expected, rtol=0, atol=1e-5)

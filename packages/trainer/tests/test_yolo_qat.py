@@ -71,13 +71,28 @@ def test_the_onnxruntime_layout_quantizes_around_each_conv_and_its_silu(qat_ort)
     assert all(isinstance(b.act, QATSiLU) for b in blocks)  # sigmoid and product quantized
     convs = [b.conv for b in blocks]
     assert all(c.output_quantizer is not None and not c.output_quantizer.scheme.signed for c in convs)
-    # a conv fed straight by a quantized SiLU needs no second quantizer on its input
-    fed_by_silu = [c for c in convs if c.input_quantizer is None]
-    assert len(fed_by_silu) == 33 and qat_ort.model[1].conv in fed_by_silu
-    assert qat_ort.model[0].conv.input_quantizer is not None  # the image itself
+    # every conv but the first reads a value already quantized where it was made: a SiLU, a split
+    # half, an add or a concat; no second quantizer on its input
+    assert [c for c in convs if c.input_quantizer is not None] == [qat_ort.model[0].conv]  # the image itself
     assert all(getattr(m, "concat_input_quantizer", None) is None for m in qat_ort.modules())
     assert all(getattr(m, "add_input_quantizer", None) is None for m in qat_ort.modules())
     assert all(getattr(m, "input_quantizer", None) is None for m in qat_ort.model if isinstance(m, QATConcat))
+
+
+def test_the_onnxruntime_layout_quantizes_add_and_concat_outputs_and_keeps_moves_on_grid(qat_ort) -> None:
+    layers = qat_ort.model
+    for index in (2, 4, 6, 8, 12, 15, 18, 21):  # C2f: halves on cv1's grid, concat quantized
+        assert layers[index].split_grid.quantizer is layers[index].cv1.act.output_quantizer
+        assert layers[index].concat_output_quantizer is not None
+    assert layers[9].pool_grid.quantizer is layers[9].cv1.act.output_quantizer  # SPPF max-pools
+    for index in (11, 14, 17, 20):  # neck Concats
+        assert layers[index].output_quantizer is not None
+    for index in (10, 13):  # upsampling re-states the grid of the layer it reads
+        assert layers[index].grid.quantizer is layers[index - 1].cv2.act.output_quantizer
+    assert layers[2].m[0].add_output_quantizer is not None  # backbone residual add
+    assert layers[12].m[0].add_output_quantizer is None  # neck C2f: no shortcut, no add
+    names = [name for name, _ in iter_quantizers(qat_ort)]  # references are not children: no duplicates
+    assert len(names) == len(set(names)) and not any("grid" in name for name in names)
 
 
 def test_the_layout_trace_leaves_train_mode_and_switches_alone(fp32) -> None:

@@ -103,6 +103,15 @@ class FakeQuantize(KeepStateDtype, nn.Module):
         first = self._quantize_observed(tensors[0])
         return [first, *(self._quantize(t) for t in tensors[1:])]
 
+    def reapply(self, x: torch.Tensor) -> torch.Tensor:
+        """Quantize ``x`` on the current grid without observing it.
+
+        For values that are already on this grid (a slice, a max-pool or an upsampling of this
+        quantizer's output): numerically a no-op, but an exported graph then re-states the grid
+        after the op, so a runtime can run that op on the integers.
+        """
+        return self._quantize(x) if self.quantizing else x
+
     def _quantize_observed(self, x: torch.Tensor) -> torch.Tensor:
         """Refresh qparams from the observer if observing, then quantize."""
         if self.observing and not (self.learnable and self.has_qparams):

@@ -12,13 +12,16 @@ because the two runtimes fuse different graphs:
   ``SPPF`` the grid is applied before the max-pools (pooling keeps values on the grid);
 - the neck's ``Concat`` layers take over the input quantizer of the ``C2f`` they feed.
 
-``onnxruntime`` (QLinearConv needs DequantizeLinear right before the conv and QuantizeLinear right
-after it): the quantizer stays on the input of the conv after each concatenation, and adds and
-concatenations run in float between integer convs. Each quantized conv's SiLU becomes
-``QATSiLU``: the sigmoid's output and the product are quantized, so ONNX Runtime runs it as
-QLinearSigmoid and QLinearMul instead of float; a conv whose input is exactly such a SiLU output
-drops its own input quantizer (the value is already on that grid), so no requantization sits
-between them.
+``onnxruntime`` (ONNX Runtime fuses an op into its integer kernel when DequantizeLinear sits right
+before it and QuantizeLinear right after it): every activation is quantized where it is
+produced, once, and its consumers read it on that grid:
+- each quantized conv's SiLU becomes ``QATSiLU`` (sigmoid output and product quantized:
+  QLinearSigmoid, QLinearMul);
+- residual adds and concatenations quantize their outputs (QLinearAdd, QLinearConcat);
+- ops that move values without changing them (the ``C2f`` split, the ``SPPF`` max-pools, the
+  neck's upsampling) re-state their input's grid with ``OnGrid``, so they run on the integers;
+- a conv whose input already comes out of one of these quantizers drops its own input
+  quantizer, so no requantization sits between them (found by tracing the model once).
 
 Blocks are converted by swapping their class for a subclass that only changes ``forward`` and
 adds quantizer children, so parameter names, and hence checkpoints, stay the ultralytics ones.
@@ -37,9 +40,31 @@ from bienbao.quant import FakeQuantize, QuantPolicy, prepare_qat
 
 from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
 
-__all__ = ["BLOCK_SWAPS", "TARGETS", "conv_bn_groups", "is_quantized", "prepare_yolo_qat"]
+__all__ = ["BLOCK_SWAPS", "TARGETS", "OnGrid", "conv_bn_groups", "is_quantized", "prepare_yolo_qat"]
 
 TARGETS = ("onnxruntime", "tensorrt")
+
+
+class OnGrid(nn.Module):
+    """Re-states another quantizer's grid on values already on it (``FakeQuantize.reapply``).
+
+    Holds a reference, not a child: the quantizer's state stays with the module that owns it.
+    """
+
+    def __init__(self, quantizer: FakeQuantize) -> None:
+        super().__init__()
+        self._quantizer = (quantizer,)
+
+    @property
+    def quantizer(self) -> FakeQuantize:
+        return self._quantizer[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.quantizer.reapply(x)
+
+
+def _apply(module: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
+    return x if module is None else module(x)
 
 
 def _shared(quantizer: FakeQuantize | None, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -53,41 +78,64 @@ class QATConvBlock(Conv):
         return self.act(self.conv(x))
 
 
-class QATBottleneck(Bottleneck):
-    add_input_quantizer: FakeQuantize | None
+class _Slots:
+    """Quantizer slots that a block's target leaves unset read as ``None`` (also in checkpoints
+    saved before a slot existed). A class default would not do: it would hide the submodule."""
+
+    SLOTS: tuple[str, ...] = ()
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name in type(self).SLOTS:
+                return None
+            raise
+
+
+class QATBottleneck(_Slots, Bottleneck):
+    SLOTS = ("add_input_quantizer", "add_output_quantizer")  # tensorrt: both operands on one grid; onnxruntime
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.cv2(self.cv1(x))
         if not self.add:
             return y
         x, y = _shared(self.add_input_quantizer, [x, y])
-        return x + y
+        return _apply(self.add_output_quantizer, x + y)
 
 
-class QATC2f(C2f):
-    concat_input_quantizer: FakeQuantize | None
+class QATC2f(_Slots, C2f):
+    SLOTS = ("concat_input_quantizer", "split_grid", "concat_output_quantizer")  # tensorrt; onnxruntime x2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = list(self.cv1(x).chunk(2, 1))
+        y = [_apply(self.split_grid, half) for half in self.cv1(x).chunk(2, 1)]
         y.extend(m(y[-1]) for m in self.m)
-        return self.cv2(torch.cat(_shared(self.concat_input_quantizer, y), 1))
+        y = torch.cat(_shared(self.concat_input_quantizer, y), 1)
+        return self.cv2(_apply(self.concat_output_quantizer, y))
 
 
-class QATSPPF(SPPF):
-    concat_input_quantizer: FakeQuantize | None
+class QATSPPF(_Slots, SPPF):
+    SLOTS = ("concat_input_quantizer", "pool_grid", "concat_output_quantizer")  # tensorrt; onnxruntime x2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = _shared(self.concat_input_quantizer, [self.cv1(x)])  # max-pooling keeps the grid
-        y.extend(self.m(y[-1]) for _ in range(getattr(self, "n", 3)))
-        y = self.cv2(torch.cat(y, 1))
+        y.extend(_apply(self.pool_grid, self.m(y[-1])) for _ in range(getattr(self, "n", 3)))
+        y = self.cv2(_apply(self.concat_output_quantizer, torch.cat(y, 1)))
         return y + x if getattr(self, "add", False) else y
 
 
-class QATConcat(Concat):
-    input_quantizer: FakeQuantize | None
+class QATConcat(_Slots, Concat):
+    SLOTS = ("input_quantizer", "output_quantizer")  # tensorrt; onnxruntime
 
     def forward(self, x: list[torch.Tensor]) -> torch.Tensor:
-        return torch.cat(_shared(self.input_quantizer, list(x)), self.d)
+        return _apply(self.output_quantizer, torch.cat(_shared(self.input_quantizer, list(x)), self.d))
+
+
+class QATUpsample(_Slots, nn.Upsample):
+    SLOTS = ("grid",)  # onnxruntime: its input's grid, set by tracing
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _apply(self.grid, super().forward(x))
 
 
 class QATSiLU(nn.Module):
@@ -109,6 +157,7 @@ BLOCK_SWAPS: dict[type[nn.Module], type[nn.Module]] = {
     C2f: QATC2f,
     SPPF: QATSPPF,
     Concat: QATConcat,
+    nn.Upsample: QATUpsample,
 }
 
 
@@ -137,48 +186,25 @@ def prepare_yolo_qat(model: nn.Module, policy: QuantPolicy, target: str = "onnxr
         if type(module) is Conv and isinstance(getattr(module, "bn", None), nn.Identity):
             del module.bn  # folded into the QATConvBn2d; ultralytics' fuse() skips blocks without bn
             module.__class__ = QATConvBlock
-    _quantize_blocks(model, policy, shared=target == "tensorrt")
     if target == "tensorrt":
+        _quantize_blocks_shared(model, policy)
         _hand_over_concat_quantizers(model)
     else:
-        _quantize_activations(model)
+        _quantize_silus(model)
+        _quantize_blocks_outputs(model, policy)
+        _drop_requantization(model)
     return model
 
 
-def _quantize_activations(model: nn.Module) -> None:
-    """ONNX Runtime layout: quantized SiLUs, and no second quantizer on a conv fed by one."""
-    for module in model.modules():
-        config = getattr(getattr(module, "conv", None), "qconfig", None)
-        if type(module) is QATConvBlock and isinstance(module.act, nn.SiLU) and config and config.output:
-            module.act = QATSiLU(config.output.build(), config.output.build())
-    silu_outputs: dict[int, torch.Tensor] = {}
-    fed_by_silu: list[nn.Module] = []
-
-    def record_output(_module, _inputs, output):
-        silu_outputs[id(output)] = output  # kept alive, so ids stay unique during the trace
-
-    def record_input(module, inputs):
-        if id(inputs[0]) in silu_outputs:
-            fed_by_silu.append(module)
-
-    hooks = [m.register_forward_hook(record_output) for m in model.modules() if isinstance(m, QATSiLU)]
-    hooks += [m.register_forward_pre_hook(record_input) for m in model.modules()
-              if isinstance(getattr(m, "input_quantizer", None), FakeQuantize) and hasattr(m, "weight")]
-    quantizers = [m for m in model.modules() if isinstance(m, FakeQuantize)]
-    for quantizer in quantizers:  # trace the float graph: no ranges yet, nothing observed
-        quantizer.enable_observer(False).enable_fake_quant(False)
-    was_training = model.training
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, 3, 64, 64, device=next(model.parameters()).device))
-    finally:
-        for hook in hooks:
-            hook.remove()
-        for quantizer in quantizers:
-            quantizer.enable_observer(True).enable_fake_quant(True)
-        model.train(was_training)
-    for conv in fed_by_silu:
-        conv.input_quantizer = None
+def _swapped(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Swap every block in ``BLOCK_SWAPS`` for its QAT subclass; ``(name, block)`` of each."""
+    blocks = []
+    for name, module in list(model.named_modules()):
+        swap = BLOCK_SWAPS.get(type(module))
+        if swap is not None:
+            module.__class__ = swap
+            blocks.append((name, module))
+    return blocks
 
 
 def _take_input_quantizer(conv_block: nn.Module) -> FakeQuantize | None:
@@ -190,20 +216,92 @@ def _take_input_quantizer(conv_block: nn.Module) -> FakeQuantize | None:
     return quantizer
 
 
-def _quantize_blocks(model: nn.Module, policy: QuantPolicy, shared: bool) -> None:
-    """Swap the blocks; with ``shared``, quantize Add and Concat inputs on shared grids."""
-    for name, module in list(model.named_modules()):
-        swap = BLOCK_SWAPS.get(type(module))
-        if swap is None:
-            continue
-        module.__class__ = swap
-        config = policy.resolve(name).input if shared else None
-        if swap is QATBottleneck:
-            module.add_input_quantizer = config.build() if config is not None and module.add else None
-        elif swap in (QATC2f, QATSPPF):
-            module.concat_input_quantizer = _take_input_quantizer(module.cv2) if shared else None
-        else:  # QATConcat: its own from the policy, or taken over by _hand_over_concat_quantizers
-            module.input_quantizer = config.build() if config is not None else None
+def _quantize_blocks_shared(model: nn.Module, policy: QuantPolicy) -> None:
+    """TensorRT layout: Add and Concat inputs quantized on shared grids."""
+    for name, block in _swapped(model):
+        config = policy.resolve(name).input
+        if isinstance(block, QATBottleneck):
+            block.add_input_quantizer = config.build() if config is not None and block.add else None
+        elif isinstance(block, (QATC2f, QATSPPF)):
+            block.concat_input_quantizer = _take_input_quantizer(block.cv2)
+        elif isinstance(block, QATConcat):  # its own from the policy, or handed over later
+            block.input_quantizer = config.build() if config is not None else None
+
+
+def _quantize_silus(model: nn.Module) -> None:
+    for module in model.modules():
+        config = getattr(getattr(module, "conv", None), "qconfig", None)
+        if type(module) is QATConvBlock and isinstance(module.act, nn.SiLU) and config and config.output:
+            module.act = QATSiLU(config.output.build(), config.output.build())
+
+
+def _output_grid(conv_block: nn.Module) -> OnGrid | None:
+    act = getattr(conv_block, "act", None)
+    return OnGrid(act.output_quantizer) if isinstance(act, QATSiLU) else None
+
+
+def _quantize_blocks_outputs(model: nn.Module, policy: QuantPolicy) -> None:
+    """ONNX Runtime layout: Add and Concat outputs quantized, splits and pools kept on their grid."""
+    for name, block in _swapped(model):
+        config = policy.resolve(name).output
+        output = config.build() if config is not None else None
+        if isinstance(block, QATBottleneck):
+            block.add_output_quantizer = output if block.add else None
+        elif isinstance(block, QATC2f):
+            block.split_grid, block.concat_output_quantizer = _output_grid(block.cv1), output
+        elif isinstance(block, QATSPPF):
+            block.pool_grid, block.concat_output_quantizer = _output_grid(block.cv1), output
+        elif isinstance(block, QATConcat):
+            block.output_quantizer = output
+
+
+def _drop_requantization(model: nn.Module) -> None:
+    """Trace the float graph once: a conv reading a quantizer's output drops its input quantizer,
+    and an upsampling of a quantizer's output re-states that grid."""
+    grids: dict[int, tuple[FakeQuantize, torch.Tensor]] = {}  # tensor id -> (its grid, the tensor kept alive)
+    fed: list[nn.Module] = []
+    upsampled: list[tuple[QATUpsample, FakeQuantize]] = []
+
+    def record(quantizer: FakeQuantize):
+        def hook(_module, _inputs, output):
+            grids[id(output)] = (quantizer, output)
+        return hook
+
+    def conv_input(module, inputs):
+        if id(inputs[0]) in grids:
+            fed.append(module)
+
+    def upsample_input(module, inputs):
+        if id(inputs[0]) in grids:
+            upsampled.append((module, grids[id(inputs[0])][0]))
+
+    hooks = []
+    for name, module in model.named_modules():
+        if isinstance(module, FakeQuantize) and name.endswith("output_quantizer"):
+            hooks.append(module.register_forward_hook(record(module)))
+        elif isinstance(module, OnGrid):
+            hooks.append(module.register_forward_hook(record(module.quantizer)))
+        elif isinstance(module, QATUpsample):
+            hooks.append(module.register_forward_pre_hook(upsample_input))
+        elif isinstance(getattr(module, "input_quantizer", None), FakeQuantize) and hasattr(module, "weight"):
+            hooks.append(module.register_forward_pre_hook(conv_input))
+    quantizers = [m for m in model.modules() if isinstance(m, FakeQuantize)]
+    for quantizer in quantizers:  # no ranges yet: trace with nothing observed or quantized
+        quantizer.enable_observer(False).enable_fake_quant(False)
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 3, 64, 64, device=next(model.parameters()).device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        for quantizer in quantizers:
+            quantizer.enable_observer(True).enable_fake_quant(True)
+        model.train(was_training)
+    for conv in fed:
+        conv.input_quantizer = None
+    for upsample, quantizer in upsampled:
+        upsample.grid = OnGrid(quantizer)
 
 
 def _consumers(layers: nn.Sequential | nn.ModuleList) -> dict[int, list[int]]:
