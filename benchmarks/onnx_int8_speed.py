@@ -64,6 +64,8 @@ def main() -> None:
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
+    # interleaved sessions: a pool left spinning after its run would slow the next model down
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     models = {"fp32": fp32, "bienbao int8": int8, "quantize_static u8": static}
     sessions = {k: ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"]) for k, p in models.items()}
     x = letterbox(frames[0], args.imgsz)
