@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from bienbao.runtime.backends import BACKENDS
+
 __all__ = ["register_bench"]
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -26,14 +28,15 @@ def register_bench(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
         "Writes result.json (documented schema), result.md and latency.png. "
         "`bienbao bench compare A.json B.json` puts two results side by side.")
     parser.add_argument("compare", nargs="*", metavar="compare A.json B.json", help=argparse.SUPPRESS)
-    parser.add_argument("--model", action="append", default=[], help="exported model (.onnx, .engine); repeat")
-    parser.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"])
+    parser.add_argument("--model", action="append", default=[], help="exported model (.onnx, .engine, .tflite); repeat")
+    parser.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
+                        help="default: from the file suffix (.onnx, .engine/.plan, .tflite)")
     parser.add_argument("--source", help="a folder of images, an image or a video (default: one grey 640x360 "
                         "frame; timings do not depend on the content, detections counts do)")
     parser.add_argument("--frames", type=int, default=16, help="frames taken from the source (default 16)")
     parser.add_argument("--runs", type=int, default=50, help="measured runs per model (default 50)")
     parser.add_argument("--warmup", type=int, default=5, help="warm-up runs per model (default 5)")
-    parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--threads", type=int, help="CPU threads (ONNX Runtime intra-op, LiteRT)")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory pass")
     parser.add_argument("--out", help="output folder (default logs/bench/<time>)")
     parser.set_defaults(handler=_bench, prog=parser.prog)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bienbao.runtime.backends import load_backend
+from bienbao.runtime.backends import backend_for_path, load_backend
 from bienbao.runtime.postprocess import postprocess
 from bienbao.runtime.preprocess import preprocess
 
@@ -57,7 +57,8 @@ def _load(paths: Sequence[Path], backend: str, threads: int | None) -> list[Mode
 
 
 def _options(path: Path, backend: str, threads: int | None) -> dict:
-    return {"threads": threads} if threads and (backend == "onnxruntime" or path.suffix == ".onnx") else {}
+    name = backend_for_path(path) if backend == "auto" else backend
+    return {"threads": threads} if threads and name != "tensorrt" else {}
 
 
 def run_frame(backend, frame: np.ndarray) -> tuple[float, float, float, float]:

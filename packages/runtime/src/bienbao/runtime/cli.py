@@ -12,6 +12,8 @@ import signal
 import sys
 import threading
 
+from .backends import BACKENDS
+
 __all__ = ["register_detect"]
 
 
@@ -22,14 +24,15 @@ def register_detect(subparsers: argparse._SubParsersAction) -> argparse.Argument
         "frames instead of lagging; drops are counted). Shows a window when a display exists, and can write an "
         "annotated video and JSON lines of detections. A camera or stream that drops is reopened with back-off. "
         "Ctrl-C or SIGTERM finish the outputs properly and print a summary.")
-    parser.add_argument("model", help="exported model (.onnx or .engine) with bienbao metadata")
+    parser.add_argument("model", help="exported model (.onnx, .engine or .tflite) with bienbao metadata")
     parser.add_argument("--source", default="0",
                         help="camera index (0), /dev/videoN, rtsp://... or http://..., csi or csi:N (Jetson CSI "
                         "camera through GStreamer), or a video file (default 0)")
-    parser.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"])
+    parser.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
+                        help="default: from the file suffix (.onnx, .engine/.plan, .tflite)")
     parser.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default 0.25)")
     parser.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")
-    parser.add_argument("--threads", type=int, help="ONNX Runtime threads")
+    parser.add_argument("--threads", type=int, help="CPU threads (ONNX Runtime, LiteRT)")
     parser.add_argument("--width", type=int, default=1280, help="CSI capture width")
     parser.add_argument("--height", type=int, default=720, help="CSI capture height")
     parser.add_argument("--fps", type=int, default=30, help="CSI capture frame rate")

@@ -1,7 +1,7 @@
 """Inference backends behind one small protocol, one per module, imported lazily by name.
 
 ``load_backend(name, model_path, **options)``; ``name="auto"`` picks by file suffix
-(``.onnx`` -> onnxruntime, ``.engine``/``.plan`` -> tensorrt). A backend whose package is not
+(``.onnx`` -> onnxruntime, ``.engine``/``.plan`` -> tensorrt, ``.tflite`` -> litert). A backend whose package is not
 installed raises ``MissingDependencyError`` naming the extra to install.
 """
 
@@ -18,8 +18,9 @@ __all__ = ["BACKENDS", "Backend", "backend_for_path", "load_backend"]
 BACKENDS = {
     "onnxruntime": "bienbao.runtime.backends.onnxruntime:OnnxRuntimeBackend",
     "tensorrt": "bienbao.runtime.backends.tensorrt:TensorRTBackend",
+    "litert": "bienbao.runtime.backends.litert:LiteRTBackend",
 }
-SUFFIXES = {".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt"}
+SUFFIXES = {".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt", ".tflite": "litert"}
 
 
 def backend_for_path(model_path: str | Path) -> str:

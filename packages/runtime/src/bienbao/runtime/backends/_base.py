@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
+if TYPE_CHECKING:  # the backend registry is imported by the CLI's argument parsers: keep it light
+    import numpy as np
 
-from ..metadata import ModelMetadata
+    from ..metadata import ModelMetadata
 
 __all__ = ["Backend"]
 
