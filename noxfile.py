@@ -6,6 +6,7 @@
     nox -s lean              runtime + bench installed alone: no torch, no ultralytics imported
     nox -s build             wheels and sdists of every package into dist/
     nox -s pipeline          the main job (bienbao pipeline) on the embedded sample; -- ARGS are passed on
+    nox -s tflite            TFLite export (litert-torch, ~2.8 GB) and the LiteRT backend on its files
 
 Every install goes through constraints.txt, which pins the CPU build of torch here.
 """
@@ -71,6 +72,15 @@ def test(session: nox.Session, package: str) -> None:
         install(session, package)
         tests = ROOT / "packages" / package / "tests"
     session.run("python", "-m", "pytest", str(tests), *session.posargs, env=common_env(session))
+
+
+@nox.session
+def tflite(session: nox.Session) -> None:
+    """The TFLite export and the LiteRT backend on exported files (the heavy optional extra)."""
+    install(session, "trainer", extras="[test,tflite]")
+    tests = [ROOT / "packages/trainer/tests/test_export_tflite.py",
+             ROOT / "packages/runtime/tests/test_litert_backend.py"]
+    session.run("python", "-m", "pytest", *map(str, tests), *session.posargs, env=common_env(session))
 
 
 @nox.session

@@ -67,3 +67,10 @@ def workdir(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "ultralytics"))
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def valid_frames() -> list[Path]:
+    """40 real validation frames spread over the recordings (parity checks on detections)."""
+    images = sorted((_need(DATASET) / "valid" / "images").iterdir())
+    return images[:: max(1, len(images) // 40)][:40]

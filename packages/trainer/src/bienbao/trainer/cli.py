@@ -78,13 +78,14 @@ def _run(handler):
     def run(args: argparse.Namespace) -> int:
         from bienbao.cli import CommandError
         from bienbao.quant import ConfigError
+        from bienbao.runtime import MissingDependencyError
 
         from .dataset_check import DatasetError
 
         _environment()
         try:
             handler(args)
-        except (ConfigError, DatasetError, FileNotFoundError) as exc:
+        except (ConfigError, DatasetError, FileNotFoundError, MissingDependencyError) as exc:
             raise CommandError(str(exc)) from exc
         return 0
     return run
@@ -200,17 +201,22 @@ def _calibrate(args: argparse.Namespace) -> None:
 # -- export -------------------------------------------------------------------------------------
 
 def register_export(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from .config import FORMATS
+
     parser = subparsers.add_parser(
-        "export", help="export a QAT/PTQ (or FP32) checkpoint to ONNX Q/DQ or a TensorRT engine",
-        description="Writes <output>/onnx/*.onnx (Q/DQ with int8 weights, or FP32) and <output>/tensorrt/*.engine, "
-        "each with its metadata (class names, input size, quantization, source hash). The scales are the "
-        "checkpoint's own: nothing is re-calibrated. Driven by configs/export.yaml.")
+        "export", help="export a QAT/PTQ (or FP32) checkpoint to ONNX Q/DQ, TFLite or a TensorRT engine",
+        description="Writes <output>/onnx/*.onnx (Q/DQ with int8 weights, or FP32), <output>/tflite/*.tflite "
+        "(INT8 through litert-torch, the optional tflite extra) and <output>/tensorrt/*.engine, each with its "
+        "metadata (class names, input size, quantization, source hash; a .json sidecar for TFLite and engines). "
+        "The scales are the checkpoint's own: nothing is re-calibrated. Driven by configs/export.yaml.")
     parser.add_argument("--config", default=EXPORT, help=f"export config (default {EXPORT})")
     parser.add_argument("--checkpoint", help="the checkpoint to export")
-    parser.add_argument("--format", dest="formats", action="append", choices=["onnx", "engine"],
-                        help="onnx (default) or engine (TensorRT, needs TensorRT; repeatable)")
+    parser.add_argument("--format", dest="formats", action="append", choices=list(FORMATS),
+                        help="onnx (default), tflite (needs bienbao-trainer[tflite]) or engine (TensorRT, needs "
+                        "TensorRT); repeatable")
     parser.add_argument("--target", choices=["onnxruntime", "tensorrt", "fp32"],
-                        help="onnxruntime: uint8 activations for CPUs; tensorrt: symmetric int8; fp32: float")
+                        help="onnxruntime: uint8 activations for CPUs; tensorrt: symmetric int8; fp32: float. "
+                        "TFLite is int8 from either INT8 target (fp32: a float TFLite)")
     parser.add_argument("--imgsz", type=int, help="input size (square)")
     parser.add_argument("--output", help="output folder (default models/exported)")
     parser.set_defaults(handler=_run(_export), prog=parser.prog)
@@ -219,7 +225,7 @@ def register_export(subparsers: argparse._SubParsersAction) -> argparse.Argument
 
 def _export(args: argparse.Namespace) -> None:
     from .config import load_export_config
-    from .export import ExportError, export_onnx
+    from .export import ExportError, export_onnx, export_tflite
     from .export.tensorrt_engine import EngineBuildError, build_engine, trtexec_command
 
     overrides = {k: getattr(args, k) for k in ("checkpoint", "formats", "target", "imgsz", "output")
@@ -227,11 +233,18 @@ def _export(args: argparse.Namespace) -> None:
     config = load_export_config(args.config, overrides)
     output = Path(config.output)
     try:
-        result = export_onnx(config.checkpoint, output / "onnx", config.target, config.imgsz, config.opset)
-        report = result.report
-        print(f"{result.path}  {result.size_bytes / 1e6:.2f} MB  target={config.target}  "
-              f"int8 weights: {report.int8_weights}, float weights: {report.float_weights}, "
-              f"Q/DQ: {report.ops.get('QuantizeLinear', 0)}/{report.ops.get('DequantizeLinear', 0)}")
+        if "onnx" in config.formats or "engine" in config.formats:  # an engine is built from the ONNX file
+            result = export_onnx(config.checkpoint, output / "onnx", config.target, config.imgsz, config.opset)
+            report = result.report
+            print(f"{result.path}  {result.size_bytes / 1e6:.2f} MB  target={config.target}  "
+                  f"int8 weights: {report.int8_weights}, float weights: {report.float_weights}, "
+                  f"Q/DQ: {report.ops.get('QuantizeLinear', 0)}/{report.ops.get('DequantizeLinear', 0)}")
+        if "tflite" in config.formats:
+            print("converting to TFLite with litert-torch (a minute or two at 640)")
+            tflite = export_tflite(config.checkpoint, output / "tflite", "fp32" if config.target == "fp32" else "int8",
+                                   config.imgsz)
+            print(f"{tflite.path}  {tflite.size_bytes / 1e6:.2f} MB  activations: "
+                  f"{tflite.metadata.quantization.activations}  (metadata: {tflite.path.with_suffix('.json').name})")
         if "engine" in config.formats:
             engine = output / "tensorrt" / result.path.with_suffix(".engine").name
             print(f"building the TensorRT engine (same as: {trtexec_command(result.path, engine, config.fp16)})")
@@ -248,18 +261,31 @@ def register_evaluate(subparsers: argparse._SubParsersAction) -> argparse.Argume
     parser = subparsers.add_parser(
         "evaluate", help="mAP50, mAP50-95, precision, recall, per-class AP of a checkpoint or an exported file",
         description="A .pt checkpoint (FP32, PTQ, QAT fake-quant) is scored by ultralytics' validator; an exported "
-        ".onnx/.engine runs through bienbao.runtime (the deployed pre-processing, backend and NMS) and is scored "
+        ".onnx/.tflite/.engine runs through bienbao.runtime (the deployed pre-processing, backend and NMS) and is "
+        "scored "
         "with the same matching rule, so the number is the deployed model's. Prints a table; --json writes the "
         "result (keys documented in bienbao/trainer/evaluate.py).")
-    parser.add_argument("--model", required=True, help="checkpoint (.pt) or exported model (.onnx, .engine)")
+    parser.add_argument("--model", required=True, help="checkpoint (.pt) or exported model (.onnx, .tflite, .engine)")
     parser.add_argument("--data", required=True, help="dataset YAML")
     parser.add_argument("--split", default="val", help="val (default) or test")
     parser.add_argument("--imgsz", type=int, default=640, help="image size for checkpoints (exports use their own)")
     parser.add_argument("--conf", type=float, default=0.001, help="confidence threshold (mAP wants a low one)")
     parser.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (ultralytics' val default)")
     parser.add_argument("--json", help="write the result to this JSON file")
-    parser.set_defaults(handler=_run(_evaluate), prog=parser.prog)
+    parser.set_defaults(handler=_run(_checked(_evaluate)), prog=parser.prog)
     return parser
+
+
+def _checked(handler):
+    """A model or dataset that does not fit (other classes, an undecodable image) is one clear line."""
+    def run(args: argparse.Namespace) -> None:
+        from bienbao.cli import CommandError
+
+        try:
+            handler(args)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+    return run
 
 
 def _evaluate(args: argparse.Namespace) -> None:

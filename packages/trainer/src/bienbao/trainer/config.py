@@ -221,6 +221,10 @@ class QATConfig:
         return {**args, **self.ultralytics}
 
 
+#: export formats -> what they write
+FORMATS = {"onnx": "ONNX Q/DQ (or FP32)", "tflite": "INT8 TFLite (litert-torch)", "engine": "TensorRT engine"}
+
+
 @dataclass(frozen=True)
 class ExportConfig:
     """``configs/export.yaml``."""
@@ -235,9 +239,9 @@ class ExportConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "formats", tuple(self.formats))
-        unknown = sorted(set(self.formats) - {"onnx", "engine"})
+        unknown = sorted(set(self.formats) - set(FORMATS))
         if unknown or not self.formats:
-            raise ValueError(f"formats {list(self.formats)}: write some of onnx, engine (TensorRT)")
+            raise ValueError(f"formats {list(self.formats)}: write some of {', '.join(FORMATS)}")
         if self.target not in ("onnxruntime", "tensorrt", "fp32"):
             raise ValueError(f"target {self.target!r}: write onnxruntime, tensorrt or fp32")
         if "engine" in self.formats and self.target == "onnxruntime":

@@ -1,0 +1,143 @@
+"""TFLite export (litert-torch, the optional ``tflite`` extra; run by ``nox -s tflite``): int8
+kernels carrying the checkpoint's own scales, metadata sidecar, refusals, and parity of the LiteRT
+backend with the fake-quant model on real frames."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bienbao.trainer.export import ExportError, export_tflite
+
+REPO = Path(__file__).resolve().parents[3]
+IMGSZ = 640  # parity is checked where the model is used
+
+
+def test_a_missing_converter_names_the_extra(monkeypatch, tmp_path, fp32_weights) -> None:
+    monkeypatch.setitem(sys.modules, "litert_torch", None)  # as if not installed
+    with pytest.raises(ExportError, match=r"bienbao-trainer\[tflite\]"):
+        export_tflite(fp32_weights, tmp_path, "fp32", imgsz=IMGSZ)
+
+
+@pytest.fixture(scope="module")
+def litert():
+    pytest.importorskip("litert_torch", reason="litert-torch is the optional tflite extra: nox -s tflite")
+    return pytest.importorskip("ai_edge_litert.interpreter", reason="ai-edge-litert comes with litert-torch")
+
+
+@pytest.fixture(scope="module")
+def exported(litert, tmp_path_factory, tiny_data, fp32_weights) -> dict[str, Path]:
+    from bienbao.trainer.config import CalibrationConfig, load_train_config
+    from bienbao.trainer.ptq import run_ptq
+
+    folder = tmp_path_factory.mktemp("tflite")
+    cwd = Path.cwd()
+    os.chdir(folder)
+    try:
+        train = load_train_config(REPO / "configs/base.yaml", {"data": str(tiny_data), "imgsz": IMGSZ, "workers": 0})
+        ckpt = folder / run_ptq(train, str(fp32_weights), str(REPO / "configs/quantization.yaml"),
+                                CalibrationConfig(batches=2, batch_size=4), name="ptq")
+        return {"ckpt": ckpt, "int8": export_tflite(ckpt, folder / "tflite", "int8", imgsz=IMGSZ).path}
+    finally:
+        os.chdir(cwd)
+
+
+def test_int8_kernels_carry_the_checkpoints_own_scales(exported, litert) -> None:
+    from ultralytics.nn.tasks import load_checkpoint
+
+    interpreter = litert.Interpreter(str(exported["int8"]))
+    interpreter.allocate_tensors()
+    tensors = interpreter.get_tensor_details()
+    per_channel_int8 = [t for t in tensors if t["dtype"] == np.int8
+                        and len(t["quantization_parameters"]["scales"]) > 1]
+    assert len(per_channel_int8) == 57  # every quantized conv's weights; the 6 float head convs stay float
+    model, _ = load_checkpoint(exported["ckpt"])
+    first = model.model[0].conv.input_quantizer  # the image's quantizer: uint8 grid, written as int8
+    (image,) = interpreter.get_input_details()
+    assert image["dtype"] == np.int8 and tuple(image["shape"]) == (1, 3, IMGSZ, IMGSZ)
+    scale, zero_point = image["quantization"]
+    assert scale == pytest.approx(first.scale.item(), rel=1e-6) and zero_point == int(first.zero_point) - 128
+    (output,) = interpreter.get_output_details()
+    assert output["dtype"] == np.float32  # the decode tail is float: pixels and scores never share a scale
+    assert exported["int8"].stat().st_size < 0.3 * 12.5e6  # int8 weights (the FP32 ONNX is 12.6 MB)
+
+
+def test_metadata_travels_in_a_sidecar(exported, fp32_weights) -> None:
+    from bienbao.runtime.metadata import ModelMetadata
+
+    meta = ModelMetadata.read_sidecar(exported["int8"])
+    assert meta.quantization.target == "tflite" and meta.imgsz == (IMGSZ, IMGSZ) and len(meta.names) == 33
+    assert meta.quantization.activations == "int8 asymmetric per-tensor"
+    assert meta.source == str(exported["ckpt"]) and len(meta.source_sha256) == 64
+
+
+def test_refusals_name_the_problem(litert, fp32_weights, tmp_path) -> None:
+    with pytest.raises(ExportError, match="FP32 checkpoint"):
+        export_tflite(fp32_weights, tmp_path, "int8", imgsz=IMGSZ)
+    with pytest.raises(ExportError, match="target 'uint8'"):
+        export_tflite(fp32_weights, tmp_path, "uint8", imgsz=IMGSZ)
+    afile = tmp_path / "a_file"
+    afile.write_text("")
+    with pytest.raises(ExportError, match="is a file"):
+        export_tflite(fp32_weights, afile, "fp32", imgsz=IMGSZ)
+
+
+def test_litert_matches_the_fake_quant_model_on_real_frames(exported, valid_frames) -> None:
+    """The LiteRT backend (XNNPACK int8 kernels, fixed-point requantization, table-driven sigmoid)
+    against the fake-quant model on 40 real frames at 640: looser than ONNX Runtime, as measured
+    (about 85% of boxes have a twin of the same class with IoU > 0.9; scores agree to 1e-5 median)."""
+    import cv2
+    from ultralytics.nn.tasks import load_checkpoint
+    from ultralytics.utils.metrics import box_iou
+    from ultralytics.utils.nms import non_max_suppression
+
+    from bienbao.runtime.backends import load_backend
+    from bienbao.runtime.preprocess import preprocess
+    from bienbao.trainer.export.onnx_export import prepare_for_export
+
+    model, _ = load_checkpoint(exported["ckpt"])
+    traced = prepare_for_export(model, "onnxruntime")
+    backend = load_backend("auto", exported["int8"], threads=2)
+    assert backend.name == "litert" and backend.input_size == (IMGSZ, IMGSZ)
+    matched = total = 0
+    for image in valid_frames:
+        x = preprocess(cv2.imread(str(image)), backend.input_size)[0]
+        with torch.no_grad():
+            expected = traced(torch.from_numpy(x))
+        got = torch.from_numpy(backend.infer(x))
+        assert (got - expected)[0, 4:].abs().median() < 1e-4  # class scores
+        kept_expected = non_max_suppression(expected, conf_thres=0.05, iou_thres=0.5)[0]
+        kept_got = non_max_suppression(got, conf_thres=0.04, iou_thres=0.5)[0]
+        for box in kept_expected:
+            total += 1
+            same_class = kept_got[kept_got[:, 5] == box[5]]
+            matched += bool(len(same_class)) and bool(box_iou(box[None, :4], same_class[:, :4]).max() > 0.9)
+    print(f"detections agreeing: {matched}/{total}")
+    assert total >= 5, "the FP32-derived model should find some signs in these frames"
+    assert matched / total >= 0.75, f"{matched}/{total} detections agree"
+
+
+def test_bienbao_detect_runs_the_tflite_file_on_a_video(exported, valid_frames, tmp_path) -> None:
+    import json
+    import subprocess
+
+    import cv2
+
+    video = tmp_path / "drive.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (640, 360))
+    for image in valid_frames[:12]:
+        writer.write(cv2.resize(cv2.imread(str(image)), (640, 360)))
+    writer.release()
+    jsonl = tmp_path / "detections.jsonl"
+    command = [sys.executable, "-m", "bienbao.cli", "detect", str(exported["int8"]), "--source", str(video),
+               "--headless", "--every-frame", "--jsonl", str(jsonl), "--threads", "2"]
+    done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert len(lines) == 12 and "(litert," in done.stderr
+    assert sum(len(line["detections"]) for line in lines) > 0
