@@ -1,14 +1,15 @@
 """``bienbao evaluate``: accuracy of what is deployed, on a dataset split.
 
 A PyTorch checkpoint (FP32, PTQ or QAT fake-quant) is scored by ultralytics' own validator. An
-exported file (ONNX, TensorRT engine) is run through ``bienbao.runtime`` (the deployed
+exported file (ONNX, TFLite, TensorRT engine) is run through ``bienbao.runtime`` (the deployed
 pre-processing, backend and NMS) and scored with ultralytics' matching rule and
 ``ap_per_class``, so the number is the deployed model's number.
 
 Result keys (``Evaluation.to_dict``): ``model``, ``data``, ``split``, ``evaluator``
 (``ultralytics`` or ``bienbao.runtime``), ``images``, ``instances``, ``map50``, ``map50_95``,
 ``precision``, ``recall`` (mean over classes at the best-F1 confidence), ``per_class`` (class name ->
-``ap50``, ``ap50_95``, ``instances``), ``speed_ms`` (per image: preprocess, inference, postprocess).
+``ap50``, ``ap50_95``, ``instances``), ``speed_ms`` (per image: preprocess, inference, postprocess),
+``pr_curve`` (``recall`` and ``precision`` lists: the class-mean precision-recall curve at IoU 0.5).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
 from .dataset_check import IMAGE_SUFFIXES, dataset_names, label_path, split_dirs
 
-__all__ = ["Evaluation", "evaluate", "match_predictions", "split_images"]
+__all__ = ["Evaluation", "evaluate", "evaluate_module", "match_predictions", "split_images"]
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 
@@ -41,6 +42,7 @@ class Evaluation:
     recall: float
     per_class: dict[str, dict] = field(default_factory=dict)
     speed_ms: dict[str, float] = field(default_factory=dict)
+    pr_curve: dict[str, list[float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -97,6 +99,16 @@ def split_images(data: Path, split: str) -> list[Path]:
     return sorted(p for folder in folders[split] for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def _pr_curve(recall: np.ndarray, precision: np.ndarray) -> dict[str, list[float]]:
+    """The class-mean curve at IoU 0.5, on 101 recall points (ultralytics computes 1000)."""
+    precision = np.asarray(precision)
+    if precision.ndim != 2 or not len(precision):
+        return {}
+    points = np.linspace(0, 1, 101)
+    mean = np.interp(points, np.asarray(recall), precision.mean(0))
+    return {"recall": points.round(3).tolist(), "precision": mean.round(4).tolist()}
+
+
 def _summarise(model: str, data: Path, split: str, evaluator: str, names: list[str], images: int, stats: dict,
                speed: dict[str, float]) -> Evaluation:
     from ultralytics.utils.metrics import ap_per_class
@@ -107,37 +119,72 @@ def _summarise(model: str, data: Path, split: str, evaluator: str, names: list[s
     pred_cls = np.concatenate(stats["pred_cls"]) if stats["pred_cls"] else np.zeros(0)
     if len(tp) == 0 or len(target_cls) == 0:
         return Evaluation(model, str(data), split, evaluator, images, len(target_cls), 0.0, 0.0, 0.0, 0.0, {}, speed)
-    _, _, p, r, _, ap, classes, *_ = ap_per_class(tp, conf, pred_cls, target_cls)
+    _, _, p, r, _, ap, classes, _, _, _, recall, precision = ap_per_class(tp, conf, pred_cls, target_cls)
     per_class = {names[int(c)]: {"ap50": round(float(ap[i, 0]), 4), "ap50_95": round(float(ap[i].mean()), 4),
                                  "instances": int((target_cls == c).sum())} for i, c in enumerate(classes)}
     return Evaluation(model, str(data), split, evaluator, images, len(target_cls), float(ap[:, 0].mean()),
-                      float(ap.mean()), float(p.mean()), float(r.mean()), per_class, speed)
+                      float(ap.mean()), float(p.mean()), float(r.mean()), per_class, speed,
+                      _pr_curve(recall, precision))
 
 
 def _evaluate_exported(model: Path, data: Path, split: str, conf: float, iou: float) -> Evaluation:
-    import cv2
-
     from bienbao.runtime import Detector
-    from bienbao.runtime.postprocess import box_iou, postprocess
-    from bienbao.runtime.preprocess import preprocess
 
     names = dataset_names(data)
     detector = Detector(model, conf=conf, iou=iou, max_det=300)
     if detector.names != tuple(names):
         raise ValueError(f"{model} was trained on other classes than {data} ({len(detector.names)} vs {len(names)})")
+    images = split_images(data, split)
+    stats, speed = _run_frames(detector.backend.infer, detector.input_size, detector.names, images, conf, iou)
+    return _summarise(str(model), data, split, "bienbao.runtime", names, len(images), stats, speed)
+
+
+def evaluate_module(model, data: str | Path, split: str = "val", imgsz: int = 640, images: int | None = None,
+                    conf: float = 0.001, iou: float = 0.7, label: str = "<module>") -> Evaluation:
+    """Score an ultralytics ``DetectionModel`` as it is now (quantizers on or off) through the
+    deployed pre- and post-processing, on the first ``images`` frames of ``split`` (all if None).
+    What sensitivity analysis calls once per layer switch."""
+    import torch
+
+    data = Path(data)
+    names = dataset_names(data)
+    frames = split_images(data, split)[:images]
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+
+    def infer(tensor: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            output = model(torch.from_numpy(tensor).to(device))
+        return (output[0] if isinstance(output, (tuple, list)) else output).float().cpu().numpy()
+
+    try:
+        stats, speed = _run_frames(infer, (imgsz, imgsz), tuple(names), frames, conf, iou)
+    finally:
+        model.train(was_training)
+    return _summarise(label, data, split, "bienbao.runtime pre/post + torch", names, len(frames), stats, speed)
+
+
+def _run_frames(infer, input_size: tuple[int, int], names: tuple[str, ...], images: list[Path], conf: float,
+                iou: float) -> tuple[dict[str, list], dict[str, float]]:
+    """Run ``infer`` over ``images`` with the runtime's stages; matching stats and ms per stage."""
+    import cv2
+
+    from bienbao.runtime.postprocess import box_iou, postprocess
+    from bienbao.runtime.preprocess import preprocess
+
     stats: dict[str, list] = {"tp": [], "conf": [], "pred_cls": [], "target_cls": []}
     timing = np.zeros(3)
-    images = split_images(data, split)
     for path in images:
         frame = cv2.imread(str(path))
         if frame is None:
             raise ValueError(f"image does not decode: {path}")
         t0 = time.perf_counter()
-        tensor, box = preprocess(frame, detector.input_size)
+        tensor, box = preprocess(frame, input_size)
         t1 = time.perf_counter()
-        output = detector.backend.infer(tensor)
+        output = infer(tensor)
         t2 = time.perf_counter()
-        found = postprocess(output, box, conf, iou, 300, detector.names)
+        found = postprocess(output, box, conf, iou, 300, names)
         timing += (t1 - t0, t2 - t1, time.perf_counter() - t2)
         true_cls, true_boxes = _targets(label_path(path), frame.shape[1], frame.shape[0])
         stats["target_cls"].append(true_cls)
@@ -148,10 +195,9 @@ def _evaluate_exported(model: Path, data: Path, split: str, conf: float, iou: fl
                                if len(true_cls) else np.zeros((len(classes), 10), bool))
             stats["conf"].append(scores)
             stats["pred_cls"].append(classes)
-    speed = dict(zip(("preprocess", "inference", "postprocess"), (timing / max(len(images), 1) * 1000).round(2),
-                     strict=True))
-    return _summarise(str(model), data, split, "bienbao.runtime", names, len(images), stats,
-                      {k: float(v) for k, v in speed.items()})
+    per_image = timing / max(len(images), 1) * 1000
+    return stats, {k: round(float(v), 2) for k, v in zip(("preprocess", "inference", "postprocess"), per_image,
+                                                          strict=True)}
 
 
 def _evaluate_checkpoint(model: Path, data: Path, split: str, imgsz: int, conf: float, iou: float,
@@ -168,7 +214,8 @@ def _evaluate_checkpoint(model: Path, data: Path, split: str, imgsz: int, conf: 
     return Evaluation(str(model), str(data), split, "ultralytics", len(split_images(data, split)),
                       int(metrics.nt_per_class.sum()), float(box.map50), float(box.map), float(box.mp),
                       float(box.mr), per_class, {k: round(float(v), 2) for k, v in metrics.speed.items()
-                                                 if k in ("preprocess", "inference", "postprocess")})
+                                                 if k in ("preprocess", "inference", "postprocess")},
+                      _pr_curve(box.px, box.prec_values))
 
 
 def evaluate(model: str | Path, data: str | Path, split: str = "val", imgsz: int = 640, conf: float = 0.001,

@@ -1,0 +1,314 @@
+"""``bienbao analyze``: where quantization hurts a QAT or PTQ checkpoint, and how a QAT run went.
+
+- ``layer_error``: every conv block's output in the quantized model against a float reference on
+  the same images (SQNR in dB, cosine similarity). The reference is an FP32 checkpoint if given,
+  else the same checkpoint with its quantizers off, which isolates the quantization error from
+  what training changed. Errors accumulate: a block's error includes its inputs'.
+- ``layer_sensitivity``: ``bienbao.quant.sensitivity_analysis`` with mAP50 on a subset as the
+  metric, a ranking, and a ready ``quantization.yaml`` keeping the top-k layers in float or at
+  16-bit weights (loadable by ``bienbao qat --quantization``).
+- ``activation_histograms``: what each activation quantizer sees, with its representable range
+  marked, and each quantized conv's weights in units of its channel's step with the code range
+  marked: clipping and wasted range at a glance.
+- ``drift_chart``: mAP of the fake-quant model per epoch against the FP32 starting point, from a
+  QAT run's ``drift.csv``, with the schedule's phases shaded.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from bienbao.quant import FakeQuantize, QATModule, enable_fake_quant, iter_quantizers
+
+from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
+
+__all__ = ["LayerError", "activation_histograms", "drift_chart", "layer_error", "layer_sensitivity",
+           "sample_frames"]
+
+
+def _load(checkpoint: str | Path) -> nn.Module:
+    from ultralytics.nn.tasks import load_checkpoint
+
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    model, _ = load_checkpoint(path)
+    return model.float().eval()
+
+
+def _require_quantized(model: nn.Module, checkpoint: str | Path) -> None:
+    if not any(isinstance(m, FakeQuantize) for m in model.modules()):
+        raise ValueError(f"{checkpoint} has no quantizers: analyze a QAT or PTQ checkpoint (bienbao qat / calibrate)")
+
+
+def sample_frames(data: str | Path, split: str, count: int, imgsz: int) -> torch.Tensor:
+    """``count`` frames spread over ``split``, letterboxed as the runtime does: (count, 3, imgsz, imgsz)."""
+    import cv2
+
+    from bienbao.runtime.preprocess import preprocess
+
+    from .evaluate import split_images
+
+    images = split_images(Path(data), split)
+    if not images:
+        raise ValueError(f"{data}: no images in the {split} split")
+    chosen = images[:: max(1, len(images) // count)][:count]
+    return torch.from_numpy(np.concatenate([preprocess(cv2.imread(str(p)), (imgsz, imgsz))[0] for p in chosen]))
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+# -- error --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LayerError:
+    name: str
+    sqnr_db: float
+    cosine: float
+
+
+def _block_outputs(model: nn.Module, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Output of every ultralytics ``Conv`` block (conv, BN, activation), by module name."""
+    from ultralytics.nn.modules import Conv
+
+    outputs: dict[str, list[torch.Tensor]] = {}
+    hooks = [module.register_forward_hook(lambda _m, _i, out, name=name: outputs.setdefault(name, []).append(out))
+             for name, module in model.named_modules() if isinstance(module, Conv)]
+    try:
+        with torch.no_grad():
+            for frame in frames:
+                model(frame[None])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return {name: torch.cat(values) for name, values in outputs.items()}
+
+
+def layer_error(checkpoint: str | Path, frames: torch.Tensor, reference: str | Path | None = None) -> list[LayerError]:
+    """SQNR and cosine similarity of each conv block's output, in network order."""
+    model = _load(checkpoint)
+    _require_quantized(model, checkpoint)
+    quantized = _block_outputs(model, frames)
+    if reference is None:
+        enable_fake_quant(model, False)
+        expected = _block_outputs(model, frames)
+    else:
+        expected = _block_outputs(_load(reference), frames)
+    errors = []
+    for name, ref in expected.items():
+        if name not in quantized or quantized[name].shape != ref.shape:
+            continue
+        got = quantized[name]
+        noise = float(((ref - got) ** 2).sum())
+        signal = float((ref ** 2).sum())
+        sqnr = math.inf if noise == 0 else 10 * math.log10(max(signal, 1e-30) / noise)
+        cosine = float(torch.nn.functional.cosine_similarity(ref.flatten(), got.flatten(), dim=0))
+        errors.append(LayerError(name, round(sqnr, 2), round(cosine, 5)))
+    if not errors:
+        raise ValueError(f"{checkpoint} and its reference share no conv blocks: not the same architecture")
+    return errors
+
+
+def error_chart(errors: Sequence[LayerError], path: Path) -> Path:
+    plt = _plt()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(8.0, 0.18 * len(errors)), 6), sharex=True)
+    x = np.arange(len(errors))
+    top.bar(x, [min(e.sqnr_db, 60) for e in errors], color="tab:blue")
+    top.set_ylabel("SQNR (dB)")
+    top.set_title("quantization error of each conv block's output (higher is better)")
+    bottom.plot(x, [e.cosine for e in errors], marker=".", color="tab:red")
+    bottom.set_ylabel("cosine similarity")
+    bottom.set_xticks(x, [e.name.removeprefix("model.") for e in errors], rotation=90, fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def error_table(errors: Sequence[LayerError]) -> str:
+    lines = ["| layer | SQNR dB | cosine |", "|---|---|---|"]
+    lines += [f"| {e.name} | {e.sqnr_db:.2f} | {e.cosine:.5f} |" for e in errors]
+    return "\n".join(lines)
+
+
+# -- sensitivity ----------------------------------------------------------------------------------
+
+def layer_sensitivity(checkpoint: str | Path, data: str | Path, split: str = "val", images: int = 32,
+                      imgsz: int = 640, layers: Sequence[str] = ("*",), progress=print):
+    """``SensitivityReport`` of every QAT layer matching ``layers`` (globs), mAP50 on ``images`` frames."""
+    from bienbao.quant import qat_layers, sensitivity_analysis
+
+    from .evaluate import evaluate_module
+
+    model = _load(checkpoint)
+    _require_quantized(model, checkpoint)
+    names = [name for name, _ in qat_layers(model) if any(fnmatch.fnmatchcase(name, p) for p in layers)]
+    if not names:
+        raise ValueError(f"no quantized layer matches {', '.join(layers)}")
+    calls = [0]
+    total = 2 * len(names) + 2
+
+    def metric(module: nn.Module) -> float:
+        calls[0] += 1
+        progress(f"sensitivity: evaluation {calls[0]}/{total}")
+        return evaluate_module(module, data, split, imgsz, images=images).map50
+
+    return sensitivity_analysis(model, metric, names)
+
+
+def sensitivity_policy(base_policy: str | Path, report, top_k: int, keep: str = "float") -> dict:
+    """The base ``quantization.yaml`` with rules keeping the ``top_k`` most sensitive layers in
+    float (``keep="float"``) or with 16-bit weights (``keep="int16"``), appended last so they win."""
+    from .config import load_yaml
+
+    if keep not in ("float", "int16"):
+        raise ValueError(f"keep={keep!r}: write float or int16")
+    data = dict(load_yaml(base_policy))
+    if "quantization" in data:  # an experiment file: its policy section
+        data = dict(data["quantization"])
+    ranked = [layer.name for layer in report.ranking()[:top_k]]
+    rule = {"skip": True} if keep == "float" else {"weight": {"bits": 16}}
+    data["rules"] = [*(data.get("rules") or []), *({"pattern": name, **rule} for name in ranked)]
+    return data
+
+
+# -- activations ----------------------------------------------------------------------------------
+
+def _representable(quantizer: FakeQuantize) -> tuple[float, float]:
+    scale, zero_point = quantizer.scale.detach().float(), quantizer.zero_point.detach().float()
+    low = (quantizer.scheme.quant_min - zero_point) * scale
+    high = (quantizer.scheme.quant_max - zero_point) * scale
+    return float(low.min()), float(high.max())
+
+
+def activation_histograms(checkpoint: str | Path, frames: torch.Tensor, path: Path, layers: Sequence[str] = ("*",),
+                          max_plots: int = 24) -> Path:
+    """A PNG grid: activation histograms with the quantizer's range, then weights in code units."""
+    model = _load(checkpoint)
+    _require_quantized(model, checkpoint)
+    chosen = [(name, q) for name, q in iter_quantizers(model, roles=["input", "output"])
+              if q.quantizing and any(fnmatch.fnmatchcase(name, p) for p in layers)]
+    weights = [(name, module) for name, module in model.named_modules()
+               if isinstance(module, QATModule) and getattr(module, "weight_quantizer", None) is not None
+               and any(fnmatch.fnmatchcase(name, p) for p in layers)]
+    if not chosen and not weights:
+        raise ValueError(f"no quantizer matches {', '.join(layers)}")
+    half = max(1, max_plots // 2)
+    chosen = _spread(chosen, half if weights else max_plots)
+    weights = _spread(weights, max_plots - len(chosen))
+    seen: dict[str, list[torch.Tensor]] = {}
+    hooks = [q.register_forward_pre_hook(lambda _m, args, name=name: seen.setdefault(name, []).append(
+        args[0].detach().flatten()[:: max(1, args[0].numel() // 200_000)])) for name, q in chosen]
+    try:
+        with torch.no_grad():
+            for frame in frames:
+                model(frame[None])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    plt = _plt()
+    panels = len(chosen) + len(weights)
+    cols = min(4, panels)
+    rows = math.ceil(panels / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), squeeze=False)
+    for ax, (name, quantizer) in zip(axes.flat, chosen, strict=False):
+        values = torch.cat(seen.get(name, [torch.zeros(1)])).numpy()
+        low, high = _representable(quantizer)
+        clipped = float(((values < low) | (values > high)).mean() * 100)
+        ax.hist(values, bins=120, color="tab:blue", log=True)
+        for edge in (low, high):
+            ax.axvline(edge, color="tab:red", lw=1)
+        ax.set_title(f"{name.removeprefix('model.')}\nclipped {clipped:.2f}%", fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax, (name, module) in zip(axes.flat[len(chosen):], weights, strict=False):
+        quantizer = module.weight_quantizer
+        weight = module.weight.detach().float()
+        scale = quantizer.scale.detach().float()
+        if quantizer.scheme.axis is not None:
+            shape = [1] * weight.dim()
+            shape[quantizer.scheme.axis] = -1
+            scale = scale.reshape(shape)
+        codes = (weight / scale).flatten().numpy()
+        ax.hist(codes, bins=120, color="tab:green", log=True)
+        for edge in (quantizer.scheme.quant_min, quantizer.scheme.quant_max):
+            ax.axvline(edge, color="tab:red", lw=1)
+        used = float(np.abs(codes).max() / max(abs(quantizer.scheme.quant_min), quantizer.scheme.quant_max))
+        ax.set_title(f"{name.removeprefix('model.')} weights (codes)\npeak uses {used * 100:.0f}% of the range",
+                     fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in axes.flat[panels:]:
+        ax.axis("off")
+    fig.suptitle("activations (blue, log counts) and weights in quantization steps (green); red: representable range",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _spread(items: list, count: int) -> list:
+    if count <= 0 or not items:
+        return []
+    if len(items) <= count:
+        return items
+    return [items[round(i)] for i in np.linspace(0, len(items) - 1, count)]
+
+
+# -- drift ----------------------------------------------------------------------------------------
+
+def read_drift(run: str | Path) -> list[dict]:
+    """Rows of a QAT run's ``drift.csv`` (``run`` is the file or the run's log folder)."""
+    path = Path(run)
+    path = path / "drift.csv" if path.is_dir() else path
+    if not path.is_file():
+        raise FileNotFoundError(f"no drift log at {path}: QAT runs write logs/<name>/drift.csv")
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise ValueError(f"{path} is empty: the run stopped before its first validation")
+    return rows
+
+
+def drift_chart(rows: Sequence[dict], path: Path) -> Path:
+    plt = _plt()
+    epochs = [int(r["epoch"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for metric, color in (("mAP50", "tab:blue"), ("mAP50-95", "tab:orange")):
+        ax.plot(epochs, [float(r[f"qat_{metric}"]) for r in rows], marker="o", color=color,
+                label=f"QAT (fake-quant) {metric}")
+        ax.axhline(float(rows[0][f"fp32_{metric}"]), color=color, ls="--", lw=1, label=f"FP32 start {metric}")
+    phases = (("activations", "False", "activation quantizers off", "#dddddd"),
+              ("observing", "False", "ranges frozen", "#d8ecff"),
+              ("bn_frozen", "True", "BN statistics frozen", "#fff1cc"))
+    for key, shaded, label, color in phases:
+        spans = [e for e, r in zip(epochs, rows, strict=True) if r.get(key) == shaded]
+        if spans:
+            ax.axvspan(min(spans) - 0.5, max(spans) + 0.5, color=color, alpha=0.5, label=label, zorder=0)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation mAP")
+    ax.set_title("QAT accuracy drift")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def errors_to_dicts(errors: Sequence[LayerError]) -> list[dict]:
+    return [asdict(e) for e in errors]
