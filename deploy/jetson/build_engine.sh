@@ -1,17 +1,33 @@
 #!/usr/bin/env bash
-# Build a TensorRT engine from a bienbao Q/DQ ONNX export, on the Jetson that will run it
-# (an engine only runs with the TensorRT version and GPU it was built with).
+# Build a TensorRT engine on the Jetson that will run it (an engine only runs with the TensorRT
+# version and GPU it was built with).
 #
 #   deploy/jetson/build_engine.sh models/exported/onnx/qat_best_tensorrt.onnx [model.engine]
+#       trtexec from JetPack on a Q/DQ ONNX exported with `--target tensorrt`
+#   deploy/jetson/build_engine.sh --checkpoint models/checkpoints/qat/best.pt
+#       `bienbao export --format engine` (TensorRT's Python API; needs bienbao-trainer on the board)
 #
-# Same settings as `bienbao export --format engine`: explicit quantization from the Q/DQ nodes
-# (--int8), float layers in FP16 (--fp16). The model's metadata is copied next to the engine as
-# <engine>.json, which bienbao.runtime reads.
+# Same settings either way: explicit quantization from the Q/DQ nodes (--int8), float layers in
+# FP16 (--fp16). The model's metadata is written next to the engine as <engine>.json, which
+# bienbao.runtime reads.
 set -euo pipefail
 
-if [[ $# -lt 1 || $# -gt 2 ]]; then
-    echo "usage: $0 MODEL.onnx [MODEL.engine]" >&2
+usage() {
+    echo "usage: $0 MODEL.onnx [MODEL.engine]  |  $0 --checkpoint CHECKPOINT.pt [OUTPUT_DIR]" >&2
     exit 2
+}
+
+if [[ $# -ge 1 && $1 == "--checkpoint" ]]; then
+    [[ $# -ge 2 && $# -le 3 ]] || usage
+    if ! command -v bienbao > /dev/null || ! bienbao export --help > /dev/null 2>&1; then
+        echo "error: bienbao export is not installed here (pip install bienbao-trainer); or export the ONNX on" \
+             "a workstation and pass it to this script" >&2
+        exit 2
+    fi
+    exec bienbao export --checkpoint "$2" --target tensorrt --format engine --output "${3:-models/exported}"
+fi
+if [[ $# -lt 1 || $# -gt 2 ]]; then
+    usage
 fi
 onnx_path=$1
 engine_path=${2:-${onnx_path%.onnx}.engine}

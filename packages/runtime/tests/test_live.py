@@ -46,6 +46,9 @@ def test_every_frame_of_a_file_gives_a_video_and_json_lines(tmp_path, brightness
     assert frame_count(tmp_path / "out.mp4") == 20
     summary = stats.summary()
     assert summary["frames_processed"] == 20 and summary["latency_p95_ms"] >= summary["latency_mean_ms"] * 0.5
+    again = LatestFrameCapture(parse_source(str(video)), realtime=False)  # a restarted service appends
+    run_live(detector, again, threading.Event(), jsonl=tmp_path / "d.jsonl", max_frames=5, append=True)
+    assert [line["frame"] for line in read_jsonl(tmp_path / "d.jsonl")] == [*range(20), *range(5)]
 
 
 def test_a_slow_model_drops_frames_instead_of_lagging(tmp_path, brightness_model, sign_video) -> None:

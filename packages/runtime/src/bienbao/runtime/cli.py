@@ -38,6 +38,8 @@ def register_detect(subparsers: argparse._SubParsersAction) -> argparse.Argument
     parser.add_argument("--fps", type=int, default=30, help="CSI capture frame rate")
     parser.add_argument("--save-video", metavar="PATH", help="write the annotated video (mp4)")
     parser.add_argument("--jsonl", metavar="PATH", help="write one JSON line of detections per processed frame")
+    parser.add_argument("--append", action="store_true",
+                        help="append to the --jsonl file instead of replacing it (a service that restarts)")
     display = parser.add_mutually_exclusive_group()
     display.add_argument("--show", action="store_true", help="force the on-screen window")
     display.add_argument("--headless", action="store_true", help="never open a window")
@@ -76,7 +78,7 @@ def _detect(args: argparse.Namespace) -> int:
     print(f"bienbao detect: {args.model} ({detector.backend.name}, {detector.input_size[1]}x{detector.input_size[0]}) "
           f"on {source.kind} {args.source}; names in {'Vietnamese' if annotator.vietnamese else 'ASCII'}"
           f"{'; window' if show else '; headless'}", file=sys.stderr)
-    stats = run_live(detector, capture, stop, video=args.save_video, jsonl=args.jsonl, show=show,
+    stats = run_live(detector, capture, stop, video=args.save_video, jsonl=args.jsonl, append=args.append, show=show,
                      annotator=annotator, max_frames=args.max_frames)
     summary = stats.summary()
     print(json.dumps({"summary": summary}), flush=True)

@@ -82,12 +82,14 @@ class _Window:
 def run_live(detector: Detector, capture: LatestFrameCapture, stop: threading.Event, *,
              video: str | Path | None = None, jsonl: str | Path | None = None, show: bool = False,
              annotator: Annotator | None = None, max_frames: int | None = None,
-             on_frame=None) -> LiveStats:
-    """Run until the source ends, ``stop`` is set or ``max_frames`` were processed."""
+             on_frame=None, append: bool = False) -> LiveStats:
+    """Run until the source ends, ``stop`` is set or ``max_frames`` were processed. With
+    ``append`` the JSON lines go after an existing file's (a service restarted by systemd)."""
     stats = LiveStats()
     sink = _VideoSink(Path(video), capture.fps) if video else None
     window = _Window() if show else None
-    lines = open(jsonl, "w", encoding="utf-8", buffering=1) if jsonl else None  # noqa: SIM115 (closed below)
+    mode = "a" if append else "w"
+    lines = open(jsonl, mode, encoding="utf-8", buffering=1) if jsonl else None  # noqa: SIM115 (closed below)
     annotator = annotator or (Annotator() if (sink or window) else None)
     capture.start()
     try:
