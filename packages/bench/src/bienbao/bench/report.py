@@ -121,14 +121,12 @@ def markdown(result: dict) -> str:
 def plot(result: dict, path: str | Path) -> Path | None:
     """Box plot of end-to-end latency per model; ``None`` when matplotlib is not installed."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure  # outside pyplot: no global state, no backend switch
     except ImportError:
         return None
     models = result["models"]
-    figure, axis = plt.subplots(figsize=(1.8 + 1.6 * len(models), 4))
+    figure = Figure(figsize=(1.8 + 1.6 * len(models), 4))
+    axis = figure.subplots()
     stats = [{"label": m["name"], "med": m["latency_ms"]["end_to_end"]["p50"],
               "q1": m["latency_ms"]["end_to_end"]["p50"], "q3": m["latency_ms"]["end_to_end"]["p90"],
               "whislo": m["latency_ms"]["end_to_end"]["min"], "whishi": m["latency_ms"]["end_to_end"]["p99"],
@@ -139,7 +137,6 @@ def plot(result: dict, path: str | Path) -> Path | None:
     axis.tick_params(axis="x", labelrotation=12, labelsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)
     return Path(path)
 
 

@@ -65,13 +65,11 @@ def sample_frames(data: str | Path, split: str, count: int, imgsz: int) -> torch
     return torch.from_numpy(np.concatenate([preprocess(cv2.imread(str(p)), (imgsz, imgsz))[0] for p in chosen]))
 
 
-def _plt():
-    import matplotlib
+def _figure(**kwargs):
+    """A matplotlib Figure outside pyplot: no global state, no backend switch (a notebook keeps its own)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(**kwargs)
 
 
 # -- error --------------------------------------------------------------------------------------
@@ -126,8 +124,8 @@ def layer_error(checkpoint: str | Path, frames: torch.Tensor, reference: str | P
 
 
 def error_chart(errors: Sequence[LayerError], path: Path) -> Path:
-    plt = _plt()
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(8.0, 0.18 * len(errors)), 6), sharex=True)
+    fig = _figure(figsize=(max(8.0, 0.18 * len(errors)), 6))
+    top, bottom = fig.subplots(2, 1, sharex=True)
     x = np.arange(len(errors))
     top.bar(x, [min(e.sqnr_db, 60) for e in errors], color="tab:blue")
     top.set_ylabel("SQNR (dB)")
@@ -137,7 +135,6 @@ def error_chart(errors: Sequence[LayerError], path: Path) -> Path:
     bottom.set_xticks(x, [e.name.removeprefix("model.") for e in errors], rotation=90, fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -222,11 +219,11 @@ def activation_histograms(checkpoint: str | Path, frames: torch.Tensor, path: Pa
     finally:
         for hook in hooks:
             hook.remove()
-    plt = _plt()
     panels = len(chosen) + len(weights)
     cols = min(4, panels)
     rows = math.ceil(panels / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), squeeze=False)
+    fig = _figure(figsize=(4 * cols, 2.6 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, (name, quantizer) in zip(axes.flat, chosen, strict=False):
         values = torch.cat(seen.get(name, [torch.zeros(1)])).numpy()
         low, high = _representable(quantizer)
@@ -258,7 +255,6 @@ def activation_histograms(checkpoint: str | Path, frames: torch.Tensor, path: Pa
                  fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
@@ -286,9 +282,9 @@ def read_drift(run: str | Path) -> list[dict]:
 
 
 def drift_chart(rows: Sequence[dict], path: Path) -> Path:
-    plt = _plt()
     epochs = [int(r["epoch"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = _figure(figsize=(7, 4))
+    ax = fig.subplots()
     for metric, color in (("mAP50", "tab:blue"), ("mAP50-95", "tab:orange")):
         ax.plot(epochs, [float(r[f"qat_{metric}"]) for r in rows], marker="o", color=color,
                 label=f"QAT (fake-quant) {metric}")
@@ -306,7 +302,6 @@ def drift_chart(rows: Sequence[dict], path: Path) -> Path:
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

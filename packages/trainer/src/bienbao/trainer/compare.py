@@ -157,16 +157,14 @@ def _html(models, split, charts, frames, out) -> str:
 # -- charts -------------------------------------------------------------------------------------
 
 def _charts(models: Sequence[ComparedModel], out: Path) -> dict[str, Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # outside pyplot: no global state, no backend switch
 
     paths = {}
     ref = models[0].evaluation.per_class
     names = sorted(ref, key=lambda n: -ref[n]["instances"])
     width = 0.8 / len(models)
-    fig, ax = plt.subplots(figsize=(max(8.0, 0.45 * len(names)), 4.5))
+    fig = Figure(figsize=(max(8.0, 0.45 * len(names)), 4.5))
+    ax = fig.subplots()
     for i, m in enumerate(models):
         values = [m.evaluation.per_class.get(n, {"ap50": 0.0})["ap50"] for n in names]
         ax.bar(np.arange(len(names)) + i * width, values, width, label=m.label)
@@ -177,7 +175,8 @@ def _charts(models: Sequence[ComparedModel], out: Path) -> dict[str, Path]:
     ax.legend()
     paths["per-class AP50"] = _save(fig, out / "per_class_ap.png")
 
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    fig = Figure(figsize=(5.5, 4.5))
+    ax = fig.subplots()
     for m in models:
         curve = m.evaluation.pr_curve
         if curve:
@@ -190,7 +189,8 @@ def _charts(models: Sequence[ComparedModel], out: Path) -> dict[str, Path]:
     ax.legend()
     paths["precision-recall"] = _save(fig, out / "pr_curves.png")
 
-    fig, ax = plt.subplots(figsize=(6, 0.6 * len(models) + 1.5))
+    fig = Figure(figsize=(6, 0.6 * len(models) + 1.5))
+    ax = fig.subplots()
     left = np.zeros(len(models))
     for stage in ("preprocess", "inference", "postprocess"):
         values = np.array([m.evaluation.speed_ms.get(stage, 0.0) for m in models])
@@ -207,9 +207,6 @@ def _charts(models: Sequence[ComparedModel], out: Path) -> dict[str, Path]:
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     return path
 
 
