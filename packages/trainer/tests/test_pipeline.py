@@ -39,3 +39,15 @@ def test_pipeline_runs_every_step_and_resumes(workdir, tiny_data, fp32_weights, 
     out = capsys.readouterr().out
     assert out.count("already done") == len(STEPS) - 1 and "step 7/7 report ..." in out
     assert run_pipeline(replace(options, restart=False)) == report
+
+
+def test_an_engine_for_the_uint8_layout_is_refused_before_any_training(workdir, tiny_data) -> None:
+    import pytest
+
+    from bienbao.quant import ConfigError
+
+    train = load_train_config(REPO / "configs/base.yaml", {"data": str(tiny_data), "imgsz": 96, "workers": 0})
+    qat = load_qat_config(REPO / "configs/qat.yaml", {"quantization": str(REPO / "configs/quantization.yaml")})
+    with pytest.raises(ConfigError, match="target: tensorrt"):
+        run_pipeline(PipelineOptions(train, qat, export_formats=("onnx", "engine")))
+    assert not (workdir / "logs/pipeline/state.json").exists()

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bienbao.quant import FakeQuantize, QATModule, enable_fake_quant, iter_quantizers
+from bienbao.quant import FakeQuantize, QATModule, enable_fake_quant, enable_observers, iter_quantizers
 
 from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
 
@@ -42,6 +42,7 @@ def _load(checkpoint: str | Path) -> nn.Module:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     model, _ = load_checkpoint(path)
+    enable_observers(model, False)  # analysis looks at the saved ranges; it must not move them
     return model.float().eval()
 
 

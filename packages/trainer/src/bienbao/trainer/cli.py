@@ -314,6 +314,8 @@ def register_pipeline(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "pipeline resumes after its last finished step; --restart starts over.")
     _common(parser, "; qat.KEY=VALUE for the QAT config")
     parser.add_argument("--qat-config", default=QAT, help=f"QAT config (default {QAT})")
+    parser.add_argument("--export-config", default=EXPORT, help=f"export formats besides ONNX (default {EXPORT}: "
+                        "its formats: tflite and engine add the QAT model as TFLite / TensorRT engine)")
     parser.add_argument("--model", help="pretrained checkpoint for the FP32 step (default from the config: "
                         "yolov8n.pt; trains from scratch, and says so, when it is not on disk)")
     parser.add_argument("--epochs", type=int, help="FP32 epochs")
@@ -329,6 +331,7 @@ def register_pipeline(subparsers: argparse._SubParsersAction) -> argparse.Argume
 def _pipeline(args: argparse.Namespace) -> None:
     from dataclasses import replace
 
+    from .config import load_export_config
     from .pipeline import SAMPLE, PipelineOptions, run_pipeline
 
     sample = args.data is None
@@ -349,7 +352,8 @@ def _pipeline(args: argparse.Namespace) -> None:
               "(e.g. yolov8n.pt) for a real fine-tune.")
         train = replace(train, model=scratch)
     qat = _qat_config(argparse.Namespace(**{**vars(args), "epochs": args.qat_epochs}), qat_sets)
-    run_pipeline(PipelineOptions(train, qat, args.split, args.bench_runs, args.restart))
+    formats = load_export_config(args.export_config).formats if Path(args.export_config).is_file() else ("onnx",)
+    run_pipeline(PipelineOptions(train, qat, args.split, args.bench_runs, args.restart, formats))
 
 
 # -- check-data ---------------------------------------------------------------------------------

@@ -29,6 +29,9 @@ class PipelineOptions:
     split: str = "test"
     bench_runs: int = 20
     restart: bool = False
+    #: what the export step writes besides the ONNX files (configs/export.yaml ``formats``):
+    #: ``tflite`` (the QAT model as INT8 TFLite), ``engine`` (a TensorRT engine of it)
+    export_formats: tuple[str, ...] = ("onnx",)
 
     @property
     def folder(self) -> Path:
@@ -77,17 +80,31 @@ def _qat(options: PipelineOptions, state: _State) -> dict:
 
 
 def _export(options: PipelineOptions, state: _State) -> dict:
+    """ONNX of all three models (the ONNX Runtime comparison), then what else is configured for
+    the QAT model. Keys: fp32, ptq, qat (ONNX), qat_tflite, qat_engine."""
     from .config import load_quantization
-    from .export import export_onnx
+    from .export import export_onnx, export_tflite
 
     target = load_quantization(options.qat.quantization).target
-    folder = Path(options.train.paths.checkpoints).parent / "exported" / "onnx"
+    folder = Path(options.train.paths.checkpoints).parent / "exported"
     imgsz = options.train.imgsz
-    return {
-        "fp32": str(export_onnx(state.outputs("fp32")["checkpoint"], folder, "fp32", imgsz).path),
-        "ptq": str(export_onnx(state.outputs("ptq")["checkpoint"], folder, target, imgsz).path),
-        "qat": str(export_onnx(state.outputs("qat")["checkpoint"], folder, target, imgsz).path),
+    qat = state.outputs("qat")["checkpoint"]
+    outputs = {
+        "fp32": str(export_onnx(state.outputs("fp32")["checkpoint"], folder / "onnx", "fp32", imgsz).path),
+        "ptq": str(export_onnx(state.outputs("ptq")["checkpoint"], folder / "onnx", target, imgsz).path),
+        "qat": str(export_onnx(qat, folder / "onnx", target, imgsz).path),
     }
+    if "tflite" in options.export_formats:
+        _say("exporting the QAT model to INT8 TFLite (litert-torch)")
+        outputs["qat_tflite"] = str(export_tflite(qat, folder / "tflite", "int8", imgsz).path)
+    if "engine" in options.export_formats:
+        from .export.tensorrt_engine import build_engine
+
+
+        _say("building a TensorRT engine of the QAT model")
+        engine = folder / "tensorrt" / Path(outputs["qat"]).with_suffix(".engine").name
+        outputs["qat_engine"] = str(build_engine(outputs["qat"], engine))
+    return outputs
 
 
 def _evaluate(options: PipelineOptions, state: _State) -> dict:
@@ -96,7 +113,7 @@ def _evaluate(options: PipelineOptions, state: _State) -> dict:
     results = {}
     kinds = {"fp32": "PyTorch", "ptq": "fake-quant", "qat": "fake-quant"}
     models = {f"{step} ({kind})": state.outputs(step)["checkpoint"] for step, kind in kinds.items()}
-    models.update({f"{k} (ONNX, runtime)": v for k, v in state.outputs("export").items()})
+    models.update({f"{k} ({Path(v).suffix[1:].upper()}, runtime)": v for k, v in state.outputs("export").items()})
     for name, model in models.items():
         _say(f"evaluating {name} on the {options.split} split")
         results[name] = evaluate(model, options.train.data, options.split, options.train.imgsz).to_dict()
@@ -113,9 +130,9 @@ def _bench(options: PipelineOptions, state: _State) -> dict:
 
     from .evaluate import split_images
 
-    exported = state.outputs("export")
+    exported = state.outputs("export")  # fp32 first: the ratios are against it
     frames = [cv2.imread(str(p)) for p in split_images(Path(options.train.data), options.split)[:8]]
-    runs, interrupted = run_benchmark([exported["fp32"], exported["ptq"], exported["qat"]], frames,
+    runs, interrupted = run_benchmark(list(exported.values()), frames,
                                       runs=options.bench_runs, warmup=2, threads=None)
     result = build_result(runs, {"runs": options.bench_runs, "warmup": 2, "threads": None,
                                  "backend": "auto", "source": options.split}, interrupted)
@@ -154,6 +171,16 @@ def _report(options: PipelineOptions, state: _State) -> dict:
 
 def run_pipeline(options: PipelineOptions) -> Path:
     """Run (or resume) every step; returns the report's path."""
+    if "engine" in options.export_formats:  # checked before hours of training, not after
+        from bienbao.quant import ConfigError
+
+        from .config import load_quantization
+
+        target = load_quantization(options.qat.quantization).target
+        if target != "tensorrt":
+            raise ConfigError(f"the export formats ask for a TensorRT engine, but {options.qat.quantization} trains "
+                              f"the {target} layout (uint8 activations): use target: tensorrt (e.g. "
+                              "configs/experiments/exp1_symmetric_quant.yaml) or drop engine from the formats")
     state = _State(options.folder, options.restart)
     handlers = {"fp32": lambda: _fp32(options), "ptq": lambda: _ptq(options, state),
                 "qat": lambda: _qat(options, state), "export": lambda: _export(options, state),
