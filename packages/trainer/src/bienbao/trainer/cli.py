@@ -201,7 +201,7 @@ def _calibrate(args: argparse.Namespace) -> None:
 # -- export -------------------------------------------------------------------------------------
 
 def register_export(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from .config import FORMATS
+    from .formats import FORMATS
 
     parser = subparsers.add_parser(
         "export", help="export a QAT/PTQ (or FP32) checkpoint to ONNX Q/DQ, TFLite or a TensorRT engine",

@@ -19,6 +19,8 @@ import yaml
 
 from bienbao.quant import ConfigError, QuantPolicy, policy_from_dict
 
+from .formats import FORMATS
+
 __all__ = [
     "CalibrationConfig",
     "ConfigError",
@@ -219,10 +221,6 @@ class QATConfig:
         if clash:
             raise ConfigError(f"qat config sets {', '.join(clash)} both at the top level and under ultralytics:")
         return {**args, **self.ultralytics}
-
-
-#: export formats -> what they write
-FORMATS = {"onnx": "ONNX Q/DQ (or FP32)", "tflite": "INT8 TFLite (litert-torch)", "engine": "TensorRT engine"}
 
 
 @dataclass(frozen=True)
