@@ -3,8 +3,8 @@
     python benchmarks/onnx_int8_speed.py --fp32 FP32.pt --int8 QAT_OR_PTQ.pt [--int8 OTHER.pt ...] \
         --data DATASET.yaml
 
-Exports the checkpoints (bienbao export; each --int8 is labelled by its run folder), builds ONNX Runtime's ``quantize_static`` graph of the
-FP32 ONNX (QDQ, uint8 activations, int8 per-channel weights, calibrated on --calib frames), then
+Exports the checkpoints (bienbao export; each --int8 is labelled by its run folder), builds ONNX
+Runtime's ``quantize_static`` graph of the FP32 ONNX (QDQ, uint8 activations, int8 per-channel weights, calibrated on --calib frames), then
 times all the models in one process, interleaved (A B C A B C ...), and prints the medians and
 the ratios against FP32. Speed is a benchmark, never a test: run it on an otherwise idle machine.
 """
