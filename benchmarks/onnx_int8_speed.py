@@ -6,7 +6,8 @@
 Exports the checkpoints (bienbao export; each --int8 is labelled by its run folder), builds ONNX
 Runtime's ``quantize_static`` graph of the FP32 ONNX (QDQ, uint8 activations, int8 per-channel
 weights, calibrated on --calib frames), then times all the models in one process, interleaved
-(A B C A B C ...), and prints the medians and the ratios against FP32. Speed is a benchmark, never a test: run it on an otherwise idle machine.
+(A B C A B C ...), and prints the medians and the ratios against FP32. Speed is a benchmark, never
+a test: run it on an otherwise idle machine.
 """
 
 from __future__ import annotations
