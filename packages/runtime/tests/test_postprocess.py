@@ -68,3 +68,15 @@ def test_box_iou_by_hand() -> None:
     a = np.array([[0, 0, 10, 10]], np.float32)
     b = np.array([[5, 0, 15, 10], [0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
     assert np.allclose(box_iou(a, b), [[50 / 150, 1.0, 0.0]])
+
+
+def test_multi_label_keeps_every_class_above_conf_as_ultralytics_val_does() -> None:
+    output = raw_output([[100, 100, 20, 20], [300, 300, 10, 10]], [[0.6, 0.3, 0.01], [0.2, 0.0, 0.0]])
+    single = postprocess(output, IDENTITY, conf=0.05)
+    assert single.class_ids.tolist() == [0, 0]  # one label per anchor: its best class
+    multi = postprocess(output, IDENTITY, conf=0.05, multi_label=True)
+    found = sorted((c, round(float(p), 2)) for c, p in zip(multi.class_ids, multi.scores, strict=True))
+    assert found == [(0, 0.2), (0, 0.6), (1, 0.3)]
+    assert np.allclose(multi.boxes[multi.class_ids == 1], [[90, 90, 110, 110]])  # the same box, second class
+    capped = postprocess(output, IDENTITY, conf=0.05, multi_label=True, max_candidates=2)
+    assert sorted(round(float(p), 2) for p in capped.scores) == [0.3, 0.6]  # only the highest scores enter NMS

@@ -72,16 +72,30 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
 
 
 def postprocess(output: np.ndarray, box: Letterbox, conf: float = 0.25, iou: float = 0.45,
-                max_det: int = 300, names: tuple[str, ...] = ()) -> Detections:
-    """One image's raw output ``(1, 4 + nc, A)`` or ``(4 + nc, A)`` -> ``Detections``."""
+                max_det: int = 300, names: tuple[str, ...] = (), multi_label: bool = False,
+                max_candidates: int = 30_000) -> Detections:
+    """One image's raw output ``(1, 4 + nc, A)`` or ``(4 + nc, A)`` -> ``Detections``.
+
+    Each anchor proposes its best class; with ``multi_label`` every class above ``conf`` (the
+    protocol of ultralytics' validation, which mAP at a low ``conf`` is defined by; detection on
+    a device wants one label per sign). At most ``max_candidates`` highest scores enter NMS.
+    """
     prediction = output[0] if output.ndim == 3 else output
     scores_all = prediction[4:]
-    class_ids = scores_all.argmax(0)
-    scores = scores_all[class_ids, np.arange(scores_all.shape[1])]
-    keep = scores > conf
-    if not keep.any():
+    if multi_label:
+        class_ids, anchors = np.nonzero(scores_all > conf)
+        scores = scores_all[class_ids, anchors]
+    else:
+        class_ids = scores_all.argmax(0)
+        scores = scores_all[class_ids, np.arange(scores_all.shape[1])]
+        anchors = np.flatnonzero(scores > conf)
+        scores, class_ids = scores[anchors], class_ids[anchors]
+    if not len(anchors):
         return Detections.empty(names)
-    xywh, scores, class_ids = prediction[:4, keep].T, scores[keep], class_ids[keep]
+    if len(scores) > max_candidates:
+        top = np.argpartition(-scores, max_candidates)[:max_candidates]
+        anchors, scores, class_ids = anchors[top], scores[top], class_ids[top]
+    xywh = prediction[:4, anchors].T
     xyxy = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], axis=1)
     offset = class_ids[:, None].astype(np.float32) * 7680.0  # class-aware NMS: classes never overlap
     kept = nms(xyxy + offset, scores, iou)[:max_det]

@@ -3,11 +3,13 @@
 An INT8 model's input may be int8/uint8: the float image is quantized with that tensor's own
 scale and zero point, and int8/uint8 outputs are dequantized with theirs. NCHW and NHWC inputs
 are both accepted (a converter may have moved the channels last). The CPU runs it through the
-interpreter's default XNNPACK delegate; ``threads`` sets its thread count.
+interpreter's default XNNPACK delegate; ``threads`` sets its thread count (default: every core,
+as ONNX Runtime does; the interpreter's own default is one thread).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +63,7 @@ class LiteRTBackend:
     def __init__(self, model_path: str | Path, threads: int | None = None) -> None:
         if threads is not None and threads < 1:
             raise ValueError(f"threads={threads}: at least 1")
+        threads = threads or os.cpu_count() or 1
         self.interpreter = _interpreter_class()(model_path=str(model_path), num_threads=threads)
         self.interpreter.allocate_tensors()
         try:
