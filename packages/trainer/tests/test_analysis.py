@@ -62,7 +62,7 @@ def test_compare_writes_a_report_with_the_models_real_figures(models, tiny_data,
     assert "ptq-int8" in (tmp_path / "compare.html").read_text()
     for chart in ("per_class_ap.png", "pr_curves.png", "latency.png"):
         assert (tmp_path / chart).stat().st_size > 5_000
-    assert len(list((tmp_path / "examples").glob("*.png"))) == 2
+    assert len(list((tmp_path / "examples").glob("*.jpg"))) == 2
     assert compared[0].evaluation.pr_curve["recall"][-1] == 1.0
 
 

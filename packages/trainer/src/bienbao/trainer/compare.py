@@ -10,7 +10,7 @@ Writes into the output folder:
   charts below;
 - ``per_class_ap.png`` (AP50 per class, one bar per model), ``pr_curves.png`` (class-mean
   precision-recall at IoU 0.5), ``latency.png`` (pre-process, inference, post-process per image);
-- ``examples/*.png``: a few frames of the split, each model's detections drawn side by side.
+- ``examples/*.jpg``: a few frames of the split, each model's detections drawn side by side.
 
 Latency here is what evaluation measured, one model after the other: ``bienbao bench`` is the
 careful figure (interleaved runs, warm-up, memory).
@@ -238,8 +238,9 @@ def _examples(models: Sequence[ComparedModel], data: Path, split: str, out: Path
             cv2.putText(panel, model.label, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (255, 255, 255), 3)
             cv2.putText(panel, model.label, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (0, 0, 0), 1)
             panels.append(panel)
-        target = out / f"{path.stem}.png"
-        cv2.imwrite(str(target), np.vstack(panels) if frame.shape[1] > frame.shape[0] else np.hstack(panels))
+        target = out / f"{path.stem}.jpg"  # photos: JPEG is a tenth of the PNG
+        cv2.imwrite(str(target), np.vstack(panels) if frame.shape[1] > frame.shape[0] else np.hstack(panels),
+                    [cv2.IMWRITE_JPEG_QUALITY, 88])
         written.append(target)
     return written
 
