@@ -74,3 +74,30 @@ def valid_frames() -> list[Path]:
     """40 real validation frames spread over the recordings (parity checks on detections)."""
     images = sorted((_need(DATASET) / "valid" / "images").iterdir())
     return images[:: max(1, len(images) // 40)][:40]
+
+
+@pytest.fixture(scope="session")
+def ptq_checkpoint(tmp_path_factory, tiny_data, fp32_weights):
+    """``make(imgsz, policy="configs/quantization.yaml", batches=1)`` -> a PTQ checkpoint of the
+    shared FP32 model on the tiny subset (each combination calibrated once per session)."""
+    from bienbao.trainer.config import CalibrationConfig, load_train_config
+    from bienbao.trainer.ptq import run_ptq
+
+    made: dict[tuple, Path] = {}
+
+    def make(imgsz: int, policy: str = "configs/quantization.yaml", batches: int = 1) -> Path:
+        key = (imgsz, policy, batches)
+        if key not in made:
+            folder = tmp_path_factory.mktemp("ptq")
+            cwd = Path.cwd()
+            os.chdir(folder)  # runs write models/ and logs/ relative to the working folder
+            try:
+                train = load_train_config(REPO / "configs/base.yaml",
+                                          {"data": str(tiny_data), "imgsz": imgsz, "workers": 0})
+                made[key] = folder / run_ptq(train, str(fp32_weights), str(REPO / policy),
+                                             CalibrationConfig(batches=batches, batch_size=4), name=Path(policy).stem)
+            finally:
+                os.chdir(cwd)
+        return made[key]
+
+    return make

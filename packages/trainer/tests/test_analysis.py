@@ -4,7 +4,6 @@ error numerics, a sensitivity policy that ``bienbao qat`` accepts, histograms an
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,22 +28,12 @@ IMGSZ = 160
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory, tiny_data, fp32_weights) -> dict[str, Path]:
-    from bienbao.trainer.config import CalibrationConfig, load_train_config
+def models(ptq_checkpoint, fp32_weights, tmp_path_factory) -> dict[str, Path]:
     from bienbao.trainer.export import export_onnx
-    from bienbao.trainer.ptq import run_ptq
 
-    folder = tmp_path_factory.mktemp("analysis")
-    cwd = Path.cwd()
-    os.chdir(folder)
-    try:
-        train = load_train_config(REPO / "configs/base.yaml", {"data": str(tiny_data), "imgsz": IMGSZ, "workers": 0})
-        ptq = folder / run_ptq(train, str(fp32_weights), str(REPO / "configs/quantization.yaml"),
-                               CalibrationConfig(batches=1, batch_size=4), name="ptq")
-        onnx = export_onnx(ptq, folder / "onnx", "onnxruntime", imgsz=IMGSZ).path
-    finally:
-        os.chdir(cwd)
-    return {"fp32": fp32_weights, "ptq": ptq, "ptq_onnx": onnx, "folder": folder}
+    ptq = ptq_checkpoint(IMGSZ)
+    onnx = export_onnx(ptq, tmp_path_factory.mktemp("onnx"), "onnxruntime", imgsz=IMGSZ).path
+    return {"fp32": fp32_weights, "ptq": ptq, "ptq_onnx": onnx}
 
 
 def test_compare_writes_a_report_with_the_models_real_figures(models, tiny_data, tmp_path) -> None:

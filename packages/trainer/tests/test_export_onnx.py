@@ -11,39 +11,23 @@ import pytest
 import torch
 
 from bienbao.runtime.metadata import METADATA_KEY, MetadataError, ModelMetadata
-from bienbao.trainer.config import CalibrationConfig, load_train_config
 from bienbao.trainer.export import ExportError, export_onnx
 from bienbao.trainer.export.onnx_export import prepare_for_export
-from bienbao.trainer.ptq import run_ptq
 
-REPO = Path(__file__).resolve().parents[3]
 IMGSZ = 160
 
 
-def ptq_checkpoint(workdir: Path, data: Path, weights: Path, policy: str) -> Path:
-    train = load_train_config(REPO / "configs/base.yaml", {"data": str(data), "imgsz": IMGSZ, "workers": 0})
-    return run_ptq(train, str(weights), policy, CalibrationConfig(batches=1, batch_size=4), name=Path(policy).stem)
-
-
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, tiny_data, fp32_weights) -> dict[str, Path]:
+def exported(tmp_path_factory, ptq_checkpoint, fp32_weights) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("export")
-    cwd = Path.cwd()
-    import os
-
-    os.chdir(folder)
-    try:
-        ort_ckpt = ptq_checkpoint(folder, tiny_data, fp32_weights, str(REPO / "configs/quantization.yaml"))
-        trt_ckpt = ptq_checkpoint(folder, tiny_data, fp32_weights,
-                                  str(REPO / "configs/experiments/exp1_symmetric_quant.yaml"))
-        return {
-            "ort_ckpt": folder / ort_ckpt, "trt_ckpt": folder / trt_ckpt,
-            "onnxruntime": export_onnx(ort_ckpt, folder / "onnx", "onnxruntime", imgsz=IMGSZ).path,
-            "tensorrt": export_onnx(trt_ckpt, folder / "onnx", "tensorrt", imgsz=IMGSZ).path,
-            "fp32": export_onnx(fp32_weights, folder / "onnx", "fp32", imgsz=IMGSZ).path,
-        }
-    finally:
-        os.chdir(cwd)
+    ort_ckpt = ptq_checkpoint(IMGSZ)
+    trt_ckpt = ptq_checkpoint(IMGSZ, "configs/experiments/exp1_symmetric_quant.yaml")
+    return {
+        "ort_ckpt": ort_ckpt, "trt_ckpt": trt_ckpt,
+        "onnxruntime": export_onnx(ort_ckpt, folder / "onnx", "onnxruntime", imgsz=IMGSZ).path,
+        "tensorrt": export_onnx(trt_ckpt, folder / "onnx", "tensorrt", imgsz=IMGSZ).path,
+        "fp32": export_onnx(fp32_weights, folder / "onnx", "fp32", imgsz=IMGSZ).path,
+    }
 
 
 def metadata_of(path: Path) -> ModelMetadata:

@@ -4,7 +4,6 @@ backend with the fake-quant model on real frames."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -14,7 +13,6 @@ import torch
 
 from bienbao.trainer.export import ExportError, export_tflite
 
-REPO = Path(__file__).resolve().parents[3]
 IMGSZ = 640  # parity is checked where the model is used
 
 
@@ -31,20 +29,9 @@ def litert():
 
 
 @pytest.fixture(scope="module")
-def exported(litert, tmp_path_factory, tiny_data, fp32_weights) -> dict[str, Path]:
-    from bienbao.trainer.config import CalibrationConfig, load_train_config
-    from bienbao.trainer.ptq import run_ptq
-
-    folder = tmp_path_factory.mktemp("tflite")
-    cwd = Path.cwd()
-    os.chdir(folder)
-    try:
-        train = load_train_config(REPO / "configs/base.yaml", {"data": str(tiny_data), "imgsz": IMGSZ, "workers": 0})
-        ckpt = folder / run_ptq(train, str(fp32_weights), str(REPO / "configs/quantization.yaml"),
-                                CalibrationConfig(batches=2, batch_size=4), name="ptq")
-        return {"ckpt": ckpt, "int8": export_tflite(ckpt, folder / "tflite", "int8", imgsz=IMGSZ).path}
-    finally:
-        os.chdir(cwd)
+def exported(litert, ptq_checkpoint, tmp_path_factory) -> dict[str, Path]:
+    ckpt = ptq_checkpoint(IMGSZ, batches=2)
+    return {"ckpt": ckpt, "int8": export_tflite(ckpt, tmp_path_factory.mktemp("tflite"), "int8", imgsz=IMGSZ).path}
 
 
 def test_int8_kernels_carry_the_checkpoints_own_scales(exported, litert) -> None:

@@ -82,13 +82,8 @@ class LayerError:
     cosine: float
 
 
-def _block_outputs(model: nn.Module, frames: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Output of every ultralytics ``Conv`` block (conv, BN, activation), by module name."""
-    from ultralytics.nn.modules import Conv
-
-    outputs: dict[str, list[torch.Tensor]] = {}
-    hooks = [module.register_forward_hook(lambda _m, _i, out, name=name: outputs.setdefault(name, []).append(out))
-             for name, module in model.named_modules() if isinstance(module, Conv)]
+def _run_with_hooks(model: nn.Module, frames: torch.Tensor, hooks: list) -> None:
+    """Run ``frames`` one at a time through ``model``, then remove ``hooks`` (handles)."""
     try:
         with torch.no_grad():
             for frame in frames:
@@ -96,6 +91,16 @@ def _block_outputs(model: nn.Module, frames: torch.Tensor) -> dict[str, torch.Te
     finally:
         for hook in hooks:
             hook.remove()
+
+
+def _block_outputs(model: nn.Module, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Output of every ultralytics ``Conv`` block (conv, BN, activation), by module name."""
+    from ultralytics.nn.modules import Conv
+
+    outputs: dict[str, list[torch.Tensor]] = {}
+    _run_with_hooks(model, frames, [
+        module.register_forward_hook(lambda _m, _i, out, name=name: outputs.setdefault(name, []).append(out))
+        for name, module in model.named_modules() if isinstance(module, Conv)])
     return {name: torch.cat(values) for name, values in outputs.items()}
 
 
@@ -210,16 +215,9 @@ def activation_histograms(checkpoint: str | Path, frames: torch.Tensor, path: Pa
     half = max(1, max_plots // 2)
     chosen = _spread(chosen, half if weights else max_plots)
     weights = _spread(weights, max_plots - len(chosen))
-    seen: dict[str, list[torch.Tensor]] = {}
-    hooks = [q.register_forward_pre_hook(lambda _m, args, name=name: seen.setdefault(name, []).append(
-        args[0].detach().flatten()[:: max(1, args[0].numel() // 200_000)])) for name, q in chosen]
-    try:
-        with torch.no_grad():
-            for frame in frames:
-                model(frame[None])
-    finally:
-        for hook in hooks:
-            hook.remove()
+    seen: dict[str, list[torch.Tensor]] = {}  # what each quantizer is fed, subsampled to ~200k values a frame
+    _run_with_hooks(model, frames, [q.register_forward_pre_hook(lambda _m, args, name=name: seen.setdefault(
+        name, []).append(args[0].detach().flatten()[:: max(1, args[0].numel() // 200_000)])) for name, q in chosen])
     panels = len(chosen) + len(weights)
     cols = min(4, panels)
     rows = math.ceil(panels / cols)
