@@ -10,7 +10,8 @@
 - ``activation_histograms``: what each activation quantizer sees, with its representable range
   marked, and each quantized conv's weights in units of its channel's step with the code range
   marked: clipping and wasted range at a glance.
-- ``drift_chart``: mAP of the fake-quant model per epoch against the FP32 starting point, from a
+- ``drift_chart``: mAP of the fake-quant model per epoch against the same model with its
+  quantizers off (measured once, after the first epoch: the float reference), from a
   QAT run's ``drift.csv``, with the schedule's phases shaded.
 """
 
@@ -287,7 +288,8 @@ def drift_chart(rows: Sequence[dict], path: Path) -> Path:
     for metric, color in (("mAP50", "tab:blue"), ("mAP50-95", "tab:orange")):
         ax.plot(epochs, [float(r[f"qat_{metric}"]) for r in rows], marker="o", color=color,
                 label=f"QAT (fake-quant) {metric}")
-        ax.axhline(float(rows[0][f"fp32_{metric}"]), color=color, ls="--", lw=1, label=f"FP32 start {metric}")
+        ax.axhline(float(rows[0][f"fp32_{metric}"]), color=color, ls="--", lw=1,
+                   label=f"quantizers off (epoch 1) {metric}")
     phases = (("activations", "False", "activation quantizers off", "#dddddd"),
               ("observing", "False", "ranges frozen", "#d8ecff"),
               ("bn_frozen", "True", "BN statistics frozen", "#fff1cc"))
