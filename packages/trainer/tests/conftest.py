@@ -101,3 +101,23 @@ def ptq_checkpoint(tmp_path_factory, tiny_data, fp32_weights):
         return made[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def agreeing_detections():
+    """``count(expected, got) -> (agreeing, total)`` for two raw outputs ``(1, 4 + nc, A)`` of one
+    frame: of the reference's boxes after NMS (conf 0.05), how many have a twin in ``got`` (conf
+    0.04: a score may sit just below) of the same class with IoU > 0.9."""
+    from ultralytics.utils.metrics import box_iou
+    from ultralytics.utils.nms import non_max_suppression
+
+    def count(expected, got) -> tuple[int, int]:
+        kept_expected = non_max_suppression(expected, conf_thres=0.05, iou_thres=0.5)[0]
+        kept_got = non_max_suppression(got, conf_thres=0.04, iou_thres=0.5)[0]
+        agreeing = 0
+        for box in kept_expected:
+            same_class = kept_got[kept_got[:, 5] == box[5]]
+            agreeing += bool(len(same_class)) and bool(box_iou(box[None, :4], same_class[:, :4]).max() > 0.9)
+        return agreeing, len(kept_expected)
+
+    return count

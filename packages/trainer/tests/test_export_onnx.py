@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
@@ -101,13 +100,14 @@ def test_refusals_name_the_problem(exported, fp32_weights, tmp_path) -> None:
         export_onnx(tmp_path / "missing.pt", tmp_path, "onnxruntime", imgsz=IMGSZ)
 
 
-def test_onnx_runtime_matches_the_fake_quant_model_on_real_frames(exported, tiny_data, tmp_path) -> None:
+def test_onnx_runtime_matches_the_fake_quant_model_on_real_frames(exported, tiny_data, tmp_path,
+                                                                  agreeing_detections) -> None:
     """At 640 on real frames, ONNX Runtime (fused integer kernels) and the fake-quant model give the
     same detections: >= 95% of the fake-quant model's boxes have a twin of the same class, IoU > 0.9."""
     import cv2
     from ultralytics.nn.tasks import load_checkpoint
-    from ultralytics.utils.metrics import box_iou
-    from ultralytics.utils.nms import non_max_suppression
+
+    from bienbao.runtime.preprocess import preprocess
 
     path = export_onnx(exported["ort_ckpt"], tmp_path, "onnxruntime", imgsz=640).path
     model, _ = load_checkpoint(exported["ort_ckpt"])
@@ -115,21 +115,14 @@ def test_onnx_runtime_matches_the_fake_quant_model_on_real_frames(exported, tiny
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     matched = total = 0
     for image in sorted((tiny_data.parent / "valid" / "images").iterdir()):
-        frame = cv2.imread(str(image))[:, :, ::-1]  # 640x360 dashcam frame, letterboxed into 640x640
-        canvas = np.full((640, 640, 3), 114, np.uint8)
-        canvas[140:500] = frame
-        x = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=np.float32) / 255
+        x = preprocess(cv2.imread(str(image)), (640, 640))[0]  # the deployed letterbox of a 640x360 frame
         with torch.no_grad():
             expected = traced(torch.from_numpy(x))
         got = torch.from_numpy(session.run(None, {"images": x})[0])
         diff = (got - expected).abs()[0]
         assert diff.median() < 1e-3  # pixels and scores: almost every output equal up to float rounding
-        kept_expected = non_max_suppression(expected, conf_thres=0.05, iou_thres=0.5)[0]
-        kept_got = non_max_suppression(got, conf_thres=0.04, iou_thres=0.5)[0]  # a score may sit just below
-        for box in kept_expected:
-            total += 1
-            same_class = kept_got[kept_got[:, 5] == box[5]]
-            matched += bool(len(same_class)) and bool(box_iou(box[None, :4], same_class[:, :4]).max() > 0.9)
+        agreeing, found = agreeing_detections(expected, got)
+        matched, total = matched + agreeing, total + found
     print(f"detections agreeing: {matched}/{total}")
     assert total >= 3, "the FP32-derived model should find some signs in these frames"
     assert matched / total >= 0.95, f"{matched}/{total} detections agree"

@@ -74,14 +74,12 @@ def test_refusals_name_the_problem(litert, fp32_weights, tmp_path) -> None:
         export_tflite(fp32_weights, afile, "fp32", imgsz=IMGSZ)
 
 
-def test_litert_matches_the_fake_quant_model_on_real_frames(exported, valid_frames) -> None:
+def test_litert_matches_the_fake_quant_model_on_real_frames(exported, valid_frames, agreeing_detections) -> None:
     """The LiteRT backend (XNNPACK int8 kernels, fixed-point requantization, table-driven sigmoid)
     against the fake-quant model on 40 real frames at 640: looser than ONNX Runtime, as measured
     (about 85% of boxes have a twin of the same class with IoU > 0.9; scores agree to 1e-5 median)."""
     import cv2
     from ultralytics.nn.tasks import load_checkpoint
-    from ultralytics.utils.metrics import box_iou
-    from ultralytics.utils.nms import non_max_suppression
 
     from bienbao.runtime.backends import load_backend
     from bienbao.runtime.preprocess import preprocess
@@ -98,12 +96,8 @@ def test_litert_matches_the_fake_quant_model_on_real_frames(exported, valid_fram
             expected = traced(torch.from_numpy(x))
         got = torch.from_numpy(backend.infer(x))
         assert (got - expected)[0, 4:].abs().median() < 1e-4  # class scores
-        kept_expected = non_max_suppression(expected, conf_thres=0.05, iou_thres=0.5)[0]
-        kept_got = non_max_suppression(got, conf_thres=0.04, iou_thres=0.5)[0]
-        for box in kept_expected:
-            total += 1
-            same_class = kept_got[kept_got[:, 5] == box[5]]
-            matched += bool(len(same_class)) and bool(box_iou(box[None, :4], same_class[:, :4]).max() > 0.9)
+        agreeing, found = agreeing_detections(expected, got)
+        matched, total = matched + agreeing, total + found
     print(f"detections agreeing: {matched}/{total}")
     assert total >= 5, "the FP32-derived model should find some signs in these frames"
     assert matched / total >= 0.75, f"{matched}/{total} detections agree"

@@ -31,6 +31,7 @@ from torch import nn
 from bienbao.quant import FakeQuantize, QATModule, enable_fake_quant, enable_observers, iter_quantizers
 
 from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
+from .yolo_qat import is_quantized
 
 __all__ = ["LayerError", "activation_histograms", "drift_chart", "layer_error", "layer_sensitivity",
            "sample_frames"]
@@ -48,7 +49,7 @@ def _load(checkpoint: str | Path) -> nn.Module:
 
 
 def _require_quantized(model: nn.Module, checkpoint: str | Path) -> None:
-    if not any(isinstance(m, FakeQuantize) for m in model.modules()):
+    if not is_quantized(model):
         raise ValueError(f"{checkpoint} has no quantizers: analyze a QAT or PTQ checkpoint (bienbao qat / calibrate)")
 
 

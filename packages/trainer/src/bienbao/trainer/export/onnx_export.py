@@ -68,14 +68,39 @@ def describe_quantization(model: nn.Module, target: str) -> Quantization:
     return Quantization(target, act_text, weight_text, len(layers), len(floats))
 
 
+def check_request(checkpoint: str | Path, output_dir: str | Path, imgsz: int) -> tuple[Path, Path]:
+    """The refusals every export shares: a missing checkpoint, an output folder that is a file, a
+    size off the stride."""
+    checkpoint, output_dir = Path(checkpoint), Path(output_dir)
+    if not checkpoint.is_file():
+        raise ExportError(f"checkpoint {checkpoint} not found")
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ExportError(f"output folder {output_dir} exists and is a file")
+    if imgsz % 32:
+        raise ExportError(f"imgsz {imgsz}: a multiple of 32")
+    return checkpoint, output_dir
+
+
+def require_quantized(model: nn.Module, checkpoint: Path) -> None:
+    if not is_quantized(model):
+        raise ExportError(f"{checkpoint} is an FP32 checkpoint: it has no quantization to export as INT8. Run "
+                          "`bienbao qat` or `bienbao calibrate` first, or export it with --target fp32")
+
+
+def export_metadata(model: nn.Module, checkpoint: Path, imgsz: int, quantization: Quantization) -> ModelMetadata:
+    """What an exported file carries about itself (the runtime reads nothing else)."""
+    return ModelMetadata(
+        names=tuple(model.names[i] for i in sorted(model.names)), imgsz=(imgsz, imgsz),
+        stride=int(max(model.stride)), quantization=quantization, source=str(checkpoint),
+        source_sha256=file_sha256(checkpoint))
+
+
 def _check_target(model: nn.Module, target: str, checkpoint: Path) -> None:
     if target not in ONNX_TARGETS:
         raise ExportError(f"ONNX target {target!r}: write one of {', '.join(ONNX_TARGETS)}")
     if target == "fp32":
         return
-    if not is_quantized(model):
-        raise ExportError(f"{checkpoint} is an FP32 checkpoint: it has no quantization to export as INT8. Run "
-                          "`bienbao qat` or `bienbao calibrate` first, or export it with --target fp32")
+    require_quantized(model, checkpoint)
     acts = _activation_schemes(model)
     if target == "tensorrt" and any(not (sym and signed) for sym, signed in acts):
         raise ExportError(f"{checkpoint} quantizes activations asymmetrically (uint8); TensorRT needs symmetric "
@@ -122,14 +147,7 @@ def prepare_for_export(model: nn.Module, target: str) -> nn.Module:
 def export_onnx(checkpoint: str | Path, output_dir: str | Path, target: str = "onnxruntime",
                 imgsz: int = 640, opset: int = 17) -> ExportResult:
     """Export ``checkpoint`` to ``<output_dir>/<name>_<target>.onnx`` with metadata."""
-    checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise ExportError(f"checkpoint {checkpoint} not found")
-    output_dir = Path(output_dir)
-    if output_dir.exists() and not output_dir.is_dir():
-        raise ExportError(f"output folder {output_dir} exists and is a file")
-    if imgsz % 32:
-        raise ExportError(f"imgsz {imgsz}: a multiple of 32")
+    checkpoint, output_dir = check_request(checkpoint, output_dir, imgsz)
     model, _ = load_checkpoint(checkpoint)
     _check_target(model, target, checkpoint)
     quantization = describe_quantization(model, target)
@@ -143,10 +161,7 @@ def export_onnx(checkpoint: str | Path, output_dir: str | Path, target: str = "o
                           input_names=["images"], output_names=["output0"], do_constant_folding=True)
     graph = onnx.load(str(path))
     fold_weight_quantizers(graph)
-    metadata = ModelMetadata(
-        names=tuple(model.names[i] for i in sorted(model.names)), imgsz=(imgsz, imgsz),
-        stride=int(max(model.stride)), quantization=quantization, source=str(checkpoint),
-        source_sha256=file_sha256(checkpoint))
+    metadata = export_metadata(model, checkpoint, imgsz, quantization)
     del graph.metadata_props[:]
     graph.metadata_props.add(key=METADATA_KEY, value=metadata.to_json())
     onnx.checker.check_model(graph)

@@ -30,9 +30,14 @@ from bienbao.quant import FakeQuantize, iter_quantizers
 from bienbao.runtime.metadata import ModelMetadata, Quantization
 
 from .. import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
-from .._runs import file_sha256
-from ..yolo_qat import is_quantized
-from .onnx_export import ExportError, describe_quantization, prepare_for_export
+from .onnx_export import (
+    ExportError,
+    check_request,
+    describe_quantization,
+    export_metadata,
+    prepare_for_export,
+    require_quantized,
+)
 
 __all__ = ["TFLITE_TARGETS", "TFLiteExport", "export_tflite", "freeze_for_tflite"]
 
@@ -120,20 +125,13 @@ def _require_litert_torch():
 def export_tflite(checkpoint: str | Path, output_dir: str | Path, target: str = "int8",
                   imgsz: int = 640) -> TFLiteExport:
     """Export ``checkpoint`` to ``<output_dir>/<name>_<target>.tflite`` plus its ``.json`` metadata."""
-    checkpoint, output_dir = Path(checkpoint), Path(output_dir)
     if target not in TFLITE_TARGETS:
         raise ExportError(f"TFLite target {target!r}: write one of {', '.join(TFLITE_TARGETS)}")
-    if not checkpoint.is_file():
-        raise ExportError(f"checkpoint {checkpoint} not found")
-    if output_dir.exists() and not output_dir.is_dir():
-        raise ExportError(f"output folder {output_dir} exists and is a file")
-    if imgsz % 32:
-        raise ExportError(f"imgsz {imgsz}: a multiple of 32")
+    checkpoint, output_dir = check_request(checkpoint, output_dir, imgsz)
     litert_torch = _require_litert_torch()
     model, _ = load_checkpoint(checkpoint)
-    if target == "int8" and not is_quantized(model):
-        raise ExportError(f"{checkpoint} is an FP32 checkpoint: it has no quantization to export as INT8. Run "
-                          "`bienbao qat` or `bienbao calibrate` first, or export it with --target fp32")
+    if target == "int8":
+        require_quantized(model, checkpoint)
     described = describe_quantization(model, "fp32" if target == "fp32" else "onnxruntime")
     quantization = Quantization("tflite", described.activations.replace("uint8 asymmetric", "int8 asymmetric"),
                                 described.weights, described.quantized_layers, described.float_layers)
@@ -156,9 +154,6 @@ def export_tflite(checkpoint: str | Path, output_dir: str | Path, target: str = 
         warnings.simplefilter("ignore")
         edge = litert_torch.convert(traced, (torch.zeros(1, 3, imgsz, imgsz),), quant_config=quant_config)
     edge.export(str(path))
-    metadata = ModelMetadata(
-        names=tuple(model.names[i] for i in sorted(model.names)), imgsz=(imgsz, imgsz),
-        stride=int(max(model.stride)), quantization=quantization, source=str(checkpoint),
-        source_sha256=file_sha256(checkpoint))
+    metadata = export_metadata(model, checkpoint, imgsz, quantization)
     metadata.write_sidecar(path)
     return TFLiteExport(path, metadata)
