@@ -55,6 +55,13 @@ def test_compare_writes_a_report_with_the_models_real_figures(models, tiny_data,
     assert compared[0].evaluation.pr_curve["recall"][-1] == 1.0
 
 
+def test_compare_names_checkpoints_by_their_run() -> None:
+    from bienbao.trainer.compare import _file_name
+
+    assert _file_name(Path("models/checkpoints/qat_grid/best.pt")) == "qat_grid/best.pt"
+    assert _file_name(Path("weights/vn-signs-fp32.pt")) == "vn-signs-fp32.pt"
+
+
 def test_compare_refuses_what_it_cannot_compare(models, tiny_data, tmp_path) -> None:
     with pytest.raises(ValueError, match="at least two"):
         compare([("a", models["fp32"])], tiny_data, "val", tmp_path)

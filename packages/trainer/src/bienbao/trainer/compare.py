@@ -94,9 +94,14 @@ def _summary_rows(models: Sequence[ComparedModel]) -> list[list[str]]:
         e = m.evaluation
         drop = ("reference" if m is models[0]
                 else f"{(e.map50 - ref.map50) * 100:+.2f} / {(e.map50_95 - ref.map50_95) * 100:+.2f}")
-        rows.append([m.label, m.path.name, f"{m.size_mb:.2f}", f"{e.map50:.4f}", f"{e.map50_95:.4f}",
+        rows.append([m.label, _file_name(m.path), f"{m.size_mb:.2f}", f"{e.map50:.4f}", f"{e.map50_95:.4f}",
                      f"{e.precision:.3f}", f"{e.recall:.3f}", f"{m.latency_ms:.1f}", e.evaluator, drop])
     return rows
+
+
+def _file_name(path: Path) -> str:
+    """The file's name, with its run folder when the name alone says nothing (``qat_grid/best.pt``)."""
+    return f"{path.parent.name}/{path.name}" if path.stem in ("best", "last") else path.name
 
 
 SUMMARY_HEADER = ["model", "file", "MB", "mAP50", "mAP50-95", "P", "R", "ms/img", "evaluated by",
