@@ -22,8 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bienbao.runtime.backends import backend_for_path, load_backend
-from bienbao.runtime.postprocess import postprocess
-from bienbao.runtime.preprocess import preprocess
+from bienbao.runtime.detector import run_stages
 
 __all__ = ["STAGES", "ModelRun", "run_benchmark", "run_frame"]
 
@@ -64,14 +63,9 @@ def _options(path: Path, backend: str, threads: int | None) -> dict:
 def run_frame(backend, frame: np.ndarray) -> tuple[float, float, float, float]:
     """One frame through pre-process, inference and post-process; the stage times in seconds
     (pre-process, inference, post-process, end to end)."""
-    t0 = time.perf_counter()
-    tensor, box = preprocess(frame, backend.input_size)
-    t1 = time.perf_counter()
-    output = backend.infer(tensor)
-    t2 = time.perf_counter()
-    postprocess(output, box, names=backend.metadata.names if backend.metadata else ())
-    t3 = time.perf_counter()
-    return t1 - t0, t2 - t1, t3 - t2, t3 - t0
+    names = backend.metadata.names if backend.metadata else ()
+    _, (pre, infer, post) = run_stages(backend.infer, frame, backend.input_size, names)
+    return pre, infer, post, pre + infer + post
 
 
 def _one(run: ModelRun, frame: np.ndarray, record: bool) -> None:

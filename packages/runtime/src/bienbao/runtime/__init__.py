@@ -5,7 +5,7 @@ backends are imported when first used.
 """
 
 from ._deps import MissingDependencyError, require
-from .detector import Detector
+from .detector import Detector, run_stages
 from .metadata import ModelMetadata
 from .names import DISPLAY_NAMES, display_name
 from .postprocess import Detections, postprocess
@@ -22,4 +22,5 @@ __all__ = [
     "postprocess",
     "preprocess",
     "require",
+    "run_stages",
 ]

@@ -4,11 +4,14 @@
     detections = detector.detect(frame)         # BGR frame -> boxes in frame pixels
 
 No per-frame state is kept on the detector: ``detect`` is preprocess -> infer -> postprocess.
+``run_stages`` is the same chain for any ``infer`` callable, timed per stage: what the benchmark
+and the evaluation of exported files and torch modules time and score.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +21,21 @@ from .metadata import ModelMetadata
 from .postprocess import Detections, postprocess
 from .preprocess import preprocess
 
-__all__ = ["Detector"]
+__all__ = ["Detector", "run_stages"]
+
+
+def run_stages(infer: Callable[[np.ndarray], np.ndarray], frame: np.ndarray, input_size: tuple[int, int],
+               names: tuple[str, ...] = (), conf: float = 0.25, iou: float = 0.45, max_det: int = 300,
+               multi_label: bool = False) -> tuple[Detections, tuple[float, float, float]]:
+    """One BGR frame through preprocess -> ``infer`` -> postprocess; the detections and the
+    seconds each stage took (pre-process, inference, post-process)."""
+    t0 = time.perf_counter()
+    tensor, box = preprocess(frame, input_size)
+    t1 = time.perf_counter()
+    output = infer(tensor)
+    t2 = time.perf_counter()
+    found = postprocess(output, box, conf, iou, max_det, names, multi_label=multi_label)
+    return found, (t1 - t0, t2 - t1, time.perf_counter() - t2)
 
 
 class Detector:
@@ -42,9 +59,12 @@ class Detector:
         self.conf, self.iou, self.max_det = conf, iou, max_det
 
     def detect(self, frame: np.ndarray) -> Detections:
-        tensor, box = preprocess(frame, self.input_size)
-        output = self.backend.infer(tensor)
-        return postprocess(output, box, self.conf, self.iou, self.max_det, self.names)
+        return self.detect_timed(frame)[0]
+
+    def detect_timed(self, frame: np.ndarray) -> tuple[Detections, tuple[float, float, float]]:
+        """``detect``, with the seconds spent in pre-process, inference and post-process."""
+        return run_stages(self.backend.infer, frame, self.input_size, self.names, self.conf, self.iou,
+                          self.max_det)
 
     def detect_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
         """Frames of any sizes; run one at a time (exports have a fixed batch of 1)."""

@@ -18,7 +18,6 @@ Result keys (``Evaluation.to_dict``): ``model``, ``data``, ``split``, ``evaluato
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -174,8 +173,8 @@ def _run_frames(infer, input_size: tuple[int, int], names: tuple[str, ...], imag
     """Run ``infer`` over ``images`` with the runtime's stages; matching stats and ms per stage."""
     import cv2
 
-    from bienbao.runtime.postprocess import box_iou, postprocess
-    from bienbao.runtime.preprocess import preprocess
+    from bienbao.runtime.detector import run_stages
+    from bienbao.runtime.postprocess import box_iou
 
     stats: dict[str, list] = {"tp": [], "conf": [], "pred_cls": [], "target_cls": []}
     timing = np.zeros(3)
@@ -183,13 +182,9 @@ def _run_frames(infer, input_size: tuple[int, int], names: tuple[str, ...], imag
         frame = cv2.imread(str(path))
         if frame is None:
             raise ValueError(f"image does not decode: {path}")
-        t0 = time.perf_counter()
-        tensor, box = preprocess(frame, input_size)
-        t1 = time.perf_counter()
-        output = infer(tensor)
-        t2 = time.perf_counter()
-        found = postprocess(output, box, conf, iou, 300, names, multi_label=True)  # ultralytics' val protocol
-        timing += (t1 - t0, t2 - t1, time.perf_counter() - t2)
+        # multi-label at a low conf: ultralytics' validation protocol, which mAP is defined by
+        found, seconds = run_stages(infer, frame, input_size, names, conf, iou, 300, multi_label=True)
+        timing += seconds
         true_cls, true_boxes = _targets(label_path(path), frame.shape[1], frame.shape[0])
         stats["target_cls"].append(true_cls)
         if len(found):
