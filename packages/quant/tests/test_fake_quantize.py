@@ -138,6 +138,29 @@ def test_state_dict_roundtrip_restores_switches_and_ranges() -> None:
     assert torch.equal(copy.deepcopy(fq)(x), fq(x))
 
 
+@pytest.mark.parametrize("observer", ["minmax", "moving_average", "histogram"])
+def test_state_is_updated_in_the_tensors_others_hold(observer: str) -> None:
+    """ultralytics' EMA lists the model's state tensors once and averages towards them: updates
+    (observing, and loading a state dict of the same shapes) must write into those tensors."""
+    from bienbao.quant import OBSERVERS
+
+    scheme = QuantScheme(8, symmetric=False, signed=False, granularity=PerChannel(0))
+    fq = FakeQuantize(OBSERVERS[observer](scheme))
+    fq(torch.randn(4, 9))
+    held = [t for t in fq.state_dict(keep_vars=True).values() if t.dtype.is_floating_point]
+    before = [t.clone() for t in held]
+    fq(torch.randn(4, 9) * 5)  # a wider range: every float state tensor changes
+    after = [t for t in fq.state_dict(keep_vars=True).values() if t.dtype.is_floating_point]
+    assert all(a is b for a, b in zip(held, after, strict=True))
+    assert all(not torch.equal(t, b) for t, b in zip(held, before, strict=True))
+    other = FakeQuantize(OBSERVERS[observer](scheme))
+    other(torch.randn(4, 9))
+    held = list(other.state_dict(keep_vars=True).values())
+    other.load_state_dict(fq.state_dict())
+    assert all(a is b for a, b in zip(held, other.state_dict(keep_vars=True).values(), strict=True))
+    assert torch.equal(other.scale, fq.scale) and torch.equal(other.zero_point, fq.zero_point)
+
+
 def test_half_casts_leave_quantizer_state_in_float32() -> None:
     """ultralytics validates and checkpoints with model.half(): scales must not be rounded."""
     module = torch.nn.Sequential(torch.nn.Linear(4, 4), make(QuantScheme(8, symmetric=False, signed=False)))

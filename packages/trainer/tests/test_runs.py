@@ -80,8 +80,15 @@ def test_qat_follows_its_schedule_and_freezes_ranges(workdir, tiny_data, fp32_we
             "state": quantizer_state(t.model),
         }
 
+    def ema_matches_model(t) -> None:  # what was validated and saved carries the trained ranges
+        ema, model = quantizer_state(t.ema.ema), quantizer_state(t.model)
+        ema_has_model_ranges.append(ema.keys() == model.keys() and all(torch.equal(ema[k], model[k]) for k in ema))
+
+    ema_has_model_ranges: list[bool] = []
     trainer.add_callback("on_train_epoch_start", record)
+    trainer.add_callback("on_model_save", ema_matches_model)
     trainer.train()
+    assert ema_has_model_ranges == [True, True, True]
 
     assert [(s["weights"], s["activations"], s["observing"], s["bn_frozen"]) for s in seen.values()] == [
         (True, False, True, False), (True, True, True, True), (True, True, False, True)]

@@ -1,7 +1,12 @@
-"""Quantizer state keeps its dtype when the model around it is cast.
+"""Quantizer state: it keeps its dtype when the model around it is cast, and its tensors.
 
 ``model.half()`` (ultralytics validates and checkpoints in half precision) would otherwise round
 scales, zero points and observed ranges to float16. Device moves still apply.
+
+Updates write into the existing tensors (``set_state``) rather than replacing them: whoever holds
+a model's tensors sees the new values. ultralytics' ``ModelEMA`` is such a holder (it lists the
+model's floating tensors once, on its first update); with replaced tensors the EMA copy of a QAT
+model kept averaging towards the ranges of its first training step while its weights moved on.
 """
 
 from __future__ import annotations
@@ -11,7 +16,30 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-__all__ = ["KeepStateDtype"]
+__all__ = ["KeepStateDtype", "set_state"]
+
+
+def set_state(module: nn.Module, name: str, value: torch.Tensor) -> None:
+    """Buffer ``name`` of ``module`` takes ``value``: written in place (in the buffer's dtype) when
+    the shape is the same, so the tensor object stays the one others hold; replaced on a first
+    value or a new shape (per-channel state takes its length from the first tensor seen)."""
+    current = getattr(module, name)
+    if current.shape == value.shape:
+        with torch.no_grad():
+            current.copy_(value)
+    else:
+        setattr(module, name, value.to(current.device))
+
+
+def resize_for_load(module: nn.Module, name: str, saved: torch.Tensor) -> None:
+    """Before a state-dict load: give buffer ``name`` the saved shape, keeping the tensor when the
+    shape already matches (the load then copies into it)."""
+    current = getattr(module, name)
+    if current.shape != saved.shape:
+        if isinstance(current, nn.Parameter):
+            current.data = torch.empty_like(saved, device=current.device)
+        else:
+            setattr(module, name, torch.empty_like(saved, device=current.device))
 
 
 class KeepStateDtype(nn.Module):

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ._state import KeepStateDtype
+from ._state import KeepStateDtype, resize_for_load, set_state
 from .observers import Observer
 from .scheme import SCALE_EPS
 
@@ -76,8 +76,8 @@ class FakeQuantize(KeepStateDtype, nn.Module):
         if self.learnable:
             self.scale.data = scale.clone()
         else:
-            self.scale = scale.clone()
-        self.zero_point = zero_point.to(scale.device)
+            set_state(self, "scale", scale.clone())
+        set_state(self, "zero_point", zero_point.to(scale.device))
 
     def _qparam_device(self) -> torch.device:
         return self.observer_enabled.device
@@ -157,12 +157,7 @@ class FakeQuantize(KeepStateDtype, nn.Module):
         for name in ("scale", "zero_point"):
             key = prefix + name
             if key in state_dict:
-                saved = state_dict[key]
-                current = getattr(self, name)
-                if isinstance(current, nn.Parameter):
-                    current.data = torch.empty_like(saved, device=current.device)
-                else:
-                    setattr(self, name, torch.empty_like(saved, device=current.device))
+                resize_for_load(self, name, state_dict[key])
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
 

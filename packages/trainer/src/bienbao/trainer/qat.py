@@ -105,6 +105,7 @@ class QATDetectionTrainer(DetectionTrainer):
         self.tensorboard = TensorBoardCallback(setup.tensorboard)
         self.add_callback("on_pretrain_routine_end", QATDetectionTrainer._after_setup)
         self.add_callback("on_train_epoch_start", QATDetectionTrainer._at_epoch_start)
+        self.add_callback("on_train_epoch_end", QATDetectionTrainer._before_validation)
         self.add_callback("on_fit_epoch_end", QATDetectionTrainer._log_drift)
         self.add_callback("on_model_save", QATDetectionTrainer._after_save)
 
@@ -137,15 +138,29 @@ class QATDetectionTrainer(DetectionTrainer):
     def _at_epoch_start(trainer: QATDetectionTrainer) -> None:
         trainer._apply_schedule(trainer.epoch)
 
+    @staticmethod
+    def _before_validation(trainer: QATDetectionTrainer) -> None:
+        trainer._ranges_to_ema()  # what is validated and saved is the EMA: with the model's ranges
+
     def _apply_schedule(self, epoch: int) -> None:
         switches = switches_at(self.setup.qat.schedule, epoch)
-        model = unwrap_model(self.model)
-        apply_switches(model, switches, observing=switches.observing)
+        apply_switches(unwrap_model(self.model), switches, observing=switches.observing)
         if self.ema is not None:
-            ema = self.ema.ema
-            for (_, source), (_, target) in zip(iter_quantizers(model), iter_quantizers(ema), strict=True):
-                target.load_state_dict(source.state_dict())
-            apply_switches(ema, switches, observing=False)  # the EMA's ranges come from the model
+            self._ranges_to_ema()
+            apply_switches(self.ema.ema, switches, observing=False)  # the EMA's ranges come from the model
+
+    def _ranges_to_ema(self) -> None:
+        """Copy every quantizer's ranges (scale, zero point, observer state) from the trained model
+        into its EMA copy, keeping the EMA's switches. The EMA never observes; left alone, its
+        ranges would be ultralytics' running average of the model's float scales beside zero
+        points it does not average (integers), so they are overwritten from the model instead."""
+        if self.ema is None:
+            return
+        pairs = zip(iter_quantizers(unwrap_model(self.model)), iter_quantizers(self.ema.ema), strict=True)
+        for (_, source), (_, target) in pairs:
+            observing, quantizing = target.observing, target.quantizing
+            target.load_state_dict(source.state_dict())
+            target.enable_observer(observing).enable_fake_quant(quantizing)
 
     def _validate_without_quantization(self) -> dict[str, float]:
         """The FP32 reference: the same validator on the EMA model with every quantizer off."""

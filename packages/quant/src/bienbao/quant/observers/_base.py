@@ -2,8 +2,9 @@
 
 An observer watches tensors (no grad, detached, empty-safe) and turns what it saw into
 ``(scale, zero_point)`` through its scheme. Its state lives in registered buffers, so it saves,
-loads, deep-copies and is broadcast by DDP. Per-channel buffers get their length from the first
-tensor seen; loading a state dict resizes them to the saved shape.
+loads, deep-copies and is broadcast by DDP, and is updated in place (``set_state``). Per-channel
+buffers get their length from the first tensor seen; loading a state dict resizes them to the
+saved shape.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from .._state import KeepStateDtype
+from .._state import KeepStateDtype, resize_for_load
 from ..scheme import QuantScheme
 
 __all__ = ["OBSERVERS", "Observer", "ObserverNotReadyError", "channel_rows", "register_observer"]
@@ -91,8 +92,7 @@ class Observer(KeepStateDtype, nn.Module):
         for buffer in self._lazy_buffers:
             key = prefix + buffer
             if key in state_dict:
-                saved = state_dict[key]
-                setattr(self, buffer, torch.empty_like(saved, device=getattr(self, buffer).device))
+                resize_for_load(self, buffer, state_dict[key])
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
 

@@ -18,6 +18,7 @@ from typing import Literal
 
 import torch
 
+from .._state import set_state
 from ..scheme import QuantScheme, reference_fake_quantize
 from ._base import Observer, register_observer
 
@@ -58,14 +59,16 @@ class HistogramObserver(Observer):
         self._check_channels(rows, self.min_val)
         lo, hi = torch.aminmax(rows, dim=1)
         if self.min_val.numel() == 0:
-            self.min_val, self.max_val = lo, hi
-            self.histogram = self._counts(rows, lo, hi)
+            set_state(self, "min_val", lo)
+            set_state(self, "max_val", hi)
+            set_state(self, "histogram", self._counts(rows, lo, hi))
             return
         new_min, new_max = torch.minimum(self.min_val, lo), torch.maximum(self.max_val, hi)
         if not (torch.equal(new_min, self.min_val) and torch.equal(new_max, self.max_val)):
-            self.histogram = self._counts(self._centers(), new_min, new_max, weights=self.histogram)
-            self.min_val, self.max_val = new_min, new_max
-        self.histogram = self.histogram + self._counts(rows, self.min_val, self.max_val)
+            set_state(self, "histogram", self._counts(self._centers(), new_min, new_max, weights=self.histogram))
+            set_state(self, "min_val", new_min)
+            set_state(self, "max_val", new_max)
+        set_state(self, "histogram", self.histogram + self._counts(rows, self.min_val, self.max_val))
 
     def _counts(self, rows: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
                 weights: torch.Tensor | None = None) -> torch.Tensor:

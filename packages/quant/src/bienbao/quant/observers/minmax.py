@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from .._state import set_state
 from ..scheme import QuantScheme
 from ._base import Observer, register_observer
 
@@ -20,9 +21,11 @@ class MinMaxObserver(Observer):
         self._check_channels(rows, self.min_val)
         lo, hi = torch.aminmax(rows, dim=1)
         if self.min_val.numel() == 0:
-            self.min_val, self.max_val = lo, hi
+            lo_new, hi_new = lo, hi
         else:
-            self.min_val, self.max_val = torch.minimum(self.min_val, lo), torch.maximum(self.max_val, hi)
+            lo_new, hi_new = torch.minimum(self.min_val, lo), torch.maximum(self.max_val, hi)
+        set_state(self, "min_val", lo_new)
+        set_state(self, "max_val", hi_new)
 
     def _range(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.min_val, self.max_val
@@ -48,11 +51,12 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
         self._check_channels(rows, self.min_val)
         lo, hi = torch.aminmax(rows, dim=1)
         if self.min_val.numel() == 0:
-            self.min_val, self.max_val = lo, hi
+            set_state(self, "min_val", lo)
+            set_state(self, "max_val", hi)
             return
         c = self.averaging_constant
-        self.min_val = self.min_val + c * (lo - self.min_val)
-        self.max_val = self.max_val + c * (hi - self.max_val)
+        set_state(self, "min_val", self.min_val + c * (lo - self.min_val))
+        set_state(self, "max_val", self.max_val + c * (hi - self.max_val))
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, averaging_constant={self.averaging_constant}"

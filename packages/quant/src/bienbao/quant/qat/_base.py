@@ -54,6 +54,10 @@ class QATModule(nn.Module):
         for role in ROLES:
             self.register_module(f"{role}_quantizer", getattr(other, f"{role}_quantizer"))
 
+    def float_weight(self) -> torch.Tensor:
+        """The float weight the weight quantizer is fed (for a conv with BN: already BN-scaled)."""
+        return self.weight
+
     @staticmethod
     def _quantize(quantizer: FakeQuantize | None, x: torch.Tensor) -> torch.Tensor:
         return x if quantizer is None else quantizer(x)

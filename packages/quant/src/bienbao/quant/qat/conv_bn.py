@@ -58,10 +58,13 @@ class QATConvBn2d(QATModule, nn.Conv2d):
         beta = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
         return (bias - bn.running_mean) * factor + beta
 
+    def float_weight(self) -> torch.Tensor:
+        return self.weight * self._bn_factor().reshape(-1, 1, 1, 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._quantize(self.input_quantizer, x)
         factor = self._bn_factor()
-        weight = self._quantize(self.weight_quantizer, self.weight * factor.reshape(-1, 1, 1, 1))
+        weight = self._quantize(self.weight_quantizer, self.float_weight())
         if self.uses_batch_stats:
             y = self._conv_forward(x, weight, None) / factor.reshape(1, -1, 1, 1)
             if self.bias is not None:
