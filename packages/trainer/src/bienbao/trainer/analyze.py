@@ -228,7 +228,8 @@ def activation_histograms(checkpoint: str | Path, frames: torch.Tensor, path: Pa
     for ax, (name, quantizer) in zip(axes.flat, chosen, strict=False):
         values = torch.cat(seen.get(name, [torch.zeros(1)])).numpy()
         low, high = _representable(quantizer)
-        clipped = float(((values < low) | (values > high)).mean() * 100)
+        half_step = float(quantizer.scale.detach().float().min()) / 2  # within it, clipping is rounding
+        clipped = float(((values < low - half_step) | (values > high + half_step)).mean() * 100)
         ax.hist(values, bins=120, color="tab:blue", log=True)
         for edge in (low, high):
             ax.axvline(edge, color="tab:red", lw=1)
@@ -236,7 +237,7 @@ def activation_histograms(checkpoint: str | Path, frames: torch.Tensor, path: Pa
         ax.tick_params(labelsize=6)
     for ax, (name, module) in zip(axes.flat[len(chosen):], weights, strict=False):
         quantizer = module.weight_quantizer
-        weight = module.weight.detach().float()
+        weight = module.float_weight().detach().float()
         scale = quantizer.scale.detach().float()
         if quantizer.scheme.axis is not None:
             shape = [1] * weight.dim()
