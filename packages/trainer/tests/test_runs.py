@@ -7,6 +7,7 @@ quantizers, switches, state), not accuracy.
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,7 @@ def test_qat_follows_its_schedule_and_freezes_ranges(workdir, tiny_data, fp32_we
             "observing": any(q.observing for q in quantizers.values()),
             "bn_frozen": all(bool(m.bn_frozen) for m in t.model.modules() if isinstance(m, QATConvBn2d)),
             "state": quantizer_state(t.model),
+            "threads": torch.get_num_threads(),  # ultralytics set cores - 1; bienbao gives them all back
         }
 
     def ema_matches_model(t) -> None:  # what was validated and saved carries the trained ranges
@@ -89,6 +91,7 @@ def test_qat_follows_its_schedule_and_freezes_ranges(workdir, tiny_data, fp32_we
     trainer.add_callback("on_model_save", ema_matches_model)
     trainer.train()
     assert ema_has_model_ranges == [True, True, True]
+    assert {s["threads"] for s in seen.values()} == {os.cpu_count() or 1}
 
     assert [(s["weights"], s["activations"], s["observing"], s["bn_frozen"]) for s in seen.values()] == [
         (True, False, True, False), (True, True, True, True), (True, True, False, True)]

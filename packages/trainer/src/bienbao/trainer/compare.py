@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .evaluate import Evaluation, evaluate, split_images
+from .threads import use_all_cores
 
 __all__ = ["ComparedModel", "compare", "parse_model_spec"]
 
@@ -260,6 +261,7 @@ def _detector(path: Path, imgsz: int, conf: float = 0.25):
     from ultralytics import YOLO
 
     model = YOLO(str(path))
+    model.add_callback("on_predict_start", use_all_cores)
     names = tuple(model.names[i] for i in sorted(model.names))
 
     def run(frame: np.ndarray) -> Detections:

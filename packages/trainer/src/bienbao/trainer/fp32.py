@@ -10,6 +10,7 @@ from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultraly
 from ._runs import RunLayout, checked_dataset, resolve_model_source, ultralytics_overrides
 from .config import TrainConfig
 from .tensorboard import TensorBoardCallback
+from .threads import use_all_cores
 
 __all__ = ["train_fp32"]
 
@@ -23,6 +24,7 @@ def train_fp32(config: TrainConfig) -> Path:
     layout = RunLayout(config, config.name)
     checked_dataset(config.data, float(config.ultralytics.get("fliplr", 0.5)))
     model = YOLO(resolve_model_source(config.model), task="detect")
+    model.add_callback("on_pretrain_routine_start", use_all_cores)
     model.add_callback("on_fit_epoch_end", TensorBoardCallback(layout.tensorboard))
     publish = lambda trainer: layout.publish_weights(Path(trainer.wdir))  # noqa: E731
     model.add_callback("on_model_save", publish)  # every epoch: an interrupted run loses nothing

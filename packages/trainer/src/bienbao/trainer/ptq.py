@@ -23,6 +23,7 @@ from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultraly
 from ._runs import RunLayout, checked_dataset, file_sha256
 from .calibration import calibration_loop
 from .config import CalibrationConfig, TrainConfig, load_quantization
+from .threads import use_all_cores
 from .yolo_qat import is_quantized, prepare_yolo_qat
 
 __all__ = ["run_ptq"]
@@ -40,6 +41,7 @@ def run_ptq(train: TrainConfig, weights: str, policy_path: str, calibration: Cal
     if is_quantized(model):
         raise ValueError(f"{weights} is already quantized: calibrate takes an FP32 checkpoint")
     device = select_device(train.device or "", verbose=False)
+    use_all_cores()  # select_device left torch one core short
     qat = prepare_yolo_qat(model, quantization.policy, quantization.target).to(device)
     args = get_cfg(overrides={"imgsz": train.imgsz, "data": train.data, "workers": 0})
     data = check_det_dataset(train.data)

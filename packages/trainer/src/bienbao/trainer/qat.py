@@ -38,6 +38,7 @@ from ._runs import RunLayout, append_csv, checked_dataset, ultralytics_overrides
 from .calibration import calibration_loop
 from .config import QATConfig, QATSchedule, TrainConfig, from_dict, load_quantization
 from .tensorboard import TensorBoardCallback
+from .threads import use_all_cores
 from .yolo_qat import is_quantized, prepare_yolo_qat
 
 __all__ = ["SETUP_ENV", "QATDetectionTrainer", "QATSetup", "Switches", "build_qat_trainer", "run_qat", "switches_at"]
@@ -102,6 +103,7 @@ class QATDetectionTrainer(DetectionTrainer):
         self._needs_calibration = False
         self.fp32_metrics: dict[str, float] = {}
         super().__init__(cfg, overrides, _callbacks)
+        use_all_cores(self)  # ultralytics' select_device (just run) left torch one core short on CPU
         self.tensorboard = TensorBoardCallback(setup.tensorboard)
         self.add_callback("on_pretrain_routine_end", QATDetectionTrainer._after_setup)
         self.add_callback("on_train_epoch_start", QATDetectionTrainer._at_epoch_start)
