@@ -42,7 +42,7 @@ def test_int8_kernels_carry_the_checkpoints_own_scales(exported, litert) -> None
     tensors = interpreter.get_tensor_details()
     per_channel_int8 = [t for t in tensors if t["dtype"] == np.int8
                         and len(t["quantization_parameters"]["scales"]) > 1]
-    assert len(per_channel_int8) == 57  # every quantized conv's weights; the 6 float head convs stay float
+    assert len(per_channel_int8) == 63  # every conv's weights (the DFL is not a learned conv)
     model, _ = load_checkpoint(exported["ckpt"])
     first = model.model[0].conv.input_quantizer  # the image's quantizer: uint8 grid, written as int8
     (image,) = interpreter.get_input_details()

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from ultralytics import YOLO
 
-from bienbao.quant import FakeQuantize, QATConvBn2d, iter_quantizers
+from bienbao.quant import FakeQuantize, QATConv2d, QATConvBn2d, iter_quantizers
 from bienbao.trainer.config import CalibrationConfig, load_qat_config, load_train_config
 from bienbao.trainer.fp32 import train_fp32
 from bienbao.trainer.ptq import run_ptq
@@ -106,8 +106,8 @@ def test_qat_follows_its_schedule_and_freezes_ranges(workdir, tiny_data, fp32_we
 
     checkpoint = torch.load("models/checkpoints/qat/best.pt", weights_only=False)
     model = checkpoint["ema"] or checkpoint["model"]
-    assert type(model.model[22].cv2[0][2]) is nn.Conv2d  # float by policy
-    assert type(model.model[22].dfl.conv) is nn.Conv2d
+    assert type(model.model[22].cv2[0][2]) is QATConv2d  # the head's final convs: quantized, no BN
+    assert type(model.model[22].dfl.conv) is nn.Conv2d  # float by policy
     assert isinstance(model.model[0].conv, QATConvBn2d) and model.model[0].conv.input_quantizer is not None
     assert all(q.scale.dtype == torch.float32 for _, q in iter_quantizers(model))  # saved in half, scales not
 

@@ -12,7 +12,7 @@ from ultralytics.nn.tasks import load_checkpoint
 
 from bienbao.quant import FakeQuantize, QATConvBn2d, Rule, calibrate, enable_fake_quant, iter_quantizers
 from bienbao.trainer.config import load_policy
-from bienbao.trainer.yolo_qat import QATConcat, QATSiLU, prepare_yolo_qat
+from bienbao.trainer.yolo_qat import QATConcat, QATDetect, QATSiLU, prepare_yolo_qat
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 POLICY = CONFIGS / "quantization.yaml"  # onnxruntime target
@@ -63,6 +63,18 @@ def test_residual_adds_are_quantized_where_there_is_an_add(qat) -> None:
     assert backbone_block.add and backbone_block.add_input_quantizer is not None
     neck_block = qat.model[12].m[0]  # C2f(shortcut=False) in the neck: no add, no quantizer
     assert not neck_block.add and neck_block.add_input_quantizer is None
+
+
+def test_the_head_levels_share_one_grid_per_output(qat_ort, qat) -> None:
+    """Box outputs of the three levels on one grid, class outputs on another (a converter that
+    concatenates the levels on integers then has nothing to re-quantize); none in TensorRT's."""
+    head = qat_ort.model[22]
+    assert isinstance(head, QATDetect)
+    assert head.box_output_quantizer is not None and head.cls_output_quantizer is not None
+    assert head.box_output_quantizer is not head.cls_output_quantizer
+    assert all(branch[-1].output_quantizer is None for branch in [*head.cv2, *head.cv3])
+    assert all(branch[-1].weight_quantizer is not None for branch in [*head.cv2, *head.cv3])
+    assert qat.model[22].box_output_quantizer is None  # exp1 keeps the final convs float
 
 
 def test_the_onnxruntime_layout_quantizes_around_each_conv_and_its_silu(qat_ort) -> None:

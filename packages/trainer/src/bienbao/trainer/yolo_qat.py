@@ -21,11 +21,16 @@ produced, once, and its consumers read it on that grid:
 - ops that move values without changing them (the ``C2f`` split, the ``SPPF`` max-pools, the
   neck's upsampling) re-state their input's grid with ``OnGrid``, so they run on the integers;
 - a conv whose input already comes out of one of these quantizers drops its own input
-  quantizer, so no requantization sits between them (found by tracing the model once).
+  quantizer, so no requantization sits between them (found by tracing the model once);
+- where the policy quantizes the Detect head's final convs, the box convs of the three levels
+  share one output grid and the class convs another (``QATDetect``): the head concatenates the
+  levels, and a converter that runs that concatenation on integers (LiteRT's does) would
+  otherwise re-quantize every level onto the last level's grid and clip the box logits.
 
 Blocks are converted by swapping their class for a subclass that only changes ``forward`` and
 adds quantizer children, so parameter names, and hence checkpoints, stay the ultralytics ones.
-Which layers stay float (the Detect head's final convs and DFL by default) is the policy's call.
+Which layers stay float (the DFL by default; the head's final convs too in the TensorRT experiments
+and in exp4_float_head) is the policy's call.
 """
 
 from __future__ import annotations
@@ -34,13 +39,13 @@ import copy
 
 import torch
 from torch import nn
-from ultralytics.nn.modules import SPPF, Bottleneck, C2f, Concat, Conv
+from ultralytics.nn.modules import SPPF, Bottleneck, C2f, Concat, Conv, Detect
 
 from bienbao.quant import FakeQuantize, QuantPolicy, prepare_qat
 
 from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
 
-__all__ = ["BLOCK_SWAPS", "TARGETS", "OnGrid", "conv_bn_groups", "is_quantized", "prepare_yolo_qat"]
+__all__ = ["BLOCK_SWAPS", "TARGETS", "OnGrid", "QATDetect", "conv_bn_groups", "is_quantized", "prepare_yolo_qat"]
 
 TARGETS = ("onnxruntime", "tensorrt")
 
@@ -138,6 +143,21 @@ class QATUpsample(_Slots, nn.Upsample):
         return _apply(self.grid, super().forward(x))
 
 
+class QATDetect(_Slots, Detect):
+    SLOTS = ("box_output_quantizer", "cls_output_quantizer")  # onnxruntime, when the final convs are quantized
+
+    def forward_head(self, x: list[torch.Tensor], box_head: nn.Module | None = None,
+                     cls_head: nn.Module | None = None) -> dict[str, torch.Tensor]:
+        """ultralytics' ``forward_head``, with each output's levels quantized on one grid."""
+        if box_head is None or cls_head is None:  # fused inference
+            return {}
+        bs = x[0].shape[0]
+        boxes = [box_head[i](x[i]).view(bs, 4 * self.reg_max, -1) for i in range(self.nl)]
+        scores = [cls_head[i](x[i]).view(bs, self.nc, -1) for i in range(self.nl)]
+        return {"boxes": torch.cat(_shared(self.box_output_quantizer, boxes), dim=-1),
+                "scores": torch.cat(_shared(self.cls_output_quantizer, scores), dim=-1), "feats": x}
+
+
 class QATSiLU(nn.Module):
     """``x * sigmoid(x)`` with the sigmoid's output and the product quantized (ONNX Runtime:
     QLinearSigmoid, QLinearMul). Its input is the conv output, already quantized by the conv."""
@@ -158,6 +178,7 @@ BLOCK_SWAPS: dict[type[nn.Module], type[nn.Module]] = {
     SPPF: QATSPPF,
     Concat: QATConcat,
     nn.Upsample: QATUpsample,
+    Detect: QATDetect,
 }
 
 
@@ -253,6 +274,20 @@ def _quantize_blocks_outputs(model: nn.Module, policy: QuantPolicy) -> None:
             block.pool_grid, block.concat_output_quantizer = _output_grid(block.cv1), output
         elif isinstance(block, QATConcat):
             block.output_quantizer = output
+        elif isinstance(block, QATDetect):
+            block.box_output_quantizer = _take_output_quantizers([branch[-1] for branch in block.cv2])
+            block.cls_output_quantizer = _take_output_quantizers([branch[-1] for branch in block.cv3])
+
+
+def _take_output_quantizers(convs: list[nn.Module]) -> FakeQuantize | None:
+    """The first conv's output quantizer, taken from all of ``convs`` to serve them together
+    (``None``, and nothing taken, unless every one of them has one)."""
+    quantizers = [getattr(conv, "output_quantizer", None) for conv in convs]
+    if any(q is None for q in quantizers):
+        return None
+    for conv in convs:
+        conv.output_quantizer = None
+    return quantizers[0]
 
 
 def _drop_requantization(model: nn.Module) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,9 @@ class FrozenQDQ(FakeQuantize):
 
     def reapply(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward(x)
+
+    def forward_shared(self, tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        return [self.forward(t) for t in tensors]
 
     def _fake_quantize(self, x: torch.Tensor) -> torch.Tensor:
         ops = torch.ops.quantized_decomposed
