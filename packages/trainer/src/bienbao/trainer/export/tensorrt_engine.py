@@ -2,7 +2,7 @@
 
 Explicit quantization: the Q/DQ nodes in the ONNX file decide what runs in INT8, with the scales
 QAT learned; no calibrator is involved. By default the network is weakly typed with the INT8 and
-FP16 builder flags, so the float layers (the Detect head's final convs, the DFL) run in FP16;
+FP16 builder flags, so the float layers (the DFL; the head's final convs in exp1) run in FP16;
 ``strongly_typed=True`` builds the network as typed in the file instead (TensorRT's recommended
 mode for Q/DQ networks, float layers in FP32). The matching ``trtexec`` command line is
 ``trtexec_command``; ``deploy/jetson/build_engine.sh`` runs it on the device.
