@@ -82,7 +82,7 @@ def test_onnx_runtime_fuses_every_quantized_conv_into_an_integer_kernel(exported
     ort.InferenceSession(str(exported["onnxruntime"]), options, providers=["CPUExecutionProvider"])
     ops = [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
     assert ops.count("QLinearConv") == 63  # every conv, the head's final box and class convs included
-    assert ops.count("Conv") == 0  # the DFL runs as a MatMul (LastAxisDFL)
+    assert ops.count("Conv") == 0  # the DFL runs as a MatMul (BoundedDFL)
     assert ops.count("QLinearSigmoid") == ops.count("QLinearMul") == 57  # every Conv block's SiLU
     assert ops.count("QLinearAdd") == 6 and ops.count("QLinearConcat") == 13  # residuals; C2f, SPPF, neck
     assert ops.count("QuantizeLinear") == 1  # the image: everything else stays integer from there on
@@ -130,12 +130,28 @@ def test_onnx_runtime_matches_the_fake_quant_model_on_real_frames(exported, tiny
     assert matched / total >= 0.95, f"{matched}/{total} detections agree"
 
 
-def test_the_exported_dfl_computes_what_ultralytics_dfl_does() -> None:
+@pytest.mark.parametrize("form", ["LastAxisDFL", "BoundedDFL"])
+def test_the_exported_dfl_computes_what_ultralytics_dfl_does(form) -> None:
     from ultralytics.nn.modules import DFL
 
-    from bienbao.trainer.export.onnx_export import LastAxisDFL
+    from bienbao.trainer.export import onnx_export
 
-    dfl, x = DFL(16), torch.randn(2, 64, 300) * 4
+    dfl = DFL(16)
+    x = torch.randn(2, 64, 300) * 4
+    x[0, :16, 0] = torch.linspace(-70, 70, 16)  # the widest logits BoundedDFL is used for
     expected = dfl(x)
-    dfl.__class__ = LastAxisDFL
+    dfl.__class__ = getattr(onnx_export, form)
     torch.testing.assert_close(dfl(x), expected, rtol=0, atol=1e-5)
+
+
+def test_the_bounded_dfl_is_used_only_for_logits_on_a_narrow_grid(exported) -> None:
+    from ultralytics.nn.tasks import load_checkpoint
+
+    from bienbao.trainer.export.onnx_export import BoundedDFL, LastAxisDFL, _dfl_for, prepare_for_export
+
+    model, _ = load_checkpoint(exported["ort_ckpt"])
+    assert type(prepare_for_export(model, "onnxruntime").model[22].dfl) is BoundedDFL
+    assert type(prepare_for_export(model, "fp32").model[22].dfl) is LastAxisDFL  # quantizers off: float logits
+    head = model.model[22]
+    head.box_output_quantizer.scale.fill_(1.0)  # a grid reaching past exp's safe range
+    assert _dfl_for(head) is LastAxisDFL
