@@ -207,10 +207,10 @@ def _evaluate_checkpoint(model: Path, data: Path, split: str, imgsz: int, conf: 
     names = dataset_names(data)
     # rect=False: the square letterbox every exported file sees (ultralytics' default, rectangular
     # batches, feeds 640x384 for these frames and scores the same weights about 1 point lower)
-    validator = YOLO(str(model))
-    validator.add_callback("on_val_start", use_all_cores)
-    metrics = validator.val(data=str(data), split=split, imgsz=imgsz, conf=conf, iou=iou, batch=batch,
-                            rect=False, plots=False, verbose=False, workers=0)
+    yolo = YOLO(str(model))
+    yolo.add_callback("on_val_start", use_all_cores)
+    metrics = yolo.val(data=str(data), split=split, imgsz=imgsz, conf=conf, iou=iou, batch=batch,
+                       rect=False, plots=False, verbose=False, workers=0)
     box = metrics.box
     per_class = {names[int(c)]: {"ap50": round(float(box.ap50[i]), 4), "ap50_95": round(float(box.ap[i]), 4),
                                  "instances": int(metrics.nt_per_class[int(c)])}
