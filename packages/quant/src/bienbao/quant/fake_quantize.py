@@ -168,6 +168,13 @@ class FakeQuantize(KeepStateDtype, nn.Module):
         learn = ", learnable" if self.learnable else ""
         return f"{self.scheme}{learn}, {state}"
 
+    def representable_range(self, scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(low, high)``: the float values the grid holds, per channel (shaped like the scale).
+        ``scale`` stands in for ``self.scale`` (a detached learnable one, at export)."""
+        scale = self.scale if scale is None else scale
+        zero_point = self.zero_point.float()
+        return (self.scheme.quant_min - zero_point) * scale, (self.scheme.quant_max - zero_point) * scale
+
     def _in_int8_container(self, x: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, int, int]:
         """Narrow codes (2-7 bits) exported as int8/uint8 Q/DQ, the only widths ONNX export takes.
 
@@ -177,9 +184,6 @@ class FakeQuantize(KeepStateDtype, nn.Module):
         shape = [1] * x.dim()
         if self.scheme.axis is not None:
             shape[self.scheme.axis] = -1
-        zero_point = self.zero_point.reshape(shape).float()
-        scale = scale.reshape(shape)
-        low = (self.scheme.quant_min - zero_point) * scale
-        high = (self.scheme.quant_max - zero_point) * scale
+        low, high = (bound.reshape(shape) for bound in self.representable_range(scale))
         container = (-128, 127) if self.scheme.signed else (0, 255)
         return torch.clamp(x, low, high), *container

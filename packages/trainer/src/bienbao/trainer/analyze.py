@@ -196,9 +196,7 @@ def sensitivity_policy(base_policy: str | Path, report, top_k: int, keep: str = 
 # -- activations ----------------------------------------------------------------------------------
 
 def _representable(quantizer: FakeQuantize) -> tuple[float, float]:
-    scale, zero_point = quantizer.scale.detach().float(), quantizer.zero_point.detach().float()
-    low = (quantizer.scheme.quant_min - zero_point) * scale
-    high = (quantizer.scheme.quant_max - zero_point) * scale
+    low, high = quantizer.representable_range(quantizer.scale.detach().float())
     return float(low.min()), float(high.max())
 
 

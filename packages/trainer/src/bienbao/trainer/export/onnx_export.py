@@ -142,9 +142,7 @@ def _dfl_for(head: nn.Module) -> type[DFL]:
     quantizer = getattr(head, "box_output_quantizer", None)
     if quantizer is None or not quantizer.quantizing:
         return LastAxisDFL
-    scale, zero_point = quantizer.scale.float(), quantizer.zero_point.float()
-    low = (quantizer.scheme.quant_min - zero_point) * scale
-    high = (quantizer.scheme.quant_max - zero_point) * scale
+    low, high = quantizer.representable_range(quantizer.scale.detach().float())
     return BoundedDFL if float(torch.maximum(low.abs(), high.abs()).max()) < BOUNDED_LOGITS else LastAxisDFL
 
 
