@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from bienbao.trainer.config_files import PACKAGED as CONFIGS
 
 SHARED = Path(__file__).resolve().parents[3].parent / "shared"
 DATASET = SHARED / "datasets/vietnam-traffic-sign-detection"
@@ -78,23 +79,23 @@ def valid_frames() -> list[Path]:
 
 @pytest.fixture(scope="session")
 def ptq_checkpoint(tmp_path_factory, tiny_data, fp32_weights):
-    """``make(imgsz, policy="configs/quantization.yaml", batches=1)`` -> a PTQ checkpoint of the
+    """``make(imgsz, policy="quantization.yaml", batches=1)`` (a packaged config) -> a PTQ checkpoint of the
     shared FP32 model on the tiny subset (each combination calibrated once per session)."""
     from bienbao.trainer.config import CalibrationConfig, load_train_config
     from bienbao.trainer.ptq import run_ptq
 
     made: dict[tuple, Path] = {}
 
-    def make(imgsz: int, policy: str = "configs/quantization.yaml", batches: int = 1) -> Path:
+    def make(imgsz: int, policy: str = "quantization.yaml", batches: int = 1) -> Path:
         key = (imgsz, policy, batches)
         if key not in made:
             folder = tmp_path_factory.mktemp("ptq")
             cwd = Path.cwd()
             os.chdir(folder)  # runs write models/ and logs/ relative to the working folder
             try:
-                train = load_train_config(REPO / "configs/base.yaml",
+                train = load_train_config(CONFIGS / "base.yaml",
                                           {"data": str(tiny_data), "imgsz": imgsz, "workers": 0})
-                made[key] = folder / run_ptq(train, str(fp32_weights), str(REPO / policy),
+                made[key] = folder / run_ptq(train, str(fp32_weights), str(CONFIGS / policy),
                                              CalibrationConfig(batches=batches, batch_size=4), name=Path(policy).stem)
             finally:
                 os.chdir(cwd)

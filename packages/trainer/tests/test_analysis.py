@@ -22,6 +22,7 @@ from bienbao.trainer.analyze import (
 )
 from bienbao.trainer.compare import compare, parse_model_spec
 from bienbao.trainer.evaluate import evaluate
+from bienbao.trainer.config_files import PACKAGED as CONFIGS
 
 REPO = Path(__file__).resolve().parents[3]
 IMGSZ = 160
@@ -98,7 +99,7 @@ def test_sensitivity_writes_a_policy_that_qat_accepts(models, tiny_data, tmp_pat
                                layers=["model.0.conv", "model.1.conv"], progress=lambda _: None)
     assert [layer.name for layer in report.layers] == ["model.0.conv", "model.1.conv"]
     policy_file = tmp_path / "quantization.yaml"
-    policy_file.write_text(yaml.safe_dump(sensitivity_policy(REPO / "configs/quantization.yaml", report, 1)))
+    policy_file.write_text(yaml.safe_dump(sensitivity_policy(CONFIGS / "quantization.yaml", report, 1)))
     worst = report.ranking()[0].name
     fp32, _ = load_checkpoint(models["fp32"])
     model = prepare_yolo_qat(fp32, load_policy(policy_file), target="onnxruntime")

@@ -8,10 +8,10 @@ import pytest
 
 from bienbao.quant import ConfigError, QuantPolicy
 from bienbao.trainer.config import QATConfig, TrainConfig, load_policy, load_qat_config, load_train_config
+from bienbao.trainer.config_files import PACKAGED as CONFIGS
 
 REPO = Path(__file__).resolve().parents[3]
 
-CONFIGS = REPO / "configs"
 
 
 def test_the_shipped_configs_load() -> None:

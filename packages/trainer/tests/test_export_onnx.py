@@ -20,7 +20,7 @@ IMGSZ = 160
 def exported(tmp_path_factory, ptq_checkpoint, fp32_weights) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("export")
     ort_ckpt = ptq_checkpoint(IMGSZ)
-    trt_ckpt = ptq_checkpoint(IMGSZ, "configs/experiments/exp1_symmetric_quant.yaml")
+    trt_ckpt = ptq_checkpoint(IMGSZ, "experiments/exp1_symmetric_quant.yaml")
     return {
         "ort_ckpt": ort_ckpt, "trt_ckpt": trt_ckpt,
         "onnxruntime": export_onnx(ort_ckpt, folder / "onnx", "onnxruntime", imgsz=IMGSZ).path,

@@ -8,15 +8,16 @@ from pathlib import Path
 
 from bienbao.trainer.config import load_qat_config, load_train_config
 from bienbao.trainer.pipeline import STEPS, PipelineOptions, run_pipeline
+from bienbao.trainer.config_files import PACKAGED as CONFIGS
 
 REPO = Path(__file__).resolve().parents[3]
 
 
 def test_pipeline_runs_every_step_and_resumes(workdir, tiny_data, fp32_weights, capsys) -> None:
-    train = load_train_config(REPO / "configs/base.yaml", {
+    train = load_train_config(CONFIGS / "base.yaml", {
         "model": str(fp32_weights), "data": str(tiny_data), "imgsz": 96, "batch": 4, "workers": 0, "epochs": 1})
-    qat = load_qat_config(REPO / "configs/qat.yaml", {
-        "quantization": str(REPO / "configs/quantization.yaml"), "epochs": 1,
+    qat = load_qat_config(CONFIGS / "qat.yaml", {
+        "quantization": str(CONFIGS / "quantization.yaml"), "epochs": 1,
         "calibration": {"batches": 1, "batch_size": 4}})
     options = PipelineOptions(train, qat, split="val", bench_runs=2)
     report = run_pipeline(options)
@@ -46,8 +47,8 @@ def test_an_engine_for_the_uint8_layout_is_refused_before_any_training(workdir, 
 
     from bienbao.quant import ConfigError
 
-    train = load_train_config(REPO / "configs/base.yaml", {"data": str(tiny_data), "imgsz": 96, "workers": 0})
-    qat = load_qat_config(REPO / "configs/qat.yaml", {"quantization": str(REPO / "configs/quantization.yaml")})
+    train = load_train_config(CONFIGS / "base.yaml", {"data": str(tiny_data), "imgsz": 96, "workers": 0})
+    qat = load_qat_config(CONFIGS / "qat.yaml", {"quantization": str(CONFIGS / "quantization.yaml")})
     with pytest.raises(ConfigError, match="target: tensorrt"):
         run_pipeline(PipelineOptions(train, qat, export_formats=("onnx", "engine")))
     assert not (workdir / "logs/pipeline/state.json").exists()

@@ -20,19 +20,20 @@ from bienbao.trainer.config import CalibrationConfig, load_qat_config, load_trai
 from bienbao.trainer.fp32 import train_fp32
 from bienbao.trainer.ptq import run_ptq
 from bienbao.trainer.qat import build_qat_trainer
+from bienbao.trainer.config_files import PACKAGED as CONFIGS
 
 REPO = Path(__file__).resolve().parents[3]
 IMGSZ = 96
 
 
 def train_config(data: Path, **extra):
-    return load_train_config(REPO / "configs/base.yaml", {
+    return load_train_config(CONFIGS / "base.yaml", {
         "data": str(data), "imgsz": IMGSZ, "batch": 4, "workers": 0, "epochs": 1, **extra})
 
 
 def qat_config(weights: Path, **extra):
-    return load_qat_config(REPO / "configs/qat.yaml", {
-        "weights": str(weights), "quantization": str(REPO / "configs/quantization.yaml"),
+    return load_qat_config(CONFIGS / "qat.yaml", {
+        "weights": str(weights), "quantization": str(CONFIGS / "quantization.yaml"),
         "calibration": {"batches": 1, "batch_size": 4}, **extra})
 
 
@@ -136,7 +137,7 @@ def test_interrupted_qat_resumes_with_identical_quantizer_state(workdir, tiny_da
 
 
 def test_ptq_writes_a_checkpoint_that_ultralytics_validates(workdir, tiny_data, fp32_weights) -> None:
-    output = run_ptq(train_config(tiny_data), str(fp32_weights), str(REPO / "configs/quantization.yaml"),
+    output = run_ptq(train_config(tiny_data), str(fp32_weights), str(CONFIGS / "quantization.yaml"),
                      CalibrationConfig(batches=1, batch_size=4))
     checkpoint = torch.load(output, weights_only=False)
     assert checkpoint["bienbao"]["kind"] == "ptq"

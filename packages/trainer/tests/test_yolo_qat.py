@@ -13,8 +13,8 @@ from ultralytics.nn.tasks import load_checkpoint
 from bienbao.quant import FakeQuantize, QATConvBn2d, Rule, calibrate, enable_fake_quant, iter_quantizers
 from bienbao.trainer.config import load_policy
 from bienbao.trainer.yolo_qat import QATConcat, QATDetect, QATSiLU, prepare_yolo_qat
+from bienbao.trainer.config_files import PACKAGED as CONFIGS
 
-CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 POLICY = CONFIGS / "quantization.yaml"  # onnxruntime target
 TRT_POLICY = CONFIGS / "experiments/exp1_symmetric_quant.yaml"
 

@@ -11,12 +11,13 @@ from typing import Any
 
 import yaml
 
-__all__ = ["register_calibrate", "register_check_data", "register_evaluate", "register_export", "register_pipeline",
-           "register_qat", "register_train"]
+__all__ = ["register_calibrate", "register_check_data", "register_evaluate", "register_export", "register_init",
+           "register_pipeline", "register_qat", "register_train"]
 
-BASE = "configs/base.yaml"
-QAT = "configs/qat.yaml"
-EXPORT = "configs/export.yaml"
+#: how --help names a default config (see bienbao.trainer.config_files)
+BASE = "./configs/base.yaml, else the packaged default"
+QAT = "./configs/qat.yaml, else the packaged default"
+EXPORT = "./configs/export.yaml, else the packaged default"
 
 
 def _environment() -> None:
@@ -42,27 +43,20 @@ def _set_values(pairs: list[str]) -> dict[str, Any]:
     return result
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
-            else value
-    return merged
-
-
-def _train_config(args: argparse.Namespace, name: str | None = None):
-    from .config import load_train_config, load_yaml
+def _train_config(args: argparse.Namespace, name: str | None = None, sets: list[str] | None = None):
+    """The base config with the command line's values (and ``--set`` pairs) over it."""
+    from .config import load_train_config, merge
 
     overrides = {k: getattr(args, k) for k in ("model", "data", "imgsz", "epochs", "batch", "device", "workers")
                  if getattr(args, k, None) is not None}
     if name:
         overrides["name"] = name
-    data = _merge({**load_yaml(args.config), **overrides}, _set_values(getattr(args, "set", [])))
-    return load_train_config(args.config, data)
+    pairs = getattr(args, "set", []) if sets is None else sets
+    return load_train_config(args.config, merge(overrides, _set_values(pairs)))
 
 
 def _common(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("--config", default=BASE, help=f"base config (data, image size, paths; default {BASE})")
+    parser.add_argument("--config", help=f"base config (data, image size, paths; default {BASE})")
     parser.add_argument("--data", help="dataset YAML (overrides the config)")
     parser.add_argument("--imgsz", type=int, help="image size (multiple of 32; 640 keeps the tiny signs)")
     parser.add_argument("--batch", type=int, help="batch size")
@@ -124,9 +118,9 @@ def register_qat(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
         "epochs, optional distillation from the FP32 model. Writes models/checkpoints/<name>/, logs/<name>/ "
         "(results.csv, drift.csv: fake-quant metrics next to FP32) and logs/tensorboard/<name>/.")
     _common(parser, "; qat.KEY=VALUE for the QAT config, e.g. qat.schedule.freeze_bn_epoch=3")
-    parser.add_argument("--qat-config", default=QAT, help=f"QAT config (default {QAT})")
-    parser.add_argument("--experiment", help="an experiment file (configs/experiments/*.yaml): its quantization "
-                        "policy and qat overrides replace the defaults")
+    parser.add_argument("--qat-config", help=f"QAT config (default {QAT})")
+    parser.add_argument("--experiment", help="an experiment file, or the name of one in configs/experiments/ "
+                        "(e.g. exp4_float_head): its quantization policy and qat overrides replace the defaults")
     parser.add_argument("--weights", help="FP32 checkpoint to start from")
     parser.add_argument("--quantization", help="layer policy YAML")
     parser.add_argument("--epochs", type=int, help="QAT epochs")
@@ -136,19 +130,13 @@ def register_qat(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     return parser
 
 
-def _qat_config(args: argparse.Namespace, sets: list[str]):
-    from .config import load_qat_config, load_yaml
+def _qat_config(args: argparse.Namespace, sets: list[str], epochs: int | None = None, name: str | None = None):
+    """The QAT config with --weights/--quantization, the given epochs and name, and --set qat.* over it."""
+    from .config import load_qat_config, merge
 
-    data = load_yaml(args.qat_config)
-    if args.experiment:
-        experiment = load_yaml(args.experiment)
-        data = _merge(data, experiment.get("qat", {}))
-        if "quantization" in experiment:
-            data["quantization"] = args.experiment
-    for key in ("weights", "quantization", "epochs", "name"):
-        if getattr(args, key, None) is not None:
-            data[key] = getattr(args, key)
-    return load_qat_config(args.qat_config, _merge(data, _set_values(sets)))
+    values = {"weights": args.weights, "quantization": args.quantization, "epochs": epochs, "name": name}
+    overrides = {key: value for key, value in values.items() if value is not None}
+    return load_qat_config(args.qat_config, merge(overrides, _set_values(sets)), experiment=args.experiment)
 
 
 def _split_sets(pairs: list[str] | None) -> tuple[list[str], list[str]]:
@@ -162,9 +150,8 @@ def _qat(args: argparse.Namespace) -> None:
     from .qat import run_qat
 
     base_sets, qat_sets = _split_sets(args.set)
-    qat = _qat_config(args, qat_sets)
-    train = _train_config(argparse.Namespace(**{**vars(args), "set": base_sets}))
-    run_qat(train, qat, resume=args.resume)
+    qat = _qat_config(args, qat_sets, epochs=args.epochs, name=args.name)
+    run_qat(_train_config(args, sets=base_sets), qat, resume=args.resume)
 
 
 # -- calibrate ----------------------------------------------------------------------------------
@@ -176,8 +163,8 @@ def register_calibrate(subparsers: argparse._SubParsersAction) -> argparse.Argum
         "and writes models/checkpoints/<name>/best.pt, a fake-quant checkpoint that bienbao export and "
         "ultralytics' val accept: the baseline QAT must beat.")
     _common(parser, "; qat.KEY=VALUE for the QAT config, e.g. qat.calibration.batch_size=4")
-    parser.add_argument("--qat-config", default=QAT, help=f"where the defaults come from (default {QAT})")
-    parser.add_argument("--experiment", help="an experiment file whose quantization policy to use")
+    parser.add_argument("--qat-config", help=f"where the defaults come from (default {QAT})")
+    parser.add_argument("--experiment", help="an experiment file (or name) whose quantization policy to use")
     parser.add_argument("--weights", help="FP32 checkpoint")
     parser.add_argument("--quantization", help="layer policy YAML")
     parser.add_argument("--batches", type=int, help="calibration batches")
@@ -192,10 +179,9 @@ def _calibrate(args: argparse.Namespace) -> None:
     from .ptq import run_ptq
 
     base_sets, qat_sets = _split_sets(args.set)
-    qat = _qat_config(argparse.Namespace(**{**vars(args), "epochs": None, "name": None}), qat_sets)
+    qat = _qat_config(args, qat_sets)
     calibration = qat.calibration if args.batches is None else replace(qat.calibration, batches=args.batches)
-    train = _train_config(argparse.Namespace(**{**vars(args), "set": base_sets}))
-    run_ptq(train, qat.weights, qat.quantization, calibration, name=args.name)
+    run_ptq(_train_config(args, sets=base_sets), qat.weights, qat.quantization, calibration, name=args.name)
 
 
 # -- export -------------------------------------------------------------------------------------
@@ -209,7 +195,7 @@ def register_export(subparsers: argparse._SubParsersAction) -> argparse.Argument
         "(INT8 through litert-torch, the optional tflite extra) and <output>/tensorrt/*.engine, each with its "
         "metadata (class names, input size, quantization, source hash; a .json sidecar for TFLite and engines). "
         "The scales are the checkpoint's own: nothing is re-calibrated. Driven by configs/export.yaml.")
-    parser.add_argument("--config", default=EXPORT, help=f"export config (default {EXPORT})")
+    parser.add_argument("--config", help=f"export config (default {EXPORT})")
     parser.add_argument("--checkpoint", help="the checkpoint to export")
     parser.add_argument("--format", dest="formats", action="append", choices=list(FORMATS),
                         help="onnx (default), tflite (needs bienbao-trainer[tflite]) or engine (TensorRT, needs "
@@ -308,16 +294,17 @@ SAMPLE_EPOCHS, SAMPLE_QAT_EPOCHS = 3, 2
 def register_pipeline(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "pipeline", help="the main job: FP32 -> PTQ -> QAT -> export -> evaluate -> bench -> report",
-        description="Runs every step, driven by configs/, and writes logs/pipeline/report.md. With no --data it runs "
-        f"on the embedded sample (datasets/vn-signs-sample: {SAMPLE_EPOCHS} FP32 and {SAMPLE_QAT_EPOCHS} QAT "
-        "epochs, a few minutes on two CPU cores; a demonstration, not a trained detector). An interrupted "
+        description="Runs every step, driven by configs/, and writes logs/pipeline/report.md. With no --data it "
+        "fine-tunes the shipped sign model (models/pretrained/) on the embedded sample (datasets/vn-signs-sample: "
+        f"{SAMPLE_EPOCHS} FP32 and {SAMPLE_QAT_EPOCHS} QAT epochs, a few minutes on two CPU cores). An interrupted "
         "pipeline resumes after its last finished step; --restart starts over.")
     _common(parser, "; qat.KEY=VALUE for the QAT config")
-    parser.add_argument("--qat-config", default=QAT, help=f"QAT config (default {QAT})")
-    parser.add_argument("--export-config", default=EXPORT, help=f"export formats besides ONNX (default {EXPORT}: "
+    parser.add_argument("--qat-config", help=f"QAT config (default {QAT})")
+    parser.add_argument("--export-config", help=f"export formats besides ONNX (default {EXPORT}: "
                         "its formats: tflite and engine add the QAT model as TFLite / TensorRT engine)")
-    parser.add_argument("--model", help="pretrained checkpoint for the FP32 step (default from the config: "
-                        "yolov8n.pt; trains from scratch, and says so, when it is not on disk)")
+    parser.add_argument("--model", help="pretrained checkpoint for the FP32 step (default from the config: the "
+                        "shipped models/pretrained/yolov8n-vn-signs-fp32.pt; trains from scratch, and says so, when "
+                        "it is not on disk)")
     parser.add_argument("--epochs", type=int, help="FP32 epochs")
     parser.add_argument("--qat-epochs", type=int, help="QAT epochs")
     parser.add_argument("--split", default="test", help="split to evaluate and benchmark on (default test)")
@@ -332,27 +319,27 @@ def _pipeline(args: argparse.Namespace) -> None:
     from dataclasses import replace
 
     from .config import load_export_config
-    from .pipeline import SAMPLE, PipelineOptions, run_pipeline
+    from .pipeline import PipelineOptions, run_pipeline
 
     sample = args.data is None
     if sample:
-        args.data = SAMPLE
         args.epochs = args.epochs or SAMPLE_EPOCHS
         args.qat_epochs = args.qat_epochs or SAMPLE_QAT_EPOCHS
-        print(f"[pipeline] no --data: running on the embedded sample {SAMPLE} (80 real frames) with "
-              f"{args.epochs} FP32 and {args.qat_epochs} QAT epochs. This shows every step working in minutes; "
-              "it does not train a useful detector. Use --data for the real workflow.")
     base_sets, qat_sets = _split_sets(args.set)
-    train = _train_config(argparse.Namespace(**{**vars(args), "set": base_sets}))
+    train = _train_config(args, sets=base_sets)
+    if sample:
+        print(f"[pipeline] no --data: the embedded sample {train.data} (80 real frames): {args.epochs} FP32 and "
+              f"{args.qat_epochs} QAT epochs from {train.model}, every step in a few minutes on two CPU cores. "
+              "The accuracy is mostly the starting model's; pass --data (and --model) for the real workflow.")
     model = Path(train.model)
     if model.suffix == ".pt" and not model.is_file():
         scratch = model.with_suffix(".yaml").name
         print(f"[pipeline] pretrained checkpoint {model} not found and nothing is downloaded here: training "
               f"{scratch} FROM SCRATCH. Expect near-zero accuracy on a short run; pass --model with a checkpoint "
-              "(e.g. yolov8n.pt) for a real fine-tune.")
+              "(e.g. models/pretrained/yolov8n-vn-signs-fp32.pt) for a real fine-tune.")
         train = replace(train, model=scratch)
-    qat = _qat_config(argparse.Namespace(**{**vars(args), "epochs": args.qat_epochs}), qat_sets)
-    formats = load_export_config(args.export_config).formats if Path(args.export_config).is_file() else ("onnx",)
+    qat = _qat_config(args, qat_sets, epochs=args.qat_epochs)
+    formats = load_export_config(args.export_config).formats
     run_pipeline(PipelineOptions(train, qat, args.split, args.bench_runs, args.restart, formats))
 
 
@@ -376,3 +363,28 @@ def _check_data(args: argparse.Namespace) -> None:
     report = check_dataset(args.data, decode_images=not args.no_decode)
     print(report.format())
     report.raise_for_errors()
+
+
+# -- init ---------------------------------------------------------------------------------------
+
+def register_init(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "init", help="write editable copies of the default configs into DIR/configs/",
+        description="Copies the packaged configs (base, qat, quantization, export and the experiments) into "
+        "DIR/configs/. Every command then reads ./configs/<kind>.yaml when run from DIR, else the packaged "
+        "default. Relative paths in a config resolve against the config file's folder (../models/checkpoints "
+        "is DIR/models/checkpoints). Existing files are never overwritten without --force.")
+    parser.add_argument("dir", nargs="?", default=".", help="project folder (default: the current one)")
+    parser.add_argument("--force", action="store_true", help="overwrite config files that already exist")
+    parser.set_defaults(handler=_run(_init), prog=parser.prog)
+    return parser
+
+
+def _init(args: argparse.Namespace) -> None:
+    from .config_files import init_configs
+
+    written = init_configs(args.dir, force=args.force)
+    folder = Path(args.dir) / "configs"
+    print(f"wrote {len(written)} config file(s) into {folder}: " + ", ".join(
+        str(p.relative_to(folder)) for p in written))
+    print(f"edit them, then run bienbao train / qat / calibrate / export from {Path(args.dir)}")

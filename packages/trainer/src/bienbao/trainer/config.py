@@ -1,4 +1,5 @@
-"""Frozen, validated configs read from ``configs/*.yaml``.
+"""Frozen, validated configs read from ``configs/*.yaml`` (or the packaged defaults: see
+``config_files`` for where files are found and what their relative paths mean).
 
 Every file is checked on load: an unknown key or a value of the wrong type is a ``ConfigError``
 naming the key and the file. Keys under ``ultralytics:`` are passed to ultralytics' trainer and
@@ -19,6 +20,7 @@ import yaml
 
 from bienbao.quant import ConfigError, QuantPolicy, policy_from_dict
 
+from .config_files import PACKAGED, ConfigFile, locate_config, locate_experiment
 from .formats import FORMATS
 
 __all__ = [
@@ -37,13 +39,15 @@ __all__ = [
     "load_quantization",
     "load_train_config",
     "load_yaml",
+    "merge",
+    "read_config",
 ]
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        raise ConfigError(f"config file not found: {path} (looked for {path.absolute()})")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -115,7 +119,7 @@ def from_dict(cls: type, data: Any, source: str, prefix: str = ""):
 
 @dataclass(frozen=True)
 class Paths:
-    """Where runs write (relative paths are relative to the working directory)."""
+    """Where runs write (in a config file: relative to the file's folder)."""
 
     checkpoints: str = "models/checkpoints"
     logs: str = "logs"
@@ -194,7 +198,7 @@ class QATConfig:
     """``configs/qat.yaml``."""
 
     weights: str = "models/checkpoints/fp32/best.pt"
-    quantization: str = "configs/quantization.yaml"
+    quantization: str = str(PACKAGED / "quantization.yaml")
     epochs: int = 10
     name: str = "qat"
     lr0: float = 0.0005
@@ -249,21 +253,57 @@ class ExportConfig:
             raise ValueError(f"imgsz={self.imgsz}: a multiple of 32")
 
 
-def load_export_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> ExportConfig:
-    data = {**load_yaml(path), **(overrides or {})}
+#: The fields of each config that hold paths (resolved against the config file's folder).
+TRAIN_PATHS = ("model", "data", "paths.checkpoints", "paths.logs", "paths.tensorboard")
+QAT_PATHS = ("weights", "quantization")
+EXPORT_PATHS = ("checkpoint", "output")
+
+
+def merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``extra`` over ``base``, mapping by mapping (``{"ultralytics": {"mosaic": 0}}`` keeps the
+    other ultralytics keys)."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_config(kind: str, path: str | Path | None, fields: tuple[str, ...],
+                keep_bare: tuple[str, ...] = ()) -> tuple[dict[str, Any], ConfigFile]:
+    """The mapping in the ``kind`` config (see ``config_files``), its path fields resolved."""
+    file = locate_config(kind, path)
+    return file.resolve_fields(load_yaml(file.path), fields, keep_bare), file
+
+
+def load_export_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> ExportConfig:
+    """``overrides`` (paths relative to the working folder) merge over the file's values."""
+    data, file = read_config("export", path, EXPORT_PATHS)
+    data = merge(data, overrides or {})
     if "formats" in data and isinstance(data["formats"], list):
         data["formats"] = tuple(data["formats"])
-    return from_dict(ExportConfig, data, str(path))
+    return from_dict(ExportConfig, data, file.describe())
 
 
-def load_train_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-    data = {**load_yaml(path), **(overrides or {})}
-    return from_dict(TrainConfig, data, str(path))
+def load_train_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    data, file = read_config("base", path, TRAIN_PATHS, keep_bare=("model",))
+    return from_dict(TrainConfig, merge(data, overrides or {}), file.describe())
 
 
-def load_qat_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> QATConfig:
-    data = {**load_yaml(path), **(overrides or {})}
-    return from_dict(QATConfig, data, str(path))
+def load_qat_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
+                    experiment: str | None = None) -> QATConfig:
+    """The QAT config; an ``experiment`` (a path or a name such as ``exp4_float_head``) adds its
+    ``qat:`` overrides and, when it has one, its ``quantization:`` policy."""
+    data, file = read_config("qat", path, QAT_PATHS)
+    if experiment:
+        exp = locate_experiment(experiment)
+        content = load_yaml(exp.path)
+        data = merge(data, exp.resolve_fields(content.get("qat") or {}, QAT_PATHS))
+        if "quantization" in content:
+            data["quantization"] = str(exp.path)
+    return from_dict(QATConfig, merge(data, overrides or {}), file.describe())
 
 
 @dataclass(frozen=True)
@@ -274,12 +314,14 @@ class QuantizationSetup:
     target: str
 
 
-def load_quantization(path: str | Path) -> QuantizationSetup:
-    """``configs/quantization.yaml`` or an experiment's ``quantization:`` section.
+def load_quantization(path: str | Path | None = None) -> QuantizationSetup:
+    """``configs/quantization.yaml`` (``None``: the default one, see ``config_files``) or an
+    experiment's ``quantization:`` section.
 
     ``target`` (``onnxruntime`` or ``tensorrt``) decides where Add/Concat quantizers go; it
     defaults to ``tensorrt`` for the tensorrt preset and ``onnxruntime`` otherwise.
     """
+    path = locate_config("quantization", path).path
     data = load_yaml(path)
     if "quantization" in data and isinstance(data["quantization"], Mapping):  # an experiment file
         data = data["quantization"]

@@ -2,9 +2,9 @@
 
 Each step writes its outputs and is recorded in ``<logs>/pipeline/state.json``; an interrupted
 pipeline resumes after the last finished step (``--restart`` starts over). With no arguments it
-runs on the embedded sample (``datasets/vn-signs-sample``) at a size that finishes in minutes on
-two CPU cores and says so; with ``--data`` and ``--model`` it is the real workflow, driven by
-``configs/``.
+fine-tunes the shipped sign model on the embedded sample (``datasets/vn-signs-sample``) at a size
+that finishes in minutes on two CPU cores and says so; with ``--data`` and ``--model`` it is the
+real workflow, driven by ``configs/``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from .config import QATConfig, TrainConfig
 __all__ = ["STEPS", "PipelineOptions", "run_pipeline"]
 
 STEPS = ("fp32", "ptq", "qat", "export", "evaluate", "bench", "report")
-SAMPLE = "datasets/vn-signs-sample/dataset.yaml"
 
 
 @dataclass(frozen=True)
