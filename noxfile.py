@@ -15,7 +15,6 @@ Every install goes through constraints.txt, which pins the CPU build of torch he
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -88,17 +87,12 @@ def tflite(session: nox.Session) -> None:
 
 @nox.session
 def notebooks(session: nox.Session) -> None:
-    """Execute every notebook headless; the outputs go to the session's tmp folder, not the repo.
-
-    The quantization notebook needs an FP32 checkpoint: ``BIENBAO_WEIGHTS``, else the shared
-    fine-tune when ../shared is beside the checkout (as in CI), else the pipeline's fp32/best.pt.
-    """
+    """Execute every notebook headless on the shipped model and the embedded sample; the outputs
+    go to the session's tmp folder, not the repo (``BIENBAO_WEIGHTS``/``BIENBAO_DATA`` point them
+    elsewhere)."""
     install(session, "trainer", extras="")
-    session.install(*CONSTRAINTS, "nbconvert>=7", "ipykernel>=6")
+    session.install(*CONSTRAINTS, f"{ROOT / 'packages/runtime'}[tflite]", "nbconvert>=7", "ipykernel>=6")
     env = {k: v for k, v in common_env(session).items() if k != "MPLBACKEND"}  # the kernel draws inline
-    shared = ROOT.parent / "shared/weights/vn-signs-fp32.pt"
-    if "BIENBAO_WEIGHTS" not in os.environ and shared.is_file():
-        env["BIENBAO_WEIGHTS"] = str(shared)
     out = Path(session.create_tmp()) / "notebooks"
     books = sorted(str(p) for p in (ROOT / "notebooks").glob("*.ipynb"))
     session.chdir(ROOT / "notebooks")

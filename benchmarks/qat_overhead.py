@@ -31,7 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", required=True)
     parser.add_argument("--data", required=True)
-    parser.add_argument("--quantization", help="layer policy (default: ./configs/quantization.yaml, else the packaged one)")
+    parser.add_argument("--quantization", help="layer policy (default: ./configs/quantization.yaml, else packaged)")
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=5)

@@ -1,4 +1,4 @@
-"""Fixtures: real frames from ../shared and two small real ONNX models built here."""
+"""Fixtures: the sample's real frames and two small real ONNX models built here."""
 
 from __future__ import annotations
 
@@ -11,14 +11,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from bienbao.runtime.metadata import METADATA_KEY, ModelMetadata, Quantization
 
-FRAMES = Path(__file__).resolve().parents[3].parent / "shared/datasets/vietnam-traffic-sign-detection/valid/images"
-
 
 @pytest.fixture(scope="session")
-def frame_folder() -> Path:
-    if not FRAMES.is_dir():
-        pytest.skip(f"{FRAMES} is not beside this checkout (tests read ../shared)")
-    return FRAMES
+def frame_folder(sample_data) -> Path:
+    return sample_data.parent / "valid/images"
 
 
 def conv_detector(path: Path, channels: int, size: int = 160) -> Path:

@@ -1,8 +1,6 @@
-"""Fixtures: real dashcam frames from ../shared (skipped without it) and a small real ONNX model."""
+"""Fixtures: real dashcam frames of the embedded sample and a small real ONNX model."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -12,17 +10,12 @@ from onnx import TensorProto, helper, numpy_helper
 from bienbao.runtime import ModelMetadata
 from bienbao.runtime.metadata import METADATA_KEY, Quantization
 
-SHARED = Path(__file__).resolve().parents[3].parent / "shared"
-FRAMES = SHARED / "datasets/vietnam-traffic-sign-detection/valid/images"
-
 
 @pytest.fixture(scope="session")
-def real_frames() -> list[np.ndarray]:
+def real_frames(sample_frames) -> list[np.ndarray]:
     import cv2
 
-    if not FRAMES.is_dir():
-        pytest.skip(f"{FRAMES} is not beside this checkout (tests read ../shared)")
-    return [cv2.imread(str(p)) for p in sorted(FRAMES.iterdir())[:4]]
+    return [cv2.imread(str(p)) for p in sample_frames[:4]]
 
 
 NAMES = ("cam-re-trai", "cam-re-phai")

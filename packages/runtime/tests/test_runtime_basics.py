@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from bienbao.runtime import DISPLAY_NAMES, MissingDependencyError, display_name, require
-
-SHARED_DATASET = Path(__file__).resolve().parents[3].parent / "shared/datasets/vietnam-traffic-sign-detection"
 
 
 def test_import_does_not_pull_torch_or_ultralytics() -> None:
@@ -20,11 +17,8 @@ def test_import_does_not_pull_torch_or_ultralytics() -> None:
     assert out.strip() == "[]"
 
 
-def test_display_names_cover_the_dataset_classes() -> None:
-    yaml_path = SHARED_DATASET / "dataset.yaml"
-    if not yaml_path.exists():
-        pytest.skip(f"the shared dataset is not beside this checkout ({yaml_path})")
-    line = next(x for x in yaml_path.read_text().splitlines() if x.startswith("names:"))
+def test_display_names_cover_the_dataset_classes(sample_data) -> None:
+    line = next(x for x in sample_data.read_text().splitlines() if x.startswith("names:"))
     names = [n.strip().strip("'\"") for n in line.split("[", 1)[1].rsplit("]", 1)[0].split(",")]
     assert len(names) == 33
     assert set(names) == set(DISPLAY_NAMES)

@@ -1,7 +1,6 @@
-"""Shared fixtures: a tiny real subset of the sign data and the shared FP32 checkpoint.
-
-Tests read ../shared (the product never does) and skip with a reason when it is absent.
-"""
+"""Trainer fixtures: tiny real subsets of the embedded sample, PTQ checkpoints of the shipped
+model, a detection-agreement counter. The sample and the model come from the repository's root
+``conftest.py`` (``sample_data``, ``sample_frames``, ``fp32_weights``)."""
 
 from __future__ import annotations
 
@@ -11,36 +10,28 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from bienbao.trainer.config_files import PACKAGED as CONFIGS
 
-SHARED = Path(__file__).resolve().parents[3].parent / "shared"
-DATASET = SHARED / "datasets/vietnam-traffic-sign-detection"
-FP32 = SHARED / "weights/vn-signs-fp32.pt"
-REPO = Path(__file__).resolve().parents[3]
+SAMPLE = Path(__file__).resolve().parents[3] / "datasets/vn-signs-sample"
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 
-def _need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"{path} is not beside this checkout (tests read ../shared)")
-    return path
-
-
 def make_subset(dst: Path, train: int = 8, val: int = 4) -> Path:
-    """Copy ``train``/``val`` real frames (spread over recordings) with their labels; a dataset YAML."""
-    _need(DATASET)
+    """Copy ``train``/``val`` real frames of the sample (spread over recordings) with their labels;
+    a dataset YAML."""
     for split, count in (("train", train), ("valid", val)):
-        images = sorted((DATASET / split / "images").iterdir())
+        images = sorted((SAMPLE / split / "images").iterdir())
         step = max(1, len(images) // count)
         for sub in ("images", "labels"):
             (dst / split / sub).mkdir(parents=True, exist_ok=True)
         for image in images[::step][:count]:
             shutil.copy(image, dst / split / "images" / image.name)
-            label = DATASET / split / "labels" / f"{image.stem}.txt"
+            label = SAMPLE / split / "labels" / f"{image.stem}.txt"
             if label.exists():
                 shutil.copy(label, dst / split / "labels" / label.name)
-    names = yaml.safe_load((DATASET / "dataset.yaml").read_text())["names"]
+    names = yaml.safe_load((SAMPLE / "dataset.yaml").read_text())["names"]
     (dst / "dataset.yaml").write_text(yaml.safe_dump({"train": "train/images", "val": "valid/images",
                                                       "nc": len(names), "names": names}))
     return dst / "dataset.yaml"
@@ -57,11 +48,6 @@ def fresh_data(tmp_path) -> Path:
     return make_subset(tmp_path / "signs", train=4, val=2)
 
 
-@pytest.fixture(scope="session")
-def fp32_weights() -> Path:
-    return _need(FP32)
-
-
 @pytest.fixture
 def workdir(tmp_path, monkeypatch) -> Path:
     """Run in a temporary folder (runs write models/ and logs/ relative to it)."""
@@ -71,16 +57,15 @@ def workdir(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def valid_frames() -> list[Path]:
-    """40 real validation frames spread over the recordings (parity checks on detections)."""
-    images = sorted((_need(DATASET) / "valid" / "images").iterdir())
-    return images[:: max(1, len(images) // 40)][:40]
+def valid_frames(sample_frames) -> list[Path]:
+    """32 real frames from recordings the model was not fine-tuned on (parity checks on detections)."""
+    return sample_frames
 
 
 @pytest.fixture(scope="session")
 def ptq_checkpoint(tmp_path_factory, tiny_data, fp32_weights):
     """``make(imgsz, policy="quantization.yaml", batches=1)`` (a packaged config) -> a PTQ checkpoint of the
-    shared FP32 model on the tiny subset (each combination calibrated once per session)."""
+    shipped FP32 model on the tiny subset (each combination calibrated once per session)."""
     from bienbao.trainer.config import CalibrationConfig, load_train_config
     from bienbao.trainer.ptq import run_ptq
 

@@ -21,8 +21,8 @@ from bienbao.trainer.analyze import (
     sensitivity_policy,
 )
 from bienbao.trainer.compare import compare, parse_model_spec
-from bienbao.trainer.evaluate import evaluate
 from bienbao.trainer.config_files import PACKAGED as CONFIGS
+from bienbao.trainer.evaluate import evaluate
 
 REPO = Path(__file__).resolve().parents[3]
 IMGSZ = 160

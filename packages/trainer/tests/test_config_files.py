@@ -92,9 +92,9 @@ def test_experiments_are_found_by_name(tmp_path, monkeypatch) -> None:
 
 def test_init_command_from_an_empty_folder(tmp_path) -> None:
     result = subprocess.run([sys.executable, "-m", "bienbao.cli", "init", str(tmp_path / "proj")],
-                            capture_output=True, text=True, cwd=tmp_path)
+                            check=False, capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "proj/configs/experiments/exp4_float_head.yaml").is_file()
     again = subprocess.run([sys.executable, "-m", "bienbao.cli", "init", str(tmp_path / "proj")],
-                           capture_output=True, text=True, cwd=tmp_path)
+                           check=False, capture_output=True, text=True, cwd=tmp_path)
     assert again.returncode != 0 and "already exist" in again.stderr

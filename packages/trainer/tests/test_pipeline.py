@@ -7,8 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from bienbao.trainer.config import load_qat_config, load_train_config
-from bienbao.trainer.pipeline import STEPS, PipelineOptions, run_pipeline
 from bienbao.trainer.config_files import PACKAGED as CONFIGS
+from bienbao.trainer.pipeline import STEPS, PipelineOptions, run_pipeline
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -17,10 +17,10 @@ from ultralytics import YOLO
 
 from bienbao.quant import FakeQuantize, QATConv2d, QATConvBn2d, iter_quantizers
 from bienbao.trainer.config import CalibrationConfig, load_qat_config, load_train_config
+from bienbao.trainer.config_files import PACKAGED as CONFIGS
 from bienbao.trainer.fp32 import train_fp32
 from bienbao.trainer.ptq import run_ptq
 from bienbao.trainer.qat import build_qat_trainer
-from bienbao.trainer.config_files import PACKAGED as CONFIGS
 
 REPO = Path(__file__).resolve().parents[3]
 IMGSZ = 96

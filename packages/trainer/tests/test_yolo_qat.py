@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,8 +11,8 @@ from ultralytics.nn.tasks import load_checkpoint
 
 from bienbao.quant import FakeQuantize, QATConvBn2d, Rule, calibrate, enable_fake_quant, iter_quantizers
 from bienbao.trainer.config import load_policy
-from bienbao.trainer.yolo_qat import QATConcat, QATDetect, QATSiLU, prepare_yolo_qat
 from bienbao.trainer.config_files import PACKAGED as CONFIGS
+from bienbao.trainer.yolo_qat import QATConcat, QATDetect, QATSiLU, prepare_yolo_qat
 
 POLICY = CONFIGS / "quantization.yaml"  # onnxruntime target
 TRT_POLICY = CONFIGS / "experiments/exp1_symmetric_quant.yaml"

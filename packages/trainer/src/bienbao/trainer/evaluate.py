@@ -27,7 +27,7 @@ from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultraly
 from .dataset_check import IMAGE_SUFFIXES, dataset_names, label_path, split_dirs
 from .threads import use_all_cores
 
-__all__ = ["Evaluation", "evaluate", "evaluate_module", "match_predictions", "split_images"]
+__all__ = ["Evaluation", "evaluate", "evaluate_module", "label_targets", "match_predictions", "split_images"]
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 
@@ -74,7 +74,7 @@ def match_predictions(pred_classes: np.ndarray, true_classes: np.ndarray, iou: n
     return correct
 
 
-def _targets(label: Path, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+def label_targets(label: Path, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     """Classes and pixel xyxy boxes of a YOLO label file (polygons become their bounding box)."""
     classes, boxes = [], []
     if label.is_file():
@@ -186,7 +186,7 @@ def _run_frames(infer, input_size: tuple[int, int], names: tuple[str, ...], imag
         # multi-label at a low conf: ultralytics' validation protocol, which mAP is defined by
         found, seconds = run_stages(infer, frame, input_size, names, conf, iou, 300, multi_label=True)
         timing += seconds
-        true_cls, true_boxes = _targets(label_path(path), frame.shape[1], frame.shape[0])
+        true_cls, true_boxes = label_targets(label_path(path), frame.shape[1], frame.shape[0])
         stats["target_cls"].append(true_cls)
         if len(found):
             order = np.argsort(-found.scores, kind="stable")

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Rebuild every file in models/pretrained/ with the project's own commands (see README.md here).
+# Run from the repository root, in an environment with bienbao-trainer[tflite] installed:
+#   DATA=path/to/vietnam-traffic-sign-detection/dataset.yaml START=path/to/vn-signs-fp32.pt \
+#     bash models/pretrained/rebuild.sh
+# About 4 hours of FP32 and 1 hour of QAT training on two CPU cores (minutes on a GPU).
+# Each step can be rerun alone: set STEPS to a subset of "fp32 qat export".
+set -euo pipefail
+: "${DATA:?set DATA to the full dataset YAML (train/valid/test)}"
+: "${START:=../shared/weights/vn-signs-fp32.pt}"
+STEPS=${STEPS:-"fp32 qat export"}
+OUT=models/pretrained
+export YOLO_OFFLINE=1
+
+if [[ " $STEPS " == *" fp32 "* ]]; then
+  # the FP32 model: 24 flip-free epochs of bienbao train (configs/base.yaml: mosaic, close_mosaic 5,
+  # scale 0.3, no flips) on vn-signs-fp32.pt, the 8-epoch ultralytics fine-tune of yolov8n.pt;
+  # best.pt is the best validation epoch (18). START is the 8-epoch model here.
+  bienbao train --model "$START" --data "$DATA" --epochs 24 --name ship_fp32
+  cp models/checkpoints/ship_fp32/best.pt "$OUT/yolov8n-vn-signs-fp32.pt"
+fi
+
+if [[ " $STEPS " == *" qat "* ]]; then
+  # the default policy (configs/quantization.yaml: ONNX Runtime layout) and optimiser settings of
+  # configs/qat.yaml, 3 epochs: every quantizer on from the start, BN statistics frozen from epoch 1,
+  # ranges frozen for the last epoch
+  bienbao qat --weights "$OUT/yolov8n-vn-signs-fp32.pt" --data "$DATA" --epochs 3 --name ship_qat \
+    --set qat.schedule.enable_activations_epoch=0 --set qat.schedule.freeze_bn_epoch=1 \
+    --set qat.schedule.freeze_observers_epoch=2
+  cp models/checkpoints/ship_qat/best.pt "$OUT/yolov8n-vn-signs-qat.pt"
+fi
+
+if [[ " $STEPS " == *" export "* ]]; then
+  tmp=$(mktemp -d)
+  bienbao export --checkpoint "$OUT/yolov8n-vn-signs-qat.pt" --format onnx --format tflite --output "$tmp"
+  mv "$tmp/onnx/pretrained_yolov8n-vn-signs-qat_onnxruntime.onnx" "$OUT/yolov8n-vn-signs-int8-onnxruntime.onnx"
+  mv "$tmp/tflite/pretrained_yolov8n-vn-signs-qat_int8.tflite" "$OUT/yolov8n-vn-signs-int8.tflite"
+  mv "$tmp/tflite/pretrained_yolov8n-vn-signs-qat_int8.json" "$OUT/yolov8n-vn-signs-int8.json"
+  rm -r "$tmp"
+fi
+sha256sum "$OUT"/*.pt "$OUT"/*.onnx "$OUT"/*.tflite
