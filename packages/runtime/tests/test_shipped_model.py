@@ -97,3 +97,12 @@ def test_the_readme_detect_line_writes_an_annotated_video_and_json_lines(tmp_pat
     written = cv2.VideoCapture(str(video))
     assert int(written.get(cv2.CAP_PROP_FRAME_COUNT)) == frames
     written.release()
+
+
+def test_jsonl_creates_its_folder_like_the_video_does(tmp_path) -> None:
+    jsonl = tmp_path / "new/folder/signs.jsonl"
+    result = subprocess.run([sys.executable, "-m", "bienbao.cli", "detect", str(INT8_ONNX), "--source", str(CLIP),
+                             "--headless", "--every-frame", "--max-frames", "3", "--jsonl", str(jsonl)],
+                            check=False, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert len(jsonl.read_text().splitlines()) == 3

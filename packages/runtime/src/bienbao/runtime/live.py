@@ -89,6 +89,8 @@ def run_live(detector: Detector, capture: LatestFrameCapture, stop: threading.Ev
     sink = _VideoSink(Path(video), capture.fps) if video else None
     window = _Window() if show else None
     mode = "a" if append else "w"
+    if jsonl:
+        Path(jsonl).parent.mkdir(parents=True, exist_ok=True)  # as the video sink does for its folder
     lines = open(jsonl, mode, encoding="utf-8", buffering=1) if jsonl else None  # noqa: SIM115 (closed below)
     annotator = annotator or (Annotator() if (sink or window) else None)
     capture.start()

@@ -29,7 +29,7 @@ import numpy as np
 from .evaluate import Evaluation, evaluate, split_images
 from .threads import use_all_cores
 
-__all__ = ["ComparedModel", "compare", "parse_model_spec"]
+__all__ = ["ComparedModel", "compare", "example_frames", "parse_model_spec"]
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ def compare(models: Sequence[tuple[str, Path]], data: str | Path, split: str = "
                                                   "models": [m.to_dict() for m in compared]}, indent=2,
                                                  ensure_ascii=False) + "\n", encoding="utf-8")
     charts = _charts(compared, out)
-    frames = _examples(compared, Path(data), split, out / "examples", examples, imgsz) if examples else []
+    frames = example_frames([(m.label, m.path) for m in compared], Path(data), split, out / "examples", examples,
+                            imgsz) if examples else []
     (out / "compare.md").write_text(_markdown(compared, split, charts, frames, out), encoding="utf-8")
     (out / "compare.html").write_text(_html(compared, split, charts, frames, out), encoding="utf-8")
     return compared
@@ -218,9 +219,10 @@ def _save(fig, path: Path) -> Path:
 
 # -- example frames -------------------------------------------------------------------------------
 
-def _examples(models: Sequence[ComparedModel], data: Path, split: str, out: Path, count: int,
-              imgsz: int) -> list[Path]:
-    """The ``count`` frames with the most labelled signs; each model's detections side by side."""
+def example_frames(models: Sequence[tuple[str, Path]], data: Path, split: str, out: Path, count: int,
+                   imgsz: int = 640) -> list[Path]:
+    """The ``count`` frames of ``split`` with the most labelled signs, each ``(label, path)``
+    model's detections (conf 0.25) drawn one above the other; JPEG files in ``out``."""
     import cv2
 
     from bienbao.runtime.draw import Annotator
@@ -232,17 +234,17 @@ def _examples(models: Sequence[ComparedModel], data: Path, split: str, out: Path
         return len(label.read_text().splitlines()) if label.is_file() else 0
 
     frames = sorted(split_images(data, split), key=lambda p: (-signs(p), p.name))[:count]
-    detect = [_detector(m.path, imgsz) for m in models]
+    detect = [_detector(Path(path), imgsz) for _, path in models]
     annotator = Annotator()
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for path in frames:
         frame = cv2.imread(str(path))
         panels = []
-        for model, run in zip(models, detect, strict=True):
+        for (label, _), run in zip(models, detect, strict=True):
             panel = annotator.draw(frame.copy(), run(frame))
-            cv2.putText(panel, model.label, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (255, 255, 255), 3)
-            cv2.putText(panel, model.label, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (0, 0, 0), 1)
+            cv2.putText(panel, label, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (255, 255, 255), 3)
+            cv2.putText(panel, label, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (0, 0, 0), 1)
             panels.append(panel)
         target = out / f"{path.stem}.jpg"  # photos: JPEG is a tenth of the PNG
         cv2.imwrite(str(target), np.vstack(panels) if frame.shape[1] > frame.shape[0] else np.hstack(panels),

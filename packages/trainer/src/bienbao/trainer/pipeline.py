@@ -163,6 +163,16 @@ def _report(options: PipelineOptions, state: _State) -> dict:
     lines += ["", f"Device: {bench['device']['cpu']} ({bench['device']['cores']} cores).", ""]
     if state.outputs("bench").get("chart"):
         lines.append("![latency](latency.png)")
+    from .compare import example_frames
+
+    exported = state.outputs("export")
+    shown = [(f"{step} ({Path(exported[step]).suffix[1:].upper()})", Path(exported[step]))
+             for step in ("fp32", "ptq", "qat") if step in exported]
+    frames = example_frames(shown, Path(options.train.data), options.split, options.folder / "examples", 2)
+    lines += ["", "## Example frames", "",
+              f"The {options.split} frames with the most labelled signs; detections at confidence 0.25, "
+              f"top to bottom: {', '.join(label for label, _ in shown)}.", ""]
+    lines += [f"![{frame.stem}](examples/{frame.name})" for frame in frames]
     path = options.folder / "report.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return {"report": str(path)}
