@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 
 
-def test_runtime_detector_matches_ultralytics_predict(tmp_path, offline, fp32_weights, sign_data) -> None:
+def test_runtime_detector_matches_ultralytics_predict(tmp_path, offline, fp32_weights, sample_frames) -> None:
     from ultralytics import YOLO
 
     from bienbao.runtime import Detector
@@ -20,7 +20,7 @@ def test_runtime_detector_matches_ultralytics_predict(tmp_path, offline, fp32_we
     onnx_path = export_onnx(fp32_weights, tmp_path, "fp32", imgsz=640).path
     detector = Detector(onnx_path, conf=0.25, iou=0.7)
     reference = YOLO(str(fp32_weights))
-    frames = sorted((sign_data.parent / "valid" / "images").iterdir())[::12][:12]
+    frames = sample_frames
     matched = total = 0
     for path in frames:
         frame = cv2.imread(str(path))

@@ -49,7 +49,7 @@ def quantizer_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def test_fp32_training_writes_the_documented_layout(workdir, tiny_data, fp32_weights) -> None:
     best = train_fp32(train_config(tiny_data, model=str(fp32_weights)))
-    assert best == Path("models/checkpoints/fp32/best.pt") and best.is_file()
+    assert best == workdir / "models/checkpoints/fp32/best.pt" and best.is_file()
     assert (workdir / "models/checkpoints/fp32/last.pt").is_file()
     with (workdir / "logs/fp32/results.csv").open() as handle:
         rows = list(csv.DictReader(handle))
