@@ -79,6 +79,12 @@ class _Window:
         self.cv2.destroyAllWindows()
 
 
+def _open_lines(path: Path, append: bool):
+    """The JSON-lines file, line-buffered; its folder is made as the video sink makes its own."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return open(path, "a" if append else "w", encoding="utf-8", buffering=1)  # noqa: SIM115 (run_live closes it)
+
+
 def run_live(detector: Detector, capture: LatestFrameCapture, stop: threading.Event, *,
              video: str | Path | None = None, jsonl: str | Path | None = None, show: bool = False,
              annotator: Annotator | None = None, max_frames: int | None = None,
@@ -88,10 +94,7 @@ def run_live(detector: Detector, capture: LatestFrameCapture, stop: threading.Ev
     stats = LiveStats()
     sink = _VideoSink(Path(video), capture.fps) if video else None
     window = _Window() if show else None
-    mode = "a" if append else "w"
-    if jsonl:
-        Path(jsonl).parent.mkdir(parents=True, exist_ok=True)  # as the video sink does for its folder
-    lines = open(jsonl, mode, encoding="utf-8", buffering=1) if jsonl else None  # noqa: SIM115 (closed below)
+    lines = _open_lines(Path(jsonl), append) if jsonl else None
     annotator = annotator or (Annotator() if (sink or window) else None)
     capture.start()
     try:
