@@ -82,7 +82,7 @@ class _Window:
 def _open_lines(path: Path, append: bool):
     """The JSON-lines file, line-buffered; its folder is made as the video sink makes its own."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return open(path, "a" if append else "w", encoding="utf-8", buffering=1)  # noqa: SIM115 (run_live closes it)
+    return open(path, "a" if append else "w", encoding="utf-8", buffering=1)
 
 
 def run_live(detector: Detector, capture: LatestFrameCapture, stop: threading.Event, *,
