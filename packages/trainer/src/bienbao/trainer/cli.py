@@ -326,6 +326,10 @@ def _pipeline(args: argparse.Namespace) -> None:
         args.epochs = args.epochs or SAMPLE_EPOCHS
         args.qat_epochs = args.qat_epochs or SAMPLE_QAT_EPOCHS
     base_sets, qat_sets = _split_sets(args.set)
+    if sample and not any(s.startswith("schedule.enable_activations_epoch=") for s in qat_sets):
+        # the default schedule enables activations at epoch 1: a 2-epoch best.pt could be epoch 0,
+        # weights-only, and export as an "INT8" file without activation Q/DQ (slower than FP32)
+        qat_sets.append("schedule.enable_activations_epoch=0")
     train = _train_config(args, sets=base_sets)
     if sample:
         print(f"[pipeline] no --data: the embedded sample {train.data} (80 real frames): {args.epochs} FP32 and "
