@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from bienbao.runtime import Detector
+from bienbao.runtime.postprocess import box_iou
 
 PRETRAINED = Path(__file__).resolve().parents[3] / "models/pretrained"
 INT8_ONNX = PRETRAINED / "yolov8n-vn-signs-int8-onnxruntime.onnx"
@@ -36,11 +37,7 @@ def _found(detections, classes: np.ndarray, boxes: np.ndarray) -> int:
     found = 0
     for cls, box in zip(classes, boxes, strict=True):
         same = detections.boxes[detections.class_ids == cls]
-        if len(same):
-            lt, rb = np.maximum(box[:2], same[:, :2]), np.minimum(box[2:], same[:, 2:])
-            inter = np.prod(np.clip(rb - lt, 0, None), 1)
-            union = np.prod(box[2:] - box[:2]) + np.prod(same[:, 2:] - same[:, :2], 1) - inter
-            found += bool((inter / union).max() >= 0.5)
+        found += bool(len(same)) and bool(box_iou(box[None], same).max() >= 0.5)
     return found
 
 
