@@ -6,15 +6,17 @@ Registered through the ``bienbao.commands`` entry points; this module imports no
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from .backends import BACKENDS
 
-__all__ = ["register_detect"]
+__all__ = ["register_detect", "register_monitor"]
 
 
 def register_detect(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -39,7 +41,41 @@ def register_detect(subparsers: argparse._SubParsersAction) -> argparse.Argument
     parser.add_argument("--save-video", metavar="PATH", help="write the annotated video (mp4)")
     parser.add_argument("--jsonl", metavar="PATH", help="write one JSON line of detections per processed frame")
     parser.add_argument("--append", action="store_true",
-                        help="append to the --jsonl file instead of replacing it (a service that restarts)")
+                        help="append to the --jsonl and --events files instead of replacing them (a service that "
+                        "restarts)")
+    events = parser.add_argument_group(
+        "confirmed sign events", "Each sign is tracked across frames; it becomes one event once seen in K of the "
+        "last N processed frames, with the majority class over its frames, its first/last time, frame count and "
+        "best score. The overlay shows track ids and the speed limit in force.")
+    events.add_argument("--events", metavar="PATH",
+                        help="write events as JSON lines: one 'confirmed' line when a sign is confirmed, one 'ended' "
+                        "line with its final figures when it leaves")
+    events.add_argument("--confirm", metavar="K/N", default="3/5", type=_k_of_n,
+                        help="confirm a sign seen in K of the last N processed frames (default 3/5)")
+    events.add_argument("--max-missed", type=int, default=10, metavar="FRAMES",
+                        help="a track ends after this many processed frames without its sign (default 10)")
+    serve = parser.add_argument_group(
+        "live view in a browser", "A page with the annotated stream (MJPEG), the live figures and the events. "
+        "Frames are encoded only while a browser watches, at most --serve-fps a second.")
+    serve.add_argument("--serve", metavar="HOST:PORT",
+                       help="serve the live view there; PORT or :PORT binds 127.0.0.1 (this board only); a network "
+                       "address such as 0.0.0.0:8080 is an explicit choice (use --serve-token with it)")
+    serve.add_argument("--serve-token", metavar="TOKEN", default=os.environ.get("BIENBAO_SERVE_TOKEN"),
+                       help="require ?token=TOKEN (or an 'Authorization: Bearer TOKEN' header) on every request "
+                       "(default: $BIENBAO_SERVE_TOKEN)")
+    serve.add_argument("--serve-fps", type=float, default=10.0, help="most stream frames a second (default 10)")
+    feed = parser.add_argument_group(
+        "fleet feed (MQTT)", "Events (and optionally detections) go to an MQTT broker through an on-disk queue: "
+        "nothing is lost while the broker or the network is down (oldest dropped first past --queue-max, and "
+        "counted), and a restarted detect sends what is still queued. Each message carries the board id, the "
+        "model's hash and a sequence number. Topics: TOPIC/BOARD/event and TOPIC/BOARD/detections.")
+    feed.add_argument("--publish", metavar="mqtt://HOST[:PORT]/TOPIC", help="publish to this broker and topic")
+    feed.add_argument("--publish-detections", action="store_true",
+                      help="also publish each frame's detections (frames with any)")
+    feed.add_argument("--board-id", help="this board's id in topics and messages (default: the host name)")
+    feed.add_argument("--queue", metavar="PATH", help="the on-disk queue (default: "
+                      "$BIENBAO_STATE_DIR, $STATE_DIRECTORY or ~/.local/state/bienbao, file mqtt-queue.sqlite)")
+    feed.add_argument("--queue-max", type=int, default=100000, help="most queued messages (default 100000)")
     display = parser.add_mutually_exclusive_group()
     display.add_argument("--show", action="store_true", help="force the on-screen window")
     display.add_argument("--headless", action="store_true", help="never open a window")
@@ -52,6 +88,28 @@ def register_detect(subparsers: argparse._SubParsersAction) -> argparse.Argument
     return parser
 
 
+def _k_of_n(text: str) -> tuple[int, int]:
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit()) or not 1 <= int(k) <= int(n):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected K/N with 1 <= K <= N, e.g. 3/5")
+    return int(k), int(n)
+
+
+def _state_dir() -> Path:
+    for variable in ("BIENBAO_STATE_DIR", "STATE_DIRECTORY"):  # STATE_DIRECTORY: systemd's StateDirectory=
+        if os.environ.get(variable):
+            return Path(os.environ[variable].split(":")[0])
+    return Path.home() / ".local" / "state" / "bienbao"
+
+
+def _file_hash(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 def _detect(args: argparse.Namespace) -> int:
     from bienbao.cli import CommandError
 
@@ -59,16 +117,38 @@ def _detect(args: argparse.Namespace) -> int:
     from .capture import LatestFrameCapture
     from .detector import Detector
     from .draw import Annotator
-    from .live import run_live
+    from .live import LiveOutputs, run_live
     from .metadata import MetadataError
     from .sources import parse_source
+    from .tracking import SignTracker, TrackerConfig
 
+    view = publisher = None
     try:
         source = parse_source(args.source, args.width, args.height, args.fps)
         options = {"threads": args.threads} if args.threads else {}
         detector = Detector(args.model, backend=args.backend, conf=args.conf, iou=args.iou, **options)
+        tracker = SignTracker(TrackerConfig(confirm_hits=args.confirm[0], confirm_window=args.confirm[1],
+                                            max_missed=args.max_missed), detector.names)
         capture = LatestFrameCapture(source, realtime=not args.every_frame)
+        model_hash = _file_hash(args.model) if (args.serve or args.publish) else ""
+        if args.serve:
+            from .serve import LiveView, parse_serve_address
+
+            host, port = parse_serve_address(args.serve)
+            view = LiveView(host, port, token=args.serve_token, max_fps=args.serve_fps)
+            view.info = {"model": Path(args.model).name, "model_hash": model_hash}
+            if view.exposed and not view.token:
+                print(f"bienbao detect: the live view listens on {host}, reachable from the network, without a "
+                      "token: anyone who can reach this board sees the camera (use --serve-token)", file=sys.stderr)
+        if args.publish:
+            from .publish import MqttPublisher
+
+            publisher = MqttPublisher(args.publish, board=args.board_id, model=model_hash,
+                                      queue=Path(args.queue) if args.queue else _state_dir() / "mqtt-queue.sqlite",
+                                      max_queued=args.queue_max)
     except (FileNotFoundError, OSError, ValueError, MetadataError, MissingDependencyError) as exc:
+        if view is not None:
+            view.close()
         raise CommandError(str(exc)) from exc
     show = args.show or (not args.headless and bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))
     stop = threading.Event()
@@ -78,11 +158,108 @@ def _detect(args: argparse.Namespace) -> int:
     print(f"bienbao detect: {args.model} ({detector.backend.name}, {detector.input_size[1]}x{detector.input_size[0]}) "
           f"on {source.kind} {args.source}; names in {'Vietnamese' if annotator.vietnamese else 'ASCII'}"
           f"{'; window' if show else '; headless'}", file=sys.stderr)
-    stats = run_live(detector, capture, stop, video=args.save_video, jsonl=args.jsonl, append=args.append, show=show,
-                     annotator=annotator, max_frames=args.max_frames)
+    if view is not None:
+        view.start()
+        print(f"bienbao detect: live view at {view.url}", file=sys.stderr)
+    if publisher is not None:
+        queued = len(publisher.queue)
+        print(f"bienbao detect: publishing to {args.publish} as board {publisher.board!r} (queue "
+              f"{publisher.queue.path}{f', {queued} messages from an earlier run' if queued else ''})", file=sys.stderr)
+    outputs = LiveOutputs(video=args.save_video, jsonl=args.jsonl, events=args.events, append=args.append, show=show,
+                          view=view, publisher=publisher, publish_detections=args.publish_detections)
+    try:
+        stats = run_live(detector, capture, stop, annotator=annotator, max_frames=args.max_frames, outputs=outputs,
+                         tracker=tracker)
+    finally:
+        if view is not None:
+            view.close()
+        feed = publisher.close() if publisher is not None else None
     summary = stats.summary()
+    if feed is not None:
+        summary["publish"] = feed
     print(json.dumps({"summary": summary}), flush=True)
     print(f"processed {summary['frames_processed']} frames ({summary['frames_dropped']} dropped), "
           f"latency mean {summary['latency_mean_ms']} ms p95 {summary['latency_p95_ms']} ms, "
-          f"{summary['fps']} FPS", file=sys.stderr)
+          f"{summary['fps']} FPS; {summary['events']} signs confirmed ({tracker.discarded} unconfirmed tracks "
+          "discarded)", file=sys.stderr)
+    if feed is not None:
+        print(f"published {feed['sent']} messages, {feed['queued']} still queued for the next run, "
+              f"{feed['dropped']} dropped (queue full) in all", file=sys.stderr)
+    return 0
+
+
+def register_monitor(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "monitor", help="watch a fleet's sign events from an MQTT broker (a live table per board)",
+        description="Subscribes to TOPIC/+/event (and detections) on the broker that boards publish to with "
+        "`bienbao detect --publish`, drops duplicates by (board, sequence number), and shows a live table per "
+        "board: confirmed signs, the last one, messages, sequence gaps (messages that never arrived) and "
+        "duplicates dropped. On a terminal the table is redrawn every second; otherwise one line per event.")
+    parser.add_argument("url", metavar="mqtt://HOST[:PORT]/TOPIC", help="the broker and the boards' topic")
+    parser.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    parser.add_argument("--lines", action="store_true", help="one line per new message, even on a terminal")
+    parser.add_argument("--vietnamese", action="store_true", help="sign names in Vietnamese")
+    parser.add_argument("--client-id", default="bienbao-monitor",
+                        help="a fixed id keeps this consumer's session on the broker between runs (default "
+                        "bienbao-monitor)")
+    parser.set_defaults(handler=_monitor, prog=parser.prog)
+    return parser
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    import time
+
+    from bienbao.cli import CommandError
+
+    from ._deps import MissingDependencyError, require
+    from .fleet import FleetMonitor
+    from .publish import parse_mqtt_url
+
+    try:
+        url = parse_mqtt_url(args.url)
+        mqtt = require("paho.mqtt.client", "mqtt")
+    except (ValueError, MissingDependencyError) as exc:
+        raise CommandError(str(exc)) from exc
+    monitor, lock = FleetMonitor(), threading.Lock()
+    lines = args.lines or not sys.stdout.isatty()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+    def on_connect(client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            print(f"bienbao monitor: broker refused the connection ({reason_code})", file=sys.stderr)
+            return
+        client.subscribe(f"{url.topic}/+/+", qos=1)
+        print(f"bienbao monitor: subscribed to {url.topic}/+/+ on {url.host}:{url.port}", file=sys.stderr)
+
+    def on_message(client, userdata, message) -> None:
+        with lock:
+            new = monitor.receive(message.payload)
+        if new is not None and lines and new["kind"] == "event":
+            print(json.dumps({"board": new["board"], "seq": new["seq"], **new["data"]}, ensure_ascii=False),
+                  flush=True)
+
+    # clean_session=False: the broker keeps this consumer's subscription and queues its messages
+    # while it is away (QoS 1), so a restarted monitor misses nothing
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=args.client_id, clean_session=False)
+    if url.username:
+        client.username_pw_set(url.username, url.password)
+    client.on_connect, client.on_message = on_connect, on_message
+    client.reconnect_delay_set(min_delay=1, max_delay=10)
+    client.connect_async(url.host, url.port, keepalive=30)
+    client.loop_start()
+    deadline = time.monotonic() + args.duration if args.duration else None
+    try:
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            stop.wait(1.0)
+            if not lines:
+                with lock:
+                    table = monitor.table(args.vietnamese)
+                print("\x1b[2J\x1b[H" + table, flush=True)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    with lock:
+        print(monitor.table(args.vietnamese), file=sys.stderr)
     return 0

@@ -51,21 +51,30 @@ class Annotator:
             self._font = ImageFont.truetype(font_path, font_size)
         self.vietnamese = self._font is not None
 
-    def label(self, slug: str, score: float) -> str:
-        return f"{display_name(slug) if self.vietnamese else slug} {score:.2f}"
+    def name(self, slug: str) -> str:
+        return display_name(slug) if self.vietnamese else slug
 
-    def draw(self, frame: np.ndarray, detections: Detections, overlay: str = "") -> np.ndarray:
+    def label(self, slug: str, score: float) -> str:
+        return f"{self.name(slug)} {score:.2f}"
+
+    def draw(self, frame: np.ndarray, detections: Detections, overlay: str = "", *,
+             track_ids: np.ndarray | None = None, confirmed: np.ndarray | None = None,
+             status: tuple[str, ...] = ()) -> np.ndarray:
+        """``track_ids`` (per detection, -1 for none) prefix the labels with ``#id``; a detection of
+        a ``confirmed`` track gets a thicker box; ``status`` lines go under the overlay line."""
         cv2 = self.cv2
         image = frame.copy()
         texts = []
-        for box, score, class_id, slug in zip(detections.boxes, detections.scores, detections.class_ids,
-                                              detections.labels, strict=True):
+        for i, (box, score, class_id, slug) in enumerate(zip(detections.boxes, detections.scores,
+                                                              detections.class_ids, detections.labels, strict=True)):
             x1, y1, x2, y2 = box.round().astype(int).tolist()
             color = _color(int(class_id))
-            cv2.rectangle(image, (x1, y1), (x2, y2), color, 2)
-            texts.append(((x1, max(0, y1 - 18)), self.label(slug, float(score)), color))
-        if overlay:
-            texts.append(((8, 6), overlay, (255, 255, 255)))
+            thick = confirmed is not None and bool(confirmed[i])
+            cv2.rectangle(image, (x1, y1), (x2, y2), color, 3 if thick else 1 if confirmed is not None else 2)
+            prefix = f"#{int(track_ids[i])} " if track_ids is not None and track_ids[i] >= 0 else ""
+            texts.append(((x1, max(0, y1 - 18)), prefix + self.label(slug, float(score)), color))
+        for row, line in enumerate((overlay, *status) if overlay else status):
+            texts.append(((8, 6 + 20 * row), line, (255, 255, 255)))
         if self._font is None:
             for (x, y), text, color in texts:
                 width = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)[0][0]

@@ -1,9 +1,11 @@
-"""The live detection loop: newest frame -> detect -> outputs, until the source ends or a stop.
+"""The live detection loop: newest frame -> detect -> track -> outputs, until the source ends or a stop.
 
-Outputs are optional and independent: an on-screen window, an annotated video file, and JSON lines
-(one line per processed frame: timestamp, frame index, latency, detections). Each JSON line is
+Outputs are optional and independent: an on-screen window, an annotated video file, JSON lines
+(one line per processed frame: timestamp, frame index, latency, detections with their track ids),
+confirmed sign events (``SignTracker``: one JSON line when a sign is confirmed and one when it
+leaves), a browser view (``LiveView``) and an MQTT feed (``MqttPublisher``). Each JSON line is
 written whole and flushed; the video writer is released on every exit path, so Ctrl-C or SIGTERM
-leave a playable video and complete JSON lines.
+leave a playable video and complete JSON lines. The overlay is drawn only when something shows it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +24,17 @@ from ._deps import require
 from .capture import LatestFrameCapture
 from .detector import Detector
 from .draw import Annotator
+from .names import display_name
+from .tracking import SignTracker
 
-__all__ = ["LiveStats", "run_live"]
+__all__ = ["LiveOutputs", "LiveStats", "run_live"]
+
+STAGES = ("preprocess", "inference", "postprocess", "total")
+
+
+def _p50_p95(values) -> dict[str, float]:
+    array = np.asarray(values or [0.0])
+    return {"p50": round(float(np.percentile(array, 50)), 2), "p95": round(float(np.percentile(array, 95)), 2)}
 
 
 @dataclass
@@ -34,6 +46,29 @@ class LiveStats:
     dropped: int = 0
     captured: int = 0
     reconnects: int = 0
+    events: int = 0  # confirmed signs
+    # the last frames' stage times (ms) and end times, for the live figures
+    recent: deque = field(default_factory=lambda: deque(maxlen=300))
+
+    def record(self, stages_s: tuple[float, float, float]) -> float:
+        """One processed frame's stage times (seconds); its end-to-end latency in ms."""
+        pre, infer, post = (1000 * t for t in stages_s)
+        total = pre + infer + post
+        self.processed += 1
+        self.latencies_ms.append(total)
+        self.recent.append((pre, infer, post, total, time.perf_counter()))
+        return total
+
+    def stages(self) -> dict[str, dict[str, float]]:
+        """p50/p95 of each stage over the recent frames."""
+        columns = list(zip(*self.recent)) if self.recent else [[]] * 5
+        return {name: _p50_p95(list(columns[i])) for i, name in enumerate(STAGES)}
+
+    def recent_fps(self) -> float:
+        if len(self.recent) < 2:
+            return 0.0
+        span = self.recent[-1][4] - self.recent[0][4]
+        return round((len(self.recent) - 1) / span, 2) if span > 0 else 0.0
 
     def summary(self) -> dict[str, Any]:
         elapsed = max((self.ended or time.perf_counter()) - self.started, 1e-9)
@@ -42,7 +77,7 @@ class LiveStats:
             "frames_processed": self.processed, "frames_captured": self.captured, "frames_dropped": self.dropped,
             "reconnects": self.reconnects, "latency_mean_ms": round(float(latencies.mean()), 2),
             "latency_p95_ms": round(float(np.percentile(latencies, 95)), 2),
-            "fps": round(self.processed / elapsed, 2), "seconds": round(elapsed, 2),
+            "fps": round(self.processed / elapsed, 2), "seconds": round(elapsed, 2), "events": self.events,
         }
 
 
@@ -85,17 +120,70 @@ def _open_lines(path: Path, append: bool):
     return open(path, "a" if append else "w", encoding="utf-8", buffering=1)
 
 
+@dataclass
+class LiveOutputs:
+    """Where a live run's results go; every field is optional."""
+
+    video: str | Path | None = None
+    jsonl: str | Path | None = None
+    events: str | Path | None = None
+    append: bool = False  # JSON lines and events after an existing file's (a restarted service)
+    show: bool = False
+    view: Any = None  # a started LiveView
+    publisher: Any = None  # an MqttPublisher
+    publish_detections: bool = False  # also send each frame's detections (frames with any)
+
+
+def _status_lines(tracker: SignTracker, annotator: Annotator) -> tuple[str, ...]:
+    lines = []
+    if tracker.speed_limit:
+        lines.append(f"limit: {annotator.name(tracker.speed_limit)}")
+    current = tracker.current()
+    if current:
+        lines.append("in view: " + ", ".join(f"#{c['track']} {annotator.name(c['name'])}" for c in current[:3]))
+    return tuple(lines)
+
+
+def _view_stats(detector: Detector, stats: LiveStats, capture: LatestFrameCapture, tracker: SignTracker,
+                publisher) -> dict[str, Any]:
+    current = [{**c, "display_name": display_name(c["name"])} for c in tracker.current()]
+    return {
+        "backend": detector.backend.name,
+        "input": f"{detector.input_size[1]}x{detector.input_size[0]}", "frames_processed": stats.processed,
+        "fps": stats.recent_fps(), "frames_dropped": capture.dropped, "reconnects": capture.reconnects,
+        "stages_ms": stats.stages(), "events": stats.events, "current": current,
+        "speed_limit": tracker.speed_limit,
+        "speed_limit_name": display_name(tracker.speed_limit) if tracker.speed_limit else None,
+        "publish": publisher.status() if publisher is not None else None,
+    }
+
+
 def run_live(detector: Detector, capture: LatestFrameCapture, stop: threading.Event, *,
              video: str | Path | None = None, jsonl: str | Path | None = None, show: bool = False,
              annotator: Annotator | None = None, max_frames: int | None = None,
-             on_frame=None, append: bool = False) -> LiveStats:
-    """Run until the source ends, ``stop`` is set or ``max_frames`` were processed. With
-    ``append`` the JSON lines go after an existing file's (a service restarted by systemd)."""
+             on_frame=None, append: bool = False, outputs: LiveOutputs | None = None,
+             tracker: SignTracker | None = None) -> LiveStats:
+    """Run until the source ends, ``stop`` is set or ``max_frames`` were processed. ``outputs``
+    (or the shorthand ``video``/``jsonl``/``show``/``append``) says where results go; the tracker
+    is built from the model's names when not given."""
+    outputs = outputs or LiveOutputs(video=video, jsonl=jsonl, show=show, append=append)
     stats = LiveStats()
-    sink = _VideoSink(Path(video), capture.fps) if video else None
-    window = _Window() if show else None
-    lines = _open_lines(Path(jsonl), append) if jsonl else None
-    annotator = annotator or (Annotator() if (sink or window) else None)
+    tracker = tracker or SignTracker(names=detector.names)
+    sink = _VideoSink(Path(outputs.video), capture.fps) if outputs.video else None
+    window = _Window() if outputs.show else None
+    lines = _open_lines(Path(outputs.jsonl), outputs.append) if outputs.jsonl else None
+    event_lines = _open_lines(Path(outputs.events), outputs.append) if outputs.events else None
+    view, publisher = outputs.view, outputs.publisher
+    annotator = annotator or (Annotator() if (sink or window or view) else None)
+
+    def emit(events: list[dict]) -> None:
+        for event in events:
+            stats.events += event["event"] == "confirmed"
+            if event_lines is not None:
+                event_lines.write(json.dumps(event, ensure_ascii=False) + "\n")
+            if publisher is not None:
+                publisher.publish("event", event)
+
     capture.start()
     try:
         while not stop.is_set() and (max_frames is None or stats.processed < max_frames):
@@ -104,33 +192,49 @@ def run_live(detector: Detector, capture: LatestFrameCapture, stop: threading.Ev
                 if capture.finished:
                     break
                 continue
-            start = time.perf_counter()
-            detections = detector.detect(frame.image)
-            latency = (time.perf_counter() - start) * 1000
-            stats.processed += 1
-            stats.latencies_ms.append(latency)
+            detections, stages = detector.detect_timed(frame.image)
+            latency = stats.record(stages)
+            update = tracker.update(detections, frame.timestamp, frame.index)
+            emit(update.events)
+            records = None
+            if lines is not None or (publisher is not None and outputs.publish_detections and len(detections)):
+                records = [{**record, "track": int(track)}
+                           for record, track in zip(detections.to_records(), update.track_ids, strict=True)]
             if lines is not None:
                 lines.write(json.dumps({"timestamp": round(frame.timestamp, 3), "frame": frame.index,
-                                        "latency_ms": round(latency, 2),
-                                        "detections": detections.to_records()}, ensure_ascii=False) + "\n")
-            if annotator is not None and (sink or window):
-                fps = stats.processed / max(time.perf_counter() - stats.started, 1e-9)
-                image = annotator.draw(frame.image, detections, f"{fps:4.1f} FPS  {latency:5.1f} ms  "
-                                                                f"dropped {capture.dropped}")
+                                        "latency_ms": round(latency, 2), "detections": records},
+                                       ensure_ascii=False) + "\n")
+            if publisher is not None and outputs.publish_detections and len(detections):
+                publisher.publish("detections", {"timestamp": round(frame.timestamp, 3), "frame": frame.index,
+                                                 "detections": records})
+            wants_view = view is not None and view.wants_frame()
+            if annotator is not None and (sink or window or wants_view):
+                overlay = f"{stats.recent_fps():4.1f} FPS  {latency:5.1f} ms  dropped {capture.dropped}"
+                image = annotator.draw(frame.image, detections, overlay, track_ids=update.track_ids,
+                                       confirmed=update.confirmed, status=_status_lines(tracker, annotator))
                 if sink:
                     sink.write(image)
+                if wants_view:
+                    view.offer(image)
                 if window and not window.show(image):
                     break
+            if view is not None:
+                view.update(_view_stats(detector, stats, capture, tracker, publisher),
+                            [{**event, "display_name": display_name(event["name"])} for event in update.events])
             if on_frame is not None:
                 on_frame(stats, detections)
     finally:
         stats.ended = time.perf_counter()
         capture.stop()
         stats.captured, stats.dropped, stats.reconnects = capture.captured, capture.dropped, capture.reconnects
-        if sink:
-            sink.close()
-        if window:
-            window.close()
-        if lines is not None:
-            lines.close()
+        try:
+            emit(tracker.flush())  # the signs still in view end with the run
+        finally:
+            if sink:
+                sink.close()
+            if window:
+                window.close()
+            for handle in (lines, event_lines):
+                if handle is not None:
+                    handle.close()
     return stats

@@ -1,0 +1,218 @@
+"""A live view in the browser for a headless board: ``bienbao detect ... --serve HOST:PORT``.
+
+Standard library only (``http.server``, one thread per client); OpenCV encodes the JPEGs.
+
+    /             a small page: the annotated stream, the live figures, the signs in view, events
+    /stream.mjpg  the annotated frames as MJPEG (multipart/x-mixed-replace)
+    /frame.jpg    the newest annotated frame
+    /stats.json   FPS, per-stage latency p50/p95, dropped frames, backend, signs, recent events
+
+The detection loop never waits for the server: it asks ``wants_frame()`` (true only while a stream
+client is connected and the capped rate allows a frame), draws the overlay only then, and hands the
+image over with ``offer``; the JPEG is encoded once per frame in a client's thread, not in the loop.
+Binds to 127.0.0.1 unless told otherwise; with ``token`` every request needs ``?token=...`` or an
+``Authorization: Bearer ...`` header.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import threading
+import time
+from collections import deque
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+import numpy as np
+
+from ._deps import require
+
+__all__ = ["LiveView", "parse_serve_address"]
+
+PAGE = Path(__file__).with_name("live_view.html")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def parse_serve_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT`` or ``PORT`` (host 127.0.0.1); a clear error for anything else."""
+    host, _, port = text.rpartition(":") if ":" in text else ("", "", text)
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"--serve {text!r}: expected HOST:PORT, :PORT or PORT (e.g. 127.0.0.1:8080)")
+    return host, int(port)
+
+
+class LiveView:
+    def __init__(self, host: str = "127.0.0.1", port: int = 8080, *, token: str | None = None,
+                 max_fps: float = 10.0, quality: int = 80, recent_events: int = 50) -> None:
+        if max_fps <= 0:
+            raise ValueError(f"live view: max_fps must be > 0, got {max_fps}")
+        self.cv2 = require("cv2", "opencv", "or the system OpenCV on a Jetson")
+        self.token, self.min_interval, self.quality = token, 1.0 / max_fps, quality
+        self._lock = threading.Condition()
+        self._image: np.ndarray | None = None
+        self._seq = 0
+        self._jpeg: tuple[int, bytes] = (-1, b"")
+        self._last_offer = 0.0
+        self._stats: dict[str, Any] = {}
+        self.info: dict[str, Any] = {}  # fixed facts shown on the page (model file, its hash)
+        self._events: deque[dict] = deque(maxlen=recent_events)
+        self._closing = False
+        self.stream_clients = 0
+        self.frames_encoded = 0
+        self.frames_streamed = 0
+        try:
+            self.server = ThreadingHTTPServer((host, port), self._handler())
+        except OSError as exc:
+            raise OSError(f"--serve {host}:{port}: cannot listen there ({exc.strerror or exc})") from exc
+        self.server.daemon_threads = True
+        self.host, self.port = host, self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, name="bienbao-serve", daemon=True)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> LiveView:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        with self._lock:
+            self._closing = True
+            self._lock.notify_all()
+        self.server.shutdown()
+        self.server.server_close()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/" + (f"?token={quote(self.token)}" if self.token else "")
+
+    @property
+    def exposed(self) -> bool:
+        return self.host not in LOOPBACK
+
+    # -- the detection loop's side -------------------------------------------------------------
+    def wants_frame(self) -> bool:
+        """True when a stream client is connected and the capped rate allows another frame."""
+        return self.stream_clients > 0 and time.monotonic() - self._last_offer >= self.min_interval
+
+    def offer(self, image: np.ndarray) -> None:
+        """The newest annotated frame (kept by reference: pass an image the loop will not change)."""
+        with self._lock:
+            self._image, self._seq, self._last_offer = image, self._seq + 1, time.monotonic()
+            self._lock.notify_all()
+
+    def update(self, stats: dict[str, Any], events: list[dict] = ()) -> None:
+        with self._lock:
+            self._stats = dict(stats)
+            self._events.extend(events)
+
+    # -- the server's side ---------------------------------------------------------------------
+    def _jpeg_of(self, seq: int) -> bytes:
+        """The JPEG of frame ``seq``, encoded once whatever the number of clients."""
+        with self._lock:
+            if self._jpeg[0] == seq:
+                return self._jpeg[1]
+            image = self._image
+        ok, data = self.cv2.imencode(".jpg", image, [self.cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        if not ok:
+            raise OSError("OpenCV could not encode the frame as JPEG")
+        with self._lock:
+            if self._seq == seq:
+                self._jpeg = (seq, data.tobytes())
+                self.frames_encoded += 1
+        return data.tobytes()
+
+    def _next_frame(self, after: int, timeout: float = 1.0) -> int | None:
+        with self._lock:
+            if self._seq == after and not self._closing:
+                self._lock.wait(timeout)
+            return None if self._closing or self._seq in (after, 0) else self._seq
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {**self.info, **self._stats, "events": list(self._events)[::-1],
+                    "stream": {"clients": self.stream_clients, "frames_streamed": self.frames_streamed,
+                               "frames_encoded": self.frames_encoded, "max_fps": round(1 / self.min_interval, 2)}}
+
+    def _authorized(self, handler: BaseHTTPRequestHandler) -> bool:
+        if not self.token:
+            return True
+        query = parse_qs(urlsplit(handler.path).query).get("token", [""])[0]
+        header = handler.headers.get("Authorization", "")
+        given = header[7:] if header.startswith("Bearer ") else query
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        view = self
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "bienbao-live"
+
+            def log_message(self, *args) -> None:  # no access log on the board's console
+                pass
+
+            def _send(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                if not view._authorized(self):
+                    self._send(HTTPStatus.UNAUTHORIZED, b"token required: open the URL that bienbao detect printed\n",
+                               "text/plain; charset=utf-8")
+                    return
+                route = urlsplit(self.path).path
+                try:
+                    if route in ("/", "/index.html"):
+                        token = json.dumps(view.token or "")
+                        self._send(HTTPStatus.OK, PAGE.read_text(encoding="utf-8").replace("__TOKEN__", token)
+                                   .encode(), "text/html; charset=utf-8")
+                    elif route == "/stats.json":
+                        self._send(HTTPStatus.OK, json.dumps(view.snapshot(), ensure_ascii=False).encode(),
+                                   "application/json")
+                    elif route == "/frame.jpg":
+                        seq = view._seq
+                        if seq == 0:
+                            self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"no frame yet\n", "text/plain")
+                        else:
+                            self._send(HTTPStatus.OK, view._jpeg_of(seq), "image/jpeg")
+                    elif route == "/stream.mjpg":
+                        self._stream()
+                    else:
+                        self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client went away
+
+            def _stream(self) -> None:
+                self.send_response(HTTPStatus.OK)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                with view._lock:
+                    view.stream_clients += 1
+                try:
+                    seq = 0
+                    while True:
+                        nxt = view._next_frame(seq)
+                        if view._closing:
+                            return
+                        if nxt is None:
+                            continue
+                        seq, data = nxt, view._jpeg_of(nxt)
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                         + str(len(data)).encode() + b"\r\n\r\n" + data + b"\r\n")
+                        self.wfile.flush()
+                        with view._lock:
+                            view.frames_streamed += 1
+                finally:
+                    with view._lock:
+                        view.stream_clients -= 1
+
+        return Handler

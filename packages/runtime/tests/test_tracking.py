@@ -1,0 +1,133 @@
+"""SignTracker: one event per physical sign, majority class, k-of-n confirmation, motion, ends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bienbao.runtime import Detections
+from bienbao.runtime.tracking import SignTracker, TrackerConfig
+
+NAMES = ("cam-dung-xe-va-do-xe", "toc-do-toi-da-60", "toc-do-toi-da-50", "het-han-che-toc-do-toi-da")
+
+
+def frame(*signs: tuple[list[float], float, int]) -> Detections:
+    """Detections from (box, score, class) tuples."""
+    if not signs:
+        return Detections.empty(NAMES)
+    boxes, scores, classes = zip(*signs, strict=True)
+    return Detections(np.array(boxes, np.float32), np.array(scores, np.float32), np.array(classes, np.int64), NAMES)
+
+
+def run(tracker: SignTracker, frames: list[Detections]) -> list[dict]:
+    events = []
+    for index, detections in enumerate(frames):
+        events += tracker.update(detections, 100.0 + index / 30, index).events
+    return events + tracker.flush()
+
+
+def moving(start: float, step: float, count: int, size: float = 12.0) -> list[list[float]]:
+    """A sign's box moving right by ``step`` pixels a frame."""
+    return [[start + i * step, 200.0, start + i * step + size, 200.0 + size] for i in range(count)]
+
+
+def test_one_sign_one_event_with_the_majority_class_despite_a_mirror_class_frame() -> None:
+    boxes = moving(300, 2, 12)
+    classes = [1] * 12
+    classes[5] = 2  # one frame taken for the neighbouring class
+    scores = [0.5 + 0.03 * i for i in range(12)]
+    tracker = SignTracker(TrackerConfig(confirm_hits=3, confirm_window=5), NAMES)
+    events = run(tracker, [frame((b, s, c)) for b, s, c in zip(boxes, scores, classes, strict=True)])
+    assert [e["event"] for e in events] == ["confirmed", "ended"]
+    confirmed, ended = events
+    assert confirmed["track"] == ended["track"] == 1 and confirmed["name"] == ended["name"] == "toc-do-toi-da-60"
+    assert confirmed["frames"] == 3 and confirmed["first_frame"] == 0 and confirmed["last_frame"] == 2
+    assert ended["frames"] == 12 and ended["last_frame"] == 11
+    assert ended["best_score"] == pytest.approx(scores[-1], abs=1e-4) and ended["box"] == boxes[-1]
+    assert ended["first_time"] == pytest.approx(100.0) and ended["last_time"] == pytest.approx(100 + 11 / 30, abs=1e-3)
+    assert tracker.discarded == 0 and tracker.speed_limit == "toc-do-toi-da-60"
+
+
+def test_a_flicker_below_k_of_n_gives_no_event_and_is_counted_as_discarded() -> None:
+    box = [100.0, 100.0, 120.0, 120.0]
+    seen = [True, False, False, True, False, False, False]  # 2 of any 5: never 3
+    tracker = SignTracker(TrackerConfig(confirm_hits=3, confirm_window=5, max_missed=3), NAMES)
+    events = run(tracker, [frame((box, 0.3, 0)) if s else frame() for s in seen])
+    assert events == [] and tracker.discarded == 1 and tracker.confirmed_count == 0
+
+
+def test_k_of_n_counts_within_the_window() -> None:
+    box = [100.0, 100.0, 120.0, 120.0]
+    tracker = SignTracker(TrackerConfig(confirm_hits=3, confirm_window=5), NAMES)
+    seen = [True, False, True, False, True]  # the 3rd hit in a window of 5: confirmed on frame 4
+    confirmed_at = [i for i, s in enumerate(seen)
+                    if any(e["event"] == "confirmed"
+                           for e in tracker.update(frame((box, 0.9, 0)) if s else frame(), float(i), i).events)]
+    assert confirmed_at == [4]
+
+
+def test_two_signs_side_by_side_keep_their_own_tracks() -> None:
+    left, right = moving(100, 1, 8), moving(140, 1, 8)
+    tracker = SignTracker(TrackerConfig(confirm_hits=2, confirm_window=3), NAMES)
+    ids = set()
+    for i in range(8):
+        update = tracker.update(frame((left[i], 0.9, 0), (right[i], 0.8, 1)), float(i), i)
+        ids.add(tuple(update.track_ids.tolist()))
+    assert ids == {(1, 2)}
+    events = tracker.flush()
+    assert sorted((e["track"], e["name"], e["frames"]) for e in events) == [
+        (1, "cam-dung-xe-va-do-xe", 8), (2, "toc-do-toi-da-60", 8)]
+
+
+def test_a_tiny_fast_sign_is_followed_by_its_motion() -> None:
+    # a 10 px sign speeding up as the car nears it: 14 px between the first frames (within the
+    # 1.5 box-size gate), then 4 px more each frame, up to 46 px: far outside the gate and with no
+    # overlap, but the predicted box (the last one moved by the track's velocity) lands next to it
+    x, steps, boxes = 50.0, [14.0 + 4 * i for i in range(9)], []
+    for step in [0.0, *steps]:
+        x += step
+        boxes.append([x, 200.0, x + 10, 210.0])
+    assert steps[-1] / 10 > 3 * TrackerConfig().match_distance
+    tracker = SignTracker(TrackerConfig(confirm_hits=3, confirm_window=5), NAMES)
+    ids = [int(tracker.update(frame((b, 0.8, 1)), float(i), i).track_ids[0]) for i, b in enumerate(boxes)]
+    assert ids == [1] * len(boxes) and tracker.discarded == 0
+
+
+def test_a_track_ends_after_max_missed_and_the_sign_coming_back_is_a_new_track() -> None:
+    box = [100.0, 100.0, 120.0, 120.0]
+    tracker = SignTracker(TrackerConfig(confirm_hits=2, confirm_window=3, max_missed=2), NAMES)
+    sequence = [True, True, False, False, False, True, True]
+    ended_at, ids = [], []
+    for i, s in enumerate(sequence):
+        update = tracker.update(frame((box, 0.9, 0)) if s else frame(), float(i), i)
+        ended_at += [i for e in update.events if e["event"] == "ended"]
+        ids += update.track_ids.tolist()
+    assert ended_at == [4] and ids == [1, 1, 2, 2]
+
+
+def test_speed_limit_in_force_follows_confirmed_signs_and_is_cleared_by_the_end_sign() -> None:
+    tracker = SignTracker(TrackerConfig(confirm_hits=1, confirm_window=1, max_missed=0), NAMES)
+    for i, class_id in enumerate([2, 1, 3]):  # 50, then 60, then the end-of-limit sign
+        tracker.update(frame(([100.0 * i, 0, 100.0 * i + 20, 20], 0.9, class_id)), float(i), i)
+        assert tracker.speed_limit == ("toc-do-toi-da-50", "toc-do-toi-da-60", None)[i]
+
+
+def test_current_lists_confirmed_signs_in_view() -> None:
+    tracker = SignTracker(TrackerConfig(confirm_hits=2, confirm_window=2), NAMES)
+    tracker.update(frame(([0, 0, 20, 20], 0.9, 1)), 0.0, 0)
+    assert tracker.current() == []
+    update = tracker.update(frame(([1, 0, 21, 20], 0.7, 1)), 0.1, 1)
+    assert update.confirmed.tolist() == [True]
+    assert tracker.current() == [{"track": 1, "name": "toc-do-toi-da-60", "frames": 2, "best_score": 0.9}]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"confirm_hits": 4, "confirm_window": 3}, "confirm_hits <= confirm_window"),
+    ({"confirm_hits": 0}, "confirm_hits"),
+    ({"max_missed": -1}, "max_missed"),
+    ({"match_iou": 0.0}, "match_iou"),
+    ({"match_distance": -1.0}, "match_distance"),
+])
+def test_bad_tracker_settings_are_refused_with_the_setting_named(kwargs, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        TrackerConfig(**kwargs)
