@@ -165,6 +165,7 @@ def lean(session: nox.Session) -> None:
     check = (
         "import sys, importlib.util\n"
         "import bienbao.runtime, bienbao.bench, bienbao.cli\n"
+        "import bienbao.runtime.tracking, bienbao.runtime.serve, bienbao.runtime.publish, bienbao.runtime.fleet\n"
         "from bienbao.cli import build_parser\n"
         "build_parser()\n"
         "loaded = [m for m in ('torch', 'ultralytics', 'torchvision') if m in sys.modules]\n"
@@ -175,6 +176,9 @@ def lean(session: nox.Session) -> None:
     )
     session.run("python", "-c", check)
     session.run("bienbao", "info")
+    # the board extras (live view, MQTT feed, ONNX Runtime) add no torch either
+    install(session, "runtime", extras="[onnxruntime,serve,mqtt]")
+    session.run("python", "-c", check + "import paho.mqtt.client, cv2, onnxruntime\n")
 
 
 @nox.session

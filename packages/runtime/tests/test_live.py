@@ -145,3 +145,29 @@ def test_vietnamese_names_are_drawn_when_a_font_exists(real_frames) -> None:
     drawn = vietnamese.draw(frame, detections, "30 FPS")
     assert drawn.shape == frame.shape and not np.array_equal(drawn, frame)
     assert np.array_equal(frame, real_frames[0])  # the input frame is not modified
+
+
+def test_events_are_one_confirmed_and_one_ended_line_per_tracked_sign(tmp_path, brightness_model, sign_video) -> None:
+    from bienbao.runtime.live import LiveOutputs
+    from bienbao.runtime.tracking import SignTracker, TrackerConfig
+
+    video = sign_video(frames=12)
+    detector = Detector(brightness_model(tmp_path / "m.onnx"), conf=0.2)  # two fixed boxes, every frame
+    capture = LatestFrameCapture(parse_source(str(video)), realtime=False)
+    tracker = SignTracker(TrackerConfig(confirm_hits=3, confirm_window=5), detector.names)
+    outputs = LiveOutputs(events=tmp_path / "out/events.jsonl", jsonl=tmp_path / "d.jsonl")
+    stats = run_live(detector, capture, threading.Event(), outputs=outputs, tracker=tracker)
+    events = read_jsonl(tmp_path / "out/events.jsonl")
+    assert [(e["event"], e["track"]) for e in events] == [("confirmed", 1), ("confirmed", 2), ("ended", 1),
+                                                           ("ended", 2)]
+    assert all(e["name"] == "cam-re-trai" for e in events)  # class 0 outscores class 1 on every frame
+    assert [e["frames"] for e in events] == [3, 3, 12, 12] and events[0]["first_frame"] == 0
+    assert events[2]["last_frame"] == 11 and stats.summary()["events"] == 2
+    tracks = {d["track"] for line in read_jsonl(tmp_path / "d.jsonl") for d in line["detections"]}
+    assert tracks == {1, 2}  # the per-frame lines name each detection's track
+
+
+def test_a_bad_confirm_setting_is_refused_by_the_command(tmp_path, brightness_model) -> None:
+    result = subprocess.run([sys.executable, "-m", "bienbao.cli", "detect", brightness_model(tmp_path / "m.onnx"),
+                             "--confirm", "4/3"], capture_output=True, text=True)
+    assert result.returncode == 2 and "1 <= K <= N" in result.stderr

@@ -137,7 +137,7 @@ def test_urls_and_board_ids_are_checked(tmp_path) -> None:
 def test_broker_down_at_start_every_message_arrives_once_in_order_when_it_comes_up(tmp_path, broker) -> None:
     broker.start()
     consumer = Consumer(broker)  # the consumer's session exists before the outage (a fleet's server)
-    assert wait_for(lambda: consumer.client.is_connected())
+    assert wait_for(consumer.client.is_connected)
     time.sleep(1.2)  # the session is saved (autosave_interval 1)
     broker.stop()
     publisher = MqttPublisher(broker.url, board="car-1", model="abc", queue=tmp_path / "queue.sqlite")
@@ -160,7 +160,7 @@ def test_broker_down_at_start_every_message_arrives_once_in_order_when_it_comes_
 def test_broker_killed_mid_run_and_restarted_nothing_is_lost(tmp_path, broker) -> None:
     broker.start()
     consumer = Consumer(broker)
-    assert wait_for(lambda: consumer.client.is_connected())
+    assert wait_for(consumer.client.is_connected)
     publisher = MqttPublisher(broker.url, board="car-2", queue=tmp_path / "queue.sqlite")
     assert wait_for(lambda: publisher.status()["connected"])
     time.sleep(1.2)
@@ -189,7 +189,7 @@ def test_a_full_queue_drops_the_oldest_and_the_consumer_sees_the_gap(tmp_path, b
         publisher.publish("event", {"i": i})
     broker.start()
     consumer = Consumer(broker)
-    assert wait_for(lambda: consumer.client.is_connected())
+    assert wait_for(consumer.client.is_connected)
     time.sleep(0.3)
     # the consumer subscribed after the publisher may have sent: wait for the queue to drain, then check
     assert wait_for(lambda: publisher.status()["queued"] == 0)

@@ -110,6 +110,33 @@ def _file_hash(path: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def _view_and_feed(args: argparse.Namespace):
+    """The live view and the MQTT publisher that ``args`` ask for (each may be None)."""
+    view = publisher = None
+    model_hash = _file_hash(args.model) if (args.serve or args.publish) else ""
+    if args.serve:
+        from .serve import LiveView, parse_serve_address
+
+        host, port = parse_serve_address(args.serve)
+        view = LiveView(host, port, token=args.serve_token, max_fps=args.serve_fps)
+        view.info = {"model": Path(args.model).name, "model_hash": model_hash}
+        if view.exposed and not view.token:
+            print(f"bienbao detect: the live view listens on {host}, reachable from the network, without a "
+                  "token: anyone who can reach this board sees the camera (use --serve-token)", file=sys.stderr)
+    if args.publish:
+        from .publish import MqttPublisher
+
+        try:
+            publisher = MqttPublisher(args.publish, board=args.board_id, model=model_hash,
+                                      queue=Path(args.queue) if args.queue else _state_dir() / "mqtt-queue.sqlite",
+                                      max_queued=args.queue_max)
+        except BaseException:
+            if view is not None:
+                view.close()
+            raise
+    return view, publisher
+
+
 def _detect(args: argparse.Namespace) -> int:
     from bienbao.cli import CommandError
 
@@ -122,7 +149,6 @@ def _detect(args: argparse.Namespace) -> int:
     from .sources import parse_source
     from .tracking import SignTracker, TrackerConfig
 
-    view = publisher = None
     try:
         source = parse_source(args.source, args.width, args.height, args.fps)
         options = {"threads": args.threads} if args.threads else {}
@@ -130,25 +156,8 @@ def _detect(args: argparse.Namespace) -> int:
         tracker = SignTracker(TrackerConfig(confirm_hits=args.confirm[0], confirm_window=args.confirm[1],
                                             max_missed=args.max_missed), detector.names)
         capture = LatestFrameCapture(source, realtime=not args.every_frame)
-        model_hash = _file_hash(args.model) if (args.serve or args.publish) else ""
-        if args.serve:
-            from .serve import LiveView, parse_serve_address
-
-            host, port = parse_serve_address(args.serve)
-            view = LiveView(host, port, token=args.serve_token, max_fps=args.serve_fps)
-            view.info = {"model": Path(args.model).name, "model_hash": model_hash}
-            if view.exposed and not view.token:
-                print(f"bienbao detect: the live view listens on {host}, reachable from the network, without a "
-                      "token: anyone who can reach this board sees the camera (use --serve-token)", file=sys.stderr)
-        if args.publish:
-            from .publish import MqttPublisher
-
-            publisher = MqttPublisher(args.publish, board=args.board_id, model=model_hash,
-                                      queue=Path(args.queue) if args.queue else _state_dir() / "mqtt-queue.sqlite",
-                                      max_queued=args.queue_max)
+        view, publisher = _view_and_feed(args)
     except (FileNotFoundError, OSError, ValueError, MetadataError, MissingDependencyError) as exc:
-        if view is not None:
-            view.close()
         raise CommandError(str(exc)) from exc
     show = args.show or (not args.headless and bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))
     stop = threading.Event()

@@ -65,7 +65,8 @@ class FleetMonitor:
         return message
 
     def table(self, vietnamese: bool = False) -> str:
-        header = f"{'board':<16} {'model':<16} {'signs':>6} {'last sign':<34} {'at':>8} {'msgs':>6} {'gaps':>5} {'dup':>4}"
+        header = (f"{'board':<16} {'model':<16} {'signs':>6} {'last sign':<34} {'at':>8} {'msgs':>6} {'gaps':>5} "
+                  f"{'dup':>4}")
         rows = [header, "-" * len(header)]
         for state in sorted(self.boards.values(), key=lambda s: s.board):
             name = display_name(state.last_sign) if vietnamese else state.last_sign

@@ -61,7 +61,7 @@ class LiveStats:
 
     def stages(self) -> dict[str, dict[str, float]]:
         """p50/p95 of each stage over the recent frames."""
-        columns = list(zip(*self.recent)) if self.recent else [[]] * 5
+        columns = list(zip(*self.recent, strict=True)) if self.recent else [[]] * 5
         return {name: _p50_p95(list(columns[i])) for i, name in enumerate(STAGES)}
 
     def recent_fps(self) -> float:
@@ -158,6 +158,60 @@ def _view_stats(detector: Detector, stats: LiveStats, capture: LatestFrameCaptur
     }
 
 
+class _OpenOutputs:
+    """A run's outputs, opened: one call per frame and per batch of events, one ``close``."""
+
+    def __init__(self, outputs: LiveOutputs, fps: float, annotator: Annotator | None) -> None:
+        self.outputs, self.view, self.publisher = outputs, outputs.view, outputs.publisher
+        self.sink = _VideoSink(Path(outputs.video), fps) if outputs.video else None
+        self.window = _Window() if outputs.show else None
+        self.lines = _open_lines(Path(outputs.jsonl), outputs.append) if outputs.jsonl else None
+        self.event_lines = _open_lines(Path(outputs.events), outputs.append) if outputs.events else None
+        self.annotator = annotator or (Annotator() if (self.sink or self.window or self.view) else None)
+        self.confirmed = 0
+
+    def emit(self, events: list[dict]) -> None:
+        for event in events:
+            self.confirmed += event["event"] == "confirmed"
+            if self.event_lines is not None:
+                self.event_lines.write(json.dumps(event, ensure_ascii=False) + "\n")
+            if self.publisher is not None:
+                self.publisher.publish("event", event)
+
+    def frame(self, frame, detections, update, latency: float, overlay: str, status) -> bool:
+        """Everything one processed frame goes to; False when the user closed the window."""
+        publish = self.publisher is not None and self.outputs.publish_detections and len(detections)
+        if self.lines is not None or publish:
+            records = [{**record, "track": int(track)}
+                       for record, track in zip(detections.to_records(), update.track_ids, strict=True)]
+            if self.lines is not None:
+                self.lines.write(json.dumps({"timestamp": round(frame.timestamp, 3), "frame": frame.index,
+                                             "latency_ms": round(latency, 2), "detections": records},
+                                            ensure_ascii=False) + "\n")
+            if publish:
+                self.publisher.publish("detections", {"timestamp": round(frame.timestamp, 3), "frame": frame.index,
+                                                      "detections": records})
+        wants_view = self.view is not None and self.view.wants_frame()
+        if self.annotator is None or not (self.sink or self.window or wants_view):
+            return True
+        image = self.annotator.draw(frame.image, detections, overlay, track_ids=update.track_ids,
+                                    confirmed=update.confirmed, status=status(self.annotator))
+        if self.sink:
+            self.sink.write(image)
+        if wants_view:
+            self.view.offer(image)
+        return not self.window or self.window.show(image)
+
+    def close(self) -> None:
+        if self.sink:
+            self.sink.close()
+        if self.window:
+            self.window.close()
+        for handle in (self.lines, self.event_lines):
+            if handle is not None:
+                handle.close()
+
+
 def run_live(detector: Detector, capture: LatestFrameCapture, stop: threading.Event, *,
              video: str | Path | None = None, jsonl: str | Path | None = None, show: bool = False,
              annotator: Annotator | None = None, max_frames: int | None = None,
@@ -169,21 +223,7 @@ def run_live(detector: Detector, capture: LatestFrameCapture, stop: threading.Ev
     outputs = outputs or LiveOutputs(video=video, jsonl=jsonl, show=show, append=append)
     stats = LiveStats()
     tracker = tracker or SignTracker(names=detector.names)
-    sink = _VideoSink(Path(outputs.video), capture.fps) if outputs.video else None
-    window = _Window() if outputs.show else None
-    lines = _open_lines(Path(outputs.jsonl), outputs.append) if outputs.jsonl else None
-    event_lines = _open_lines(Path(outputs.events), outputs.append) if outputs.events else None
-    view, publisher = outputs.view, outputs.publisher
-    annotator = annotator or (Annotator() if (sink or window or view) else None)
-
-    def emit(events: list[dict]) -> None:
-        for event in events:
-            stats.events += event["event"] == "confirmed"
-            if event_lines is not None:
-                event_lines.write(json.dumps(event, ensure_ascii=False) + "\n")
-            if publisher is not None:
-                publisher.publish("event", event)
-
+    opened = _OpenOutputs(outputs, capture.fps, annotator)
     capture.start()
     try:
         while not stop.is_set() and (max_frames is None or stats.processed < max_frames):
@@ -195,32 +235,15 @@ def run_live(detector: Detector, capture: LatestFrameCapture, stop: threading.Ev
             detections, stages = detector.detect_timed(frame.image)
             latency = stats.record(stages)
             update = tracker.update(detections, frame.timestamp, frame.index)
-            emit(update.events)
-            records = None
-            if lines is not None or (publisher is not None and outputs.publish_detections and len(detections)):
-                records = [{**record, "track": int(track)}
-                           for record, track in zip(detections.to_records(), update.track_ids, strict=True)]
-            if lines is not None:
-                lines.write(json.dumps({"timestamp": round(frame.timestamp, 3), "frame": frame.index,
-                                        "latency_ms": round(latency, 2), "detections": records},
-                                       ensure_ascii=False) + "\n")
-            if publisher is not None and outputs.publish_detections and len(detections):
-                publisher.publish("detections", {"timestamp": round(frame.timestamp, 3), "frame": frame.index,
-                                                 "detections": records})
-            wants_view = view is not None and view.wants_frame()
-            if annotator is not None and (sink or window or wants_view):
-                overlay = f"{stats.recent_fps():4.1f} FPS  {latency:5.1f} ms  dropped {capture.dropped}"
-                image = annotator.draw(frame.image, detections, overlay, track_ids=update.track_ids,
-                                       confirmed=update.confirmed, status=_status_lines(tracker, annotator))
-                if sink:
-                    sink.write(image)
-                if wants_view:
-                    view.offer(image)
-                if window and not window.show(image):
-                    break
-            if view is not None:
-                view.update(_view_stats(detector, stats, capture, tracker, publisher),
-                            [{**event, "display_name": display_name(event["name"])} for event in update.events])
+            opened.emit(update.events)
+            stats.events = opened.confirmed
+            overlay = f"{stats.recent_fps():4.1f} FPS  {latency:5.1f} ms  dropped {capture.dropped}"
+            if not opened.frame(frame, detections, update, latency, overlay,
+                                lambda annotator: _status_lines(tracker, annotator)):
+                break
+            if outputs.view is not None:
+                outputs.view.update(_view_stats(detector, stats, capture, tracker, outputs.publisher),
+                                    [{**event, "display_name": display_name(event["name"])} for event in update.events])
             if on_frame is not None:
                 on_frame(stats, detections)
     finally:
@@ -228,13 +251,8 @@ def run_live(detector: Detector, capture: LatestFrameCapture, stop: threading.Ev
         capture.stop()
         stats.captured, stats.dropped, stats.reconnects = capture.captured, capture.dropped, capture.reconnects
         try:
-            emit(tracker.flush())  # the signs still in view end with the run
+            opened.emit(tracker.flush())  # the signs still in view end with the run
+            stats.events = opened.confirmed
         finally:
-            if sink:
-                sink.close()
-            if window:
-                window.close()
-            for handle in (lines, event_lines):
-                if handle is not None:
-                    handle.close()
+            opened.close()
     return stats

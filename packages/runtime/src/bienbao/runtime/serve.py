@@ -163,7 +163,7 @@ class LiveView:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 if not view._authorized(self):
                     self._send(HTTPStatus.UNAUTHORIZED, b"token required: open the URL that bienbao detect printed\n",
                                "text/plain; charset=utf-8")

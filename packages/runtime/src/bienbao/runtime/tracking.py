@@ -32,7 +32,7 @@ import numpy as np
 
 from .postprocess import Detections, box_iou
 
-__all__ = ["Track", "TrackUpdate", "TrackerConfig", "SignTracker"]
+__all__ = ["SignTracker", "Track", "TrackUpdate", "TrackerConfig"]
 
 # a confirmed "maximum speed N" sign sets the limit in force; the "end of speed limit" sign clears it
 SPEED_LIMIT = re.compile(r"^toc-do-toi-da-(\d+)$")
