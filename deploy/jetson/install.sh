@@ -25,9 +25,10 @@ if ! python3 -c "import tensorrt, cv2" 2> /dev/null; then
 fi
 python3 -m venv --system-site-packages "$prefix/venv"
 "$prefix/venv/bin/python" -m pip install --upgrade pip
-# no opencv extra: a PyPI OpenCV would shadow JetPack's, which has GStreamer for the CSI camera
+# no opencv (nor serve) extra: a PyPI OpenCV would shadow JetPack's, which has GStreamer for the CSI
+# camera; --serve uses that system cv2. mqtt: the fleet feed (--publish)
 "$prefix/venv/bin/python" -m pip install "pycuda==2025.1.2" "$(wheel "$wheels" bienbao_cli)" \
-    "$(wheel "$wheels" bienbao_runtime)[display]" "$(wheel "$wheels" bienbao_bench)"
+    "$(wheel "$wheels" bienbao_runtime)[display,mqtt]" "$(wheel "$wheels" bienbao_bench)"
 "$prefix/venv/bin/bienbao" info
 install_model "$prefix" "$here" "$model"
 install_service "$here"
