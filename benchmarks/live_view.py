@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=ROOT / "models/pretrained/yolov8n-vn-signs-int8-onnxruntime.onnx")
     parser.add_argument("--clip", type=Path, default=ROOT / "datasets/vn-signs-sample.mp4")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--serve-fps", type=float, default=10.0)
+    parser.add_argument("--serve-fps", type=float, default=5.0)
     parser.add_argument("--threads", type=int)
     args = parser.parse_args()
     detector = Detector(args.model, **({"threads": args.threads} if args.threads else {}))

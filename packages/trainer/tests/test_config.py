@@ -69,3 +69,23 @@ def test_bad_qat_configs_name_the_key_and_file(tmp_path, text, message) -> None:
 def test_a_missing_config_file_is_named(tmp_path) -> None:
     with pytest.raises(ConfigError, match="not found.*nope.yaml"):
         load_train_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("epochs, expected, changed", [
+    (10, (0, 1, 6, 8), False),  # the packaged schedule fits its 10 epochs
+    (3, (0, 0, 1, 2), True),
+    (5, (0, 0, 3, 4), True),
+    (1, (0, 0, 0, 0), True),
+    (9, (0, 1, 6, 8), False),
+])
+def test_the_schedule_is_fitted_to_the_run_keeping_its_order(epochs, expected, changed) -> None:
+    from bienbao.trainer.config import QATSchedule
+
+    packaged = QATSchedule(enable_weights_epoch=0, enable_activations_epoch=1, freeze_bn_epoch=6,
+                           freeze_observers_epoch=8)
+    fitted, note = packaged.fit(epochs)
+    assert (fitted.enable_weights_epoch, fitted.enable_activations_epoch, fitted.freeze_bn_epoch,
+            fitted.freeze_observers_epoch) == expected
+    assert (note is not None) == changed
+    never = QATSchedule(enable_activations_epoch=0, freeze_bn_epoch=None, freeze_observers_epoch=None)
+    assert never.fit(1) == (never, None)  # "never" stays never

@@ -102,6 +102,31 @@ def test_refusals_name_the_problem(exported, fp32_weights, tmp_path) -> None:
         export_onnx(tmp_path / "missing.pt", tmp_path, "onnxruntime", imgsz=IMGSZ)
 
 
+def test_a_checkpoint_whose_activation_quantizers_never_ran_is_not_exported_as_int8(exported, tmp_path) -> None:
+    from bienbao.quant import enable_fake_quant
+
+    checkpoint = torch.load(exported["ort_ckpt"], weights_only=False)
+    for key in ("model", "ema"):
+        if checkpoint.get(key) is not None:
+            enable_fake_quant(checkpoint[key], False, roles=["input", "output"])  # as a too-short schedule leaves it
+    weights_only = tmp_path / "weights_only.pt"
+    torch.save(checkpoint, weights_only)
+    with pytest.raises(ExportError, match="activation quantizers were never enabled"):
+        export_onnx(weights_only, tmp_path / "out", "onnxruntime", imgsz=IMGSZ)
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_a_full_disk_leaves_no_truncated_onnx_and_a_read_only_folder_is_named(exported, small_disk,
+                                                                              read_only_dir) -> None:
+    disk = small_disk(256)  # the INT8 file is about 3 MB: the write fails part-way
+    with pytest.raises(OSError) as failure:
+        export_onnx(exported["ort_ckpt"], disk, "onnxruntime", imgsz=IMGSZ)
+    assert "No space left" in str(failure.value) or failure.value.errno == 28
+    assert list(disk.iterdir()) == []  # no truncated .onnx, no partial file
+    with pytest.raises(OSError, match=f"export folder {read_only_dir} is not writable"):
+        export_onnx(exported["ort_ckpt"], read_only_dir, "onnxruntime", imgsz=IMGSZ)
+
+
 def test_onnx_runtime_matches_the_fake_quant_model_on_real_frames(exported, valid_frames, tmp_path,
                                                                   agreeing_detections) -> None:
     """At 640 on real frames, ONNX Runtime (fused integer kernels) and the fake-quant model give the

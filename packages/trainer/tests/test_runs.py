@@ -16,7 +16,7 @@ from torch import nn
 from ultralytics import YOLO
 
 from bienbao.quant import FakeQuantize, QATConv2d, QATConvBn2d, iter_quantizers
-from bienbao.trainer.config import CalibrationConfig, load_qat_config, load_train_config
+from bienbao.trainer.config import CalibrationConfig, ConfigError, load_qat_config, load_train_config
 from bienbao.trainer.config_files import PACKAGED as CONFIGS
 from bienbao.trainer.fp32 import train_fp32
 from bienbao.trainer.ptq import run_ptq
@@ -114,7 +114,10 @@ def test_qat_follows_its_schedule_and_freezes_ranges(workdir, tiny_data, fp32_we
 
 
 def test_interrupted_qat_resumes_with_identical_quantizer_state(workdir, tiny_data, fp32_weights) -> None:
-    train, qat = train_config(tiny_data), qat_config(fp32_weights, epochs=2)
+    train, qat = train_config(tiny_data), qat_config(fp32_weights, epochs=2, name="myrun")
+    other = workdir / "models/checkpoints/qat"  # another run, under the config's default name
+    other.mkdir(parents=True)
+    (other / "best.pt").write_bytes(b"another run's checkpoint")
     trainer = build_qat_trainer(train, qat)
 
     def interrupt(t) -> None:
@@ -127,13 +130,28 @@ def test_interrupted_qat_resumes_with_identical_quantizer_state(workdir, tiny_da
     last = Path(trainer.wdir) / "last.pt"
     saved = quantizer_state(torch.load(last, weights_only=False)["ema"])
 
-    resumed = build_qat_trainer(train, qat, resume=str(last))
+    # resumed with the default config (name "qat"), as `bienbao qat --resume logs/myrun/weights/last.pt` does
+    resumed = build_qat_trainer(train, qat_config(fp32_weights, epochs=2), resume=str(last))
     captured = {}
     resumed.add_callback("on_pretrain_routine_end", lambda t: captured.update(quantizer_state(t.model)))
     resumed.train()
     assert resumed.start_epoch == 1
     assert captured.keys() == saved.keys() and len(saved) > 100
     assert all(torch.equal(captured[k], saved[k]) for k in saved)
+    # the resumed run wrote its own checkpoints, and left the other run's alone
+    assert (other / "best.pt").read_bytes() == b"another run's checkpoint" and not (other / "last.pt").exists()
+    mine = workdir / "models/checkpoints/myrun/last.pt"
+    assert torch.load(mine, weights_only=False)["epoch"] == -1  # the finished run's final checkpoint
+    assert resumed.layout.tensorboard == workdir / "logs/tensorboard/myrun"
+    with pytest.raises(ConfigError, match="finished, there is nothing left to train"):
+        build_qat_trainer(train, qat, resume=str(Path(resumed.wdir) / "last.pt"))
+
+
+def test_a_schedule_longer_than_the_run_is_scaled_to_it_and_said(workdir, tiny_data, fp32_weights, caplog) -> None:
+    trainer = build_qat_trainer(train_config(tiny_data), qat_config(fp32_weights, epochs=1))  # packaged 1/6/8
+    schedule = trainer.setup.qat.schedule
+    assert (schedule.enable_activations_epoch, schedule.freeze_bn_epoch, schedule.freeze_observers_epoch) == (0, 0, 0)
+    assert "falls outside a 1-epoch run" in caplog.text
 
 
 def test_ptq_writes_a_checkpoint_that_ultralytics_validates(workdir, tiny_data, fp32_weights) -> None:

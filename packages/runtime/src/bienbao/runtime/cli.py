@@ -63,7 +63,7 @@ def register_detect(subparsers: argparse._SubParsersAction) -> argparse.Argument
     serve.add_argument("--serve-token", metavar="TOKEN", default=os.environ.get("BIENBAO_SERVE_TOKEN"),
                        help="require ?token=TOKEN (or an 'Authorization: Bearer TOKEN' header) on every request "
                        "(default: $BIENBAO_SERVE_TOKEN)")
-    serve.add_argument("--serve-fps", type=float, default=10.0, help="most stream frames a second (default 10)")
+    serve.add_argument("--serve-fps", type=float, default=5.0, help="most stream frames a second (default 5)")
     feed = parser.add_argument_group(
         "fleet feed (MQTT)", "Events (and optionally detections) go to an MQTT broker through an on-disk queue: "
         "nothing is lost while the broker or the network is down (oldest dropped first past --queue-max, and "

@@ -44,6 +44,7 @@ class Annotator:
     def __init__(self, vietnamese: bool = True, font: str | None = None, font_size: int = 16) -> None:
         self.cv2 = require("cv2", "opencv", "or the system OpenCV on a Jetson")
         font_path = find_font(font) if vietnamese else None
+        self.font_path = font_path
         self._font = None
         if font_path and importlib.util.find_spec("PIL") is not None:
             from PIL import ImageFont

@@ -14,6 +14,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,8 +168,13 @@ class _OpenOutputs:
         self.window = _Window() if outputs.show else None
         self.lines = _open_lines(Path(outputs.jsonl), outputs.append) if outputs.jsonl else None
         self.event_lines = _open_lines(Path(outputs.events), outputs.append) if outputs.events else None
-        self.annotator = annotator or (Annotator() if (self.sink or self.window or self.view) else None)
+        self.annotator = annotator or (Annotator() if (self.sink or self.window) else None)
+        # the live view draws in the server's thread: its own annotator (a font is not shared across threads)
+        self.view_annotator = None
+        if self.view is not None:
+            self.view_annotator = Annotator(annotator.vietnamese, annotator.font_path) if annotator else Annotator()
         self.confirmed = 0
+        self._view_updated = 0.0
 
     def emit(self, events: list[dict]) -> None:
         for event in events:
@@ -192,15 +198,27 @@ class _OpenOutputs:
                 self.publisher.publish("detections", {"timestamp": round(frame.timestamp, 3), "frame": frame.index,
                                                       "detections": records})
         wants_view = self.view is not None and self.view.wants_frame()
-        if self.annotator is None or not (self.sink or self.window or wants_view):
-            return True
-        image = self.annotator.draw(frame.image, detections, overlay, track_ids=update.track_ids,
-                                    confirmed=update.confirmed, status=status(self.annotator))
-        if self.sink:
-            self.sink.write(image)
+        image = None
+        if self.sink or self.window:
+            image = self.annotator.draw(frame.image, detections, overlay, track_ids=update.track_ids,
+                                        confirmed=update.confirmed, status=status(self.annotator))
+            if self.sink:
+                self.sink.write(image)
         if wants_view:
-            self.view.offer(image)
+            if image is not None:
+                self.view.offer(lambda: image)
+            else:  # drawn later, by the server's thread, only if a client takes it
+                lines, pen = status(self.view_annotator), self.view_annotator
+                self.view.offer(lambda: pen.draw(frame.image, detections, overlay, track_ids=update.track_ids,
+                                                 confirmed=update.confirmed, status=lines))
         return not self.window or self.window.show(image)
+
+    def update_view(self, stats: Callable[[], dict], events: list[dict]) -> None:
+        """The view's figures, at most 4 times a second (the page polls once a second); events always."""
+        now = time.monotonic()
+        if events or now - self._view_updated >= 0.25:
+            self.view.update(stats(), [{**event, "display_name": display_name(event["name"])} for event in events])
+            self._view_updated = now
 
     def close(self) -> None:
         if self.sink:
@@ -242,8 +260,8 @@ def run_live(detector: Detector, capture: LatestFrameCapture, stop: threading.Ev
                                 lambda annotator: _status_lines(tracker, annotator)):
                 break
             if outputs.view is not None:
-                outputs.view.update(_view_stats(detector, stats, capture, tracker, outputs.publisher),
-                                    [{**event, "display_name": display_name(event["name"])} for event in update.events])
+                opened.update_view(lambda: _view_stats(detector, stats, capture, tracker, outputs.publisher),
+                                   update.events)
             if on_frame is not None:
                 on_frame(stats, detections)
     finally:

@@ -8,8 +8,9 @@ Standard library only (``http.server``, one thread per client); OpenCV encodes t
     /stats.json   FPS, per-stage latency p50/p95, dropped frames, backend, signs, recent events
 
 The detection loop never waits for the server: it asks ``wants_frame()`` (true only while a stream
-client is connected and the capped rate allows a frame), draws the overlay only then, and hands the
-image over with ``offer``; the JPEG is encoded once per frame in a client's thread, not in the loop.
+client is connected and the capped rate allows a frame) and only then hands over a ``render``
+callable (the frame, its detections and overlay text, not yet drawn) with ``offer``; a client's
+thread draws and encodes it, once per frame whatever the number of clients, not the loop.
 Binds to 127.0.0.1 unless told otherwise; with ``token`` every request needs ``?token=...`` or an
 ``Authorization: Bearer ...`` header.
 """
@@ -21,6 +22,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -48,13 +50,14 @@ def parse_serve_address(text: str) -> tuple[str, int]:
 
 class LiveView:
     def __init__(self, host: str = "127.0.0.1", port: int = 8080, *, token: str | None = None,
-                 max_fps: float = 10.0, quality: int = 80, recent_events: int = 50) -> None:
+                 max_fps: float = 5.0, quality: int = 80, recent_events: int = 50) -> None:
         if max_fps <= 0:
             raise ValueError(f"live view: max_fps must be > 0, got {max_fps}")
         self.cv2 = require("cv2", "opencv", "or the system OpenCV on a Jetson")
         self.token, self.min_interval, self.quality = token, 1.0 / max_fps, quality
         self._lock = threading.Condition()
-        self._image: np.ndarray | None = None
+        self._encode_lock = threading.Lock()
+        self._render: Callable[[], np.ndarray] | None = None
         self._seq = 0
         self._jpeg: tuple[int, bytes] = (-1, b"")
         self._last_offer = 0.0
@@ -99,10 +102,11 @@ class LiveView:
         """True when a stream client is connected and the capped rate allows another frame."""
         return self.stream_clients > 0 and time.monotonic() - self._last_offer >= self.min_interval
 
-    def offer(self, image: np.ndarray) -> None:
-        """The newest annotated frame (kept by reference: pass an image the loop will not change)."""
+    def offer(self, render: Callable[[], np.ndarray]) -> None:
+        """The newest frame, as a callable that draws it (called at most once, in a client's thread;
+        it must not depend on anything the loop changes afterwards)."""
         with self._lock:
-            self._image, self._seq, self._last_offer = image, self._seq + 1, time.monotonic()
+            self._render, self._seq, self._last_offer = render, self._seq + 1, time.monotonic()
             self._lock.notify_all()
 
     def update(self, stats: dict[str, Any], events: list[dict] = ()) -> None:
@@ -113,18 +117,21 @@ class LiveView:
     # -- the server's side ---------------------------------------------------------------------
     def _jpeg_of(self, seq: int) -> bytes:
         """The JPEG of frame ``seq``, encoded once whatever the number of clients."""
-        with self._lock:
-            if self._jpeg[0] == seq:
-                return self._jpeg[1]
-            image = self._image
-        ok, data = self.cv2.imencode(".jpg", image, [self.cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        with self._encode_lock:  # one client draws and encodes; the others wait for its result
+            with self._lock:
+                if self._jpeg[0] == seq:
+                    return self._jpeg[1]
+                render, seq = self._render, self._seq
+            return self._encode(render, seq)
+
+    def _encode(self, render: Callable[[], np.ndarray], seq: int) -> bytes:
+        ok, data = self.cv2.imencode(".jpg", render(), [self.cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if not ok:
             raise OSError("OpenCV could not encode the frame as JPEG")
         with self._lock:
-            if self._seq == seq:
-                self._jpeg = (seq, data.tobytes())
-                self.frames_encoded += 1
-        return data.tobytes()
+            self._jpeg = (seq, data.tobytes())
+            self.frames_encoded += 1
+        return self._jpeg[1]
 
     def _next_frame(self, after: int, timeout: float = 1.0) -> int | None:
         with self._lock:

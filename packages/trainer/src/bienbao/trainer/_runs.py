@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bienbao.cli.files import atomic_path
+
 from .config import ConfigError, TrainConfig
 from .dataset_check import check_dataset, dataset_names
 
@@ -50,8 +52,10 @@ class RunLayout:
         copied = []
         for name in ("last.pt", "best.pt"):
             source = weights_dir / name
-            if source.is_file():
-                copied.append(Path(shutil.copy2(source, self.checkpoints / name)))
+            if source.is_file():  # copied under a temporary name, then renamed: never a half-copied .pt
+                with atomic_path(self.checkpoints / name) as tmp:
+                    shutil.copy2(source, tmp)
+                copied.append(self.checkpoints / name)
         return copied
 
 

@@ -180,6 +180,26 @@ class QATSchedule:
             if value is not None and value < 0:
                 raise ValueError(f"{key}={value}: epochs count from 0")
 
+    PHASES = ("enable_weights_epoch", "enable_activations_epoch", "freeze_bn_epoch", "freeze_observers_epoch")
+
+    def fit(self, epochs: int) -> tuple[QATSchedule, str | None]:
+        """This schedule for a run of ``epochs`` epochs, and what was changed (``None``: nothing).
+
+        A phase at or after the last epoch would never happen (``--epochs 1`` with activations from
+        epoch 1 saves a model whose activation quantizers never ran). Then every phase is scaled by
+        ``epochs / (last phase + 2)`` (the packaged 1/6/8 is meant for 10 epochs: 3 epochs give
+        0/1/2), rounded down, keeping their order."""
+        phases = {key: getattr(self, key) for key in self.PHASES}
+        set_phases = [v for v in phases.values() if v is not None]
+        if all(v < epochs for v in set_phases):
+            return self, None
+        span = max(set_phases) + 2
+        fitted = {k: (None if v is None else min(epochs - 1, v * epochs // span)) for k, v in phases.items()}
+        before = ", ".join(f"{k}={v}" for k, v in phases.items() if v is not None)
+        after = ", ".join(f"{k}={v}" for k, v in fitted.items() if v is not None)
+        return QATSchedule(**fitted), (f"the QAT schedule ({before}) falls outside a {epochs}-epoch run (epochs 0-"
+                                        f"{epochs - 1}); scaled to {after}. Set qat.schedule.* to choose")
+
 
 @dataclass(frozen=True)
 class DistillationConfig:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,10 +37,12 @@ from bienbao.quant import calibrate, enable_fake_quant, enable_observers, freeze
 from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
 from ._runs import RunLayout, append_csv, checked_dataset, ultralytics_overrides
 from .calibration import calibration_loop
-from .config import QATConfig, QATSchedule, TrainConfig, from_dict, load_quantization
+from .config import ConfigError, QATConfig, QATSchedule, TrainConfig, from_dict, load_quantization
 from .tensorboard import TensorBoardCallback
 from .threads import use_all_cores
 from .yolo_qat import is_quantized, prepare_yolo_qat
+
+log = logging.getLogger("bienbao.trainer")
 
 __all__ = ["SETUP_ENV", "QATDetectionTrainer", "QATSetup", "Switches", "build_qat_trainer", "run_qat", "switches_at"]
 
@@ -197,21 +200,37 @@ class QATDetectionTrainer(DetectionTrainer):
         (Path(trainer.save_dir) / SETUP_FILE).write_text(trainer.setup.to_json(), encoding="utf-8")
 
 
+def _check_resumable(last: Path) -> None:
+    """A clear error for a ``last.pt`` that ultralytics would refuse with an AssertionError: a
+    finished run (its checkpoint has no optimizer state and epoch -1)."""
+    checkpoint = torch.load(last, map_location="cpu", weights_only=False)
+    if checkpoint.get("epoch", -1) < 0 or checkpoint.get("optimizer") is None:
+        raise ConfigError(f"cannot resume {last}: that run finished, there is nothing left to train. Start a new run "
+                          "(bienbao qat --weights ... --name NEW) or use its best.pt")
+
+
 def build_qat_trainer(train: TrainConfig, qat: QATConfig, resume: str | None = None) -> QATDetectionTrainer:
     """The configured trainer for a new QAT run, or for resuming one from its ``last.pt``."""
-    layout = RunLayout(train, qat.name)
     if resume is not None:
         last = Path(resume)
         setup_file = last.parent.parent / SETUP_FILE
         if not last.is_file() or not setup_file.is_file():
             raise FileNotFoundError(f"cannot resume: {last} or its run's {SETUP_FILE} is missing")
+        _check_resumable(last)
         setup = QATSetup.from_json(setup_file.read_text(encoding="utf-8"), str(setup_file))
+        # the resumed run's own layout (logs/<run>/weights/last.pt): never the config's default name
+        layout = RunLayout(train, last.parent.parent.name)
         overrides = {"resume": str(last)}
     else:
+        layout = RunLayout(train, qat.name)
         if not Path(qat.weights).is_file():
             raise FileNotFoundError(f"FP32 checkpoint {qat.weights} not found (run `bienbao train` first, or "
                                     "pass --weights)")
         checked_dataset(train.data, float(qat.ultralytics.get("fliplr", 0.5)))
+        schedule, change = qat.schedule.fit(qat.epochs)
+        if change:
+            log.warning(change)
+            qat = dataclasses.replace(qat, schedule=schedule)
         setup = QATSetup(qat, qat.quantization, str(layout.tensorboard))
         extra = {"model": str(qat.weights), **qat.ultralytics_args()}
         if qat.distillation.enabled:

@@ -18,6 +18,7 @@ from torch import nn
 from ultralytics.nn.modules import DFL, Detect
 from ultralytics.nn.tasks import load_checkpoint
 
+from bienbao.cli.files import atomic_path, check_writable
 from bienbao.quant import QATModule, convert, enable_fake_quant, iter_quantizers
 from bienbao.runtime.metadata import METADATA_KEY, ModelMetadata, Quantization
 
@@ -85,6 +86,12 @@ def require_quantized(model: nn.Module, checkpoint: Path) -> None:
     if not is_quantized(model):
         raise ExportError(f"{checkpoint} is an FP32 checkpoint: it has no quantization to export as INT8. Run "
                           "`bienbao qat` or `bienbao calibrate` first, or export it with --target fp32")
+    activations = [q for _, q in iter_quantizers(model, roles=["input", "output"])]
+    if activations and not any(q.quantizing for q in activations):
+        raise ExportError(f"{checkpoint}: its {len(activations)} activation quantizers were never enabled (the QAT "
+                          "schedule's enable_activations_epoch came after the run's last epoch?), so an INT8 file "
+                          "would have no activation Q/DQ: slower than FP32 and not what was trained for. Train "
+                          "with activations on (--set qat.schedule.enable_activations_epoch=0) or export --target fp32")
 
 
 def export_metadata(model: nn.Module, checkpoint: Path, imgsz: int, quantization: Quantization) -> ModelMetadata:
@@ -178,18 +185,18 @@ def export_onnx(checkpoint: str | Path, output_dir: str | Path, target: str = "o
     _check_target(model, target, checkpoint)
     quantization = describe_quantization(model, target)
     traced = prepare_for_export(model, target)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    path = output_dir / f"{checkpoint.parent.name}_{checkpoint.stem}_{target}.onnx"
+    path = check_writable(output_dir, "export") / f"{checkpoint.parent.name}_{checkpoint.stem}_{target}.onnx"
     example = torch.zeros(1, 3, imgsz, imgsz)
-    with warnings.catch_warnings(), torch.no_grad():
+    # written under a temporary name and renamed: a full disk never leaves a truncated .onnx behind
+    with atomic_path(path) as traced_path, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer chatter
-        torch.onnx.export(traced, (example,), str(path), dynamo=False, opset_version=opset,
+        torch.onnx.export(traced, (example,), str(traced_path), dynamo=False, opset_version=opset,
                           input_names=["images"], output_names=["output0"], do_constant_folding=True)
-    graph = onnx.load(str(path))
-    fold_weight_quantizers(graph)
-    metadata = export_metadata(model, checkpoint, imgsz, quantization)
-    del graph.metadata_props[:]
-    graph.metadata_props.add(key=METADATA_KEY, value=metadata.to_json())
-    onnx.checker.check_model(graph)
-    onnx.save(graph, str(path))
+        graph = onnx.load(str(traced_path))
+        fold_weight_quantizers(graph)
+        metadata = export_metadata(model, checkpoint, imgsz, quantization)
+        del graph.metadata_props[:]
+        graph.metadata_props.add(key=METADATA_KEY, value=metadata.to_json())
+        onnx.checker.check_model(graph)
+        onnx.save(graph, str(traced_path))
     return ExportResult(path, metadata, qdq_report(graph))

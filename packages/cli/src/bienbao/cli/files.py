@@ -1,0 +1,63 @@
+"""Writing files so that a failure never leaves a truncated file where the real one belongs.
+
+    with atomic_path("models/exported/model.onnx") as tmp:   # a temporary name in the same folder
+        write_somehow(tmp)                                   # any writer that takes a path
+    # now renamed over the final name; on any error the temporary file is removed
+
+``os.replace`` within one folder is atomic on POSIX and Windows: a reader sees the old file or the
+new one, never half of it. A full disk or a crash mid-write leaves the previous file (or none).
+``check_writable`` tells before long work whether its output folder can take files at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_writable"]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path``; renamed to ``path`` when the block ends without error."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(handle)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return Path(path)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def check_writable(folder: str | Path, what: str = "output") -> Path:
+    """Make ``folder`` if needed and prove a file can be created in it; an ``OSError`` naming the
+    folder and the reason otherwise (read-only, no permission, a file in the way, full)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OSError(f"{what} folder {folder} exists and is a file")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".bienbao-write-check-"):
+            pass
+    except OSError as exc:
+        raise OSError(f"{what} folder {folder} is not writable ({exc.strerror or exc})") from exc
+    return folder
