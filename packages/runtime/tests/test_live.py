@@ -97,7 +97,7 @@ def test_a_camera_that_drops_is_reopened_and_the_loop_goes_on(tmp_path, brightne
     detector = Detector(brightness_model(tmp_path / "m.onnx"))
     stats = run_live(detector, capture, threading.Event(), max_frames=12)
     assert stats.processed == 12 and stats.reconnects == 1 and len(opened) == 2
-    assert opened[1] - opened[0] >= 0.0
+    assert capture.reconnect_attempts == 1 and capture.backoff_delays == []  # reopened at the first try
 
 
 def test_sigterm_leaves_a_playable_video_and_whole_json_lines(tmp_path, brightness_model, sign_video) -> None:

@@ -85,7 +85,7 @@ def test_the_token_is_required_on_every_route_and_the_routes_answer() -> None:
         assert run.get("/stats.json", {"Authorization": "Bearer s3cret"})[0] == 200
         assert run.get("/nowhere?token=s3cret")[0] == 404
         stats = json.loads(run.get("/stats.json?token=s3cret")[1])
-        assert stats["backend"] == "onnxruntime" and stats["model"] == MODEL.name
+        assert stats["backend"] == "onnxruntime (CPUExecutionProvider)" and stats["model"] == MODEL.name
         assert set(stats["stages_ms"]) == {"preprocess", "inference", "postprocess", "total"}
         assert stats["stages_ms"]["inference"]["p95"] >= stats["stages_ms"]["inference"]["p50"] > 0
     finally:
@@ -136,7 +136,7 @@ def test_a_real_headless_browser_shows_the_stream_and_live_figures() -> None:
             first = int(page.text_content("#frames"))
             page.wait_for_function(f"Number(document.getElementById('frames').textContent) > {first}", timeout=10000)
             assert float(page.text_content("#fps")) > 0
-            assert page.text_content("#backend") == "onnxruntime"
+            assert page.text_content("#backend") == "onnxruntime (CPUExecutionProvider)"
             assert " / " in page.text_content("#infer")
             page.wait_for_function("document.querySelectorAll('#events tr').length > 0", timeout=30000)
             assert run.view.frames_streamed > 0

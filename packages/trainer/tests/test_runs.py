@@ -161,9 +161,11 @@ def test_ptq_writes_a_checkpoint_that_ultralytics_validates(workdir, tiny_data, 
     assert checkpoint["bienbao"]["kind"] == "ptq"
     quantizers = list(iter_quantizers(checkpoint["model"]))
     assert quantizers and all(q.has_qparams and q.quantizing and not q.observing for _, q in quantizers)
-    metrics = YOLO(str(output)).val(data=str(tiny_data), imgsz=IMGSZ, batch=4, workers=0, plots=False,
-                                    verbose=False)
-    assert 0.0 <= metrics.box.map50 <= 1.0
+    # scored at 640 (at 96 px the tiny signs vanish and every model scores 0: a bound that cannot fail)
+    settings = {"data": str(tiny_data), "imgsz": 640, "batch": 4, "workers": 0, "plots": False, "verbose": False}
+    quantized, fp32 = YOLO(str(output)).val(**settings).box.map50, YOLO(str(fp32_weights)).val(**settings).box.map50
+    assert fp32 > 0.2  # the shipped model finds signs on the tiny subset
+    assert quantized >= 0.6 * fp32  # the fake-quantized checkpoint ultralytics loads still does
 
 
 def test_distillation_from_the_fp32_teacher(workdir, tiny_data, fp32_weights) -> None:

@@ -15,7 +15,7 @@ import threading
 import numpy as np
 import psutil
 
-from bienbao.runtime.backends import load_backend
+from bienbao.runtime.backends import load_backend, split_options
 
 from .runner import run_frame
 from .system import gpu_memory_mb
@@ -28,7 +28,7 @@ def _rss_mb() -> float:
 
 def measure(model: str, frames: np.ndarray, backend: str, threads: int | None, repeats: int) -> dict:
     baseline = _rss_mb()
-    options = {"threads": threads} if threads and model.endswith(".onnx") else {}
+    options = split_options(backend, model, {"threads": threads} if threads else {})[0]  # the latency pass's too
     runner = load_backend(backend, model, **options)
     loaded = _rss_mb()
     peak = [loaded]

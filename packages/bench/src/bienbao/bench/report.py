@@ -25,6 +25,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from bienbao.runtime.backends import backend_label
+
 from .runner import STAGES, ModelRun
 from .stats import LatencyStats
 from .system import device_info, library_versions
@@ -43,7 +45,7 @@ def build_result(runs: Sequence[ModelRun], options: dict, interrupted: bool) -> 
         latency = {stage: LatencyStats.of(run.samples_ms[stage]).to_dict() for stage in STAGES}
         metadata = run.backend.metadata
         models.append({
-            "name": run.name, "path": str(run.path), "backend": run.backend.name,
+            "name": run.name, "path": str(run.path), "backend": backend_label(run.backend),
             "file_size_bytes": run.path.stat().st_size, "load_time_s": round(run.load_seconds, 3),
             "input_size": list(run.backend.input_size),
             "quantization": None if metadata is None else vars(metadata.quantization),

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bienbao.runtime.backends import backend_for_path, load_backend
+from bienbao.runtime.backends import load_backend, split_options
 from bienbao.runtime.detector import run_stages
 
 __all__ = ["STAGES", "ModelRun", "run_benchmark", "run_frame"]
@@ -56,8 +56,8 @@ def _load(paths: Sequence[Path], backend: str, threads: int | None) -> list[Mode
 
 
 def _options(path: Path, backend: str, threads: int | None) -> dict:
-    name = backend_for_path(path) if backend == "auto" else backend
-    return {"threads": threads} if threads and name != "tensorrt" else {}
+    """The options this backend takes (threads: ONNX Runtime and LiteRT, not TensorRT)."""
+    return split_options(backend, path, {"threads": threads} if threads else {})[0]
 
 
 def run_frame(backend, frame: np.ndarray) -> tuple[float, float, float, float]:

@@ -47,8 +47,10 @@ def _open_with_cv2(source: Source) -> Any:
 
 class LatestFrameCapture:
     def __init__(self, source: Source, realtime: bool = True, opener: Callable[[Source], Any] = _open_with_cv2,
-                 max_backoff: float = 8.0) -> None:
-        """``opener(source)`` returns an object with OpenCV's ``read``/``get``/``release``."""
+                 max_backoff: float = 8.0, on_status: Callable[[str], None] | None = None) -> None:
+        """``opener(source)`` returns an object with OpenCV's ``read``/``get``/``release``;
+        ``on_status(message)`` hears of a lost source, each retry and the recovery."""
+        self._on_status = on_status or (lambda message: None)
         self.source = source
         self.realtime = realtime or source.live
         self._opener = opener
@@ -57,7 +59,11 @@ class LatestFrameCapture:
         self._latest: Frame | None = None
         self._stop = threading.Event()
         self._finished = False
-        self.captured = self.dropped = self.reconnects = 0
+        self.captured = self.dropped = self.reconnects = 0  # reconnects: outages, however many attempts each took
+        self.reconnect_attempts = 0
+        self.stalls = 0  # times the producer waited a whole timeout for the consumer (a slow model)
+        self.backoff_delays: list[float] = []  # the waits between failed reopen attempts
+        self.down_since: float | None = None  # time.time() when the source was lost, while it is down
         self.error: str | None = None
         self._capture = opener(source)  # fail fast: a source that never opens is an error now
         fps = self._capture.get(5)  # cv2.CAP_PROP_FPS
@@ -90,6 +96,8 @@ class LatestFrameCapture:
             if self._latest is None and not self._finished:
                 self._condition.wait(timeout)
             frame, self._latest = self._latest, None
+            if frame is not None:
+                self._condition.notify_all()  # a file read in order waits for this to send the next frame
             return frame
 
     # -- producer ------------------------------------------------------------------------------
@@ -102,10 +110,12 @@ class LatestFrameCapture:
             self._condition.notify_all()
 
     def _wait_until_taken(self) -> None:
-        """Files read as fast as possible must not drop frames: wait until the consumer took it."""
+        """Files read as fast as possible must not drop frames: wait until the consumer took it
+        (``read`` wakes this at once; the timeout only re-checks a stop)."""
         with self._condition:
             while self._latest is not None and not self._stop.is_set():
-                self._condition.wait(0.1)
+                if not self._condition.wait(0.1):
+                    self.stalls += 1
 
     def _run(self) -> None:
         period = 1.0 / self.fps
@@ -128,15 +138,27 @@ class LatestFrameCapture:
             self._condition.notify_all()
 
     def _reconnect(self) -> None:
-        """Reopen a live source that stopped delivering, backing off 0.5 s, 1 s, 2 s ... max_backoff."""
+        """Reopen a live source that stopped delivering, backing off 0.5 s, 1 s, 2 s ... max_backoff.
+        One outage counts once in ``reconnects``, whatever the number of attempts."""
         self._capture.release()
-        delay = 0.5
+        self.reconnects += 1
+        self.down_since = time.time()
+        lost = time.strftime("%H:%M:%S", time.localtime(self.down_since))
+        self._on_status(f"source {self.source.target!r} lost at {lost}: reconnecting")
+        delay, attempt = 0.5, 0
         while not self._stop.is_set():
-            self.reconnects += 1
+            attempt += 1
+            self.reconnect_attempts += 1
             try:
                 self._capture = self._opener(self.source)
+                self._on_status(f"source {self.source.target!r} back after {time.time() - self.down_since:.1f} s "
+                                f"({attempt} attempt{'s' if attempt > 1 else ''})")
+                self.down_since = None
                 return
             except OSError as exc:
                 self.error = str(exc)
+                self._on_status(f"source {self.source.target!r} down since {lost} (attempt {attempt} failed: {exc}; "
+                                f"next in {delay:g} s)")
+                self.backoff_delays.append(delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, self._max_backoff)

@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from .backends import BACKENDS
+from .backends import BACKENDS, backend_label, split_options
 
 __all__ = ["register_detect", "register_monitor"]
 
@@ -38,7 +38,12 @@ def register_detect(subparsers: argparse._SubParsersAction) -> argparse.Argument
     parser.add_argument("--width", type=int, default=1280, help="CSI capture width")
     parser.add_argument("--height", type=int, default=720, help="CSI capture height")
     parser.add_argument("--fps", type=int, default=30, help="CSI capture frame rate")
-    parser.add_argument("--save-video", metavar="PATH", help="write the annotated video (mp4)")
+    parser.add_argument("--save-video", metavar="PATH",
+                        help="write the annotated video: PATH.mkv is one file that stays playable if power is cut; "
+                        "PATH.mp4 is written in segments of --video-segment seconds (PATH.mp4, PATH.0001.mp4, ...), "
+                        "since an mp4 cut short does not play")
+    parser.add_argument("--video-segment", type=float, default=60.0, metavar="SECONDS",
+                        help="length of each .mp4 segment (default 60)")
     parser.add_argument("--jsonl", metavar="PATH", help="write one JSON line of detections per processed frame")
     parser.add_argument("--append", action="store_true",
                         help="append to the --jsonl and --events files instead of replacing them (a service that "
@@ -137,34 +142,10 @@ def _view_and_feed(args: argparse.Namespace):
     return view, publisher
 
 
-def _detect(args: argparse.Namespace) -> int:
-    from bienbao.cli import CommandError
-
-    from ._deps import MissingDependencyError
-    from .capture import LatestFrameCapture
-    from .detector import Detector
-    from .draw import Annotator
-    from .live import LiveOutputs, run_live
-    from .metadata import MetadataError
-    from .sources import parse_source
-    from .tracking import SignTracker, TrackerConfig
-
-    try:
-        source = parse_source(args.source, args.width, args.height, args.fps)
-        options = {"threads": args.threads} if args.threads else {}
-        detector = Detector(args.model, backend=args.backend, conf=args.conf, iou=args.iou, **options)
-        tracker = SignTracker(TrackerConfig(confirm_hits=args.confirm[0], confirm_window=args.confirm[1],
-                                            max_missed=args.max_missed), detector.names)
-        capture = LatestFrameCapture(source, realtime=not args.every_frame)
-        view, publisher = _view_and_feed(args)
-    except (FileNotFoundError, OSError, ValueError, MetadataError, MissingDependencyError) as exc:
-        raise CommandError(str(exc)) from exc
-    show = args.show or (not args.headless and bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    annotator = Annotator(vietnamese=not args.ascii_names, font=args.font)
-    print(f"bienbao detect: {args.model} ({detector.backend.name}, {detector.input_size[1]}x{detector.input_size[0]}) "
+def _start_and_announce(args: argparse.Namespace, detector, source, annotator, show: bool, view, publisher) -> None:
+    """Start the live view, and say on stderr what runs: model, backend and provider, source, outputs."""
+    print(f"bienbao detect: {args.model} ({backend_label(detector.backend)}, "
+          f"{detector.input_size[1]}x{detector.input_size[0]}) "
           f"on {source.kind} {args.source}; names in {'Vietnamese' if annotator.vietnamese else 'ASCII'}"
           f"{'; window' if show else '; headless'}", file=sys.stderr)
     if view is not None:
@@ -174,16 +155,57 @@ def _detect(args: argparse.Namespace) -> int:
         queued = len(publisher.queue)
         print(f"bienbao detect: publishing to {args.publish} as board {publisher.board!r} (queue "
               f"{publisher.queue.path}{f', {queued} messages from an earlier run' if queued else ''})", file=sys.stderr)
-    outputs = LiveOutputs(video=args.save_video, jsonl=args.jsonl, events=args.events, append=args.append, show=show,
+
+
+def _detect(args: argparse.Namespace) -> int:
+    from bienbao.cli import CommandError
+
+    from ._deps import MissingDependencyError
+    from .capture import LatestFrameCapture
+    from .detector import Detector
+    from .draw import Annotator
+    from .live import LiveOutputs, OutputError, run_live
+    from .metadata import MetadataError
+    from .sources import parse_source
+    from .tracking import SignTracker, TrackerConfig
+
+    try:
+        source = parse_source(args.source, args.width, args.height, args.fps)
+        options, ignored = split_options(args.backend, args.model, {"threads": args.threads} if args.threads else {})
+        for option in ignored:
+            print(f"bienbao detect: --{option} does not apply to the {args.backend} backend of {args.model}: ignored",
+                  file=sys.stderr)
+        detector = Detector(args.model, backend=args.backend, conf=args.conf, iou=args.iou, **options)
+        tracker = SignTracker(TrackerConfig(confirm_hits=args.confirm[0], confirm_window=args.confirm[1],
+                                            max_missed=args.max_missed), detector.names)
+        capture = LatestFrameCapture(source, realtime=not args.every_frame,
+                                     on_status=lambda message: print(f"bienbao detect: {message}", file=sys.stderr,
+                                                                     flush=True))
+        view, publisher = _view_and_feed(args)
+    except (FileNotFoundError, OSError, ValueError, MetadataError, MissingDependencyError) as exc:
+        raise CommandError(str(exc)) from exc
+    show = args.show or (not args.headless and bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    annotator = Annotator(vietnamese=not args.ascii_names, font=args.font)
+    _start_and_announce(args, detector, source, annotator, show, view, publisher)
+    outputs = LiveOutputs(video=args.save_video, video_segment_seconds=args.video_segment, jsonl=args.jsonl,
+                          events=args.events, append=args.append, show=show,
                           view=view, publisher=publisher, publish_detections=args.publish_detections)
+    failure = None
     try:
         stats = run_live(detector, capture, stop, annotator=annotator, max_frames=args.max_frames, outputs=outputs,
                          tracker=tracker)
+    except OutputError as exc:  # what was written is whole; say what failed, after the summary
+        stats, failure = exc.stats, exc
+    except OSError as exc:  # an output that could not even be opened (a read-only folder)
+        raise CommandError(str(exc)) from exc
     finally:
         if view is not None:
             view.close()
         feed = publisher.close() if publisher is not None else None
-    summary = stats.summary()
+    summary = {**stats.summary(), "backend": backend_label(detector.backend)}
     if feed is not None:
         summary["publish"] = feed
     print(json.dumps({"summary": summary}), flush=True)
@@ -194,6 +216,8 @@ def _detect(args: argparse.Namespace) -> int:
     if feed is not None:
         print(f"published {feed['sent']} messages, {feed['queued']} still queued for the next run, "
               f"{feed['dropped']} dropped (queue full) in all", file=sys.stderr)
+    if failure is not None:
+        raise CommandError(f"stopped: {failure}")
     return 0
 
 

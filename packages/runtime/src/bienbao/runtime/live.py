@@ -10,7 +10,6 @@ leave a playable video and complete JSON lines. The overlay is drawn only when s
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import deque
@@ -22,13 +21,15 @@ from typing import Any
 import numpy as np
 
 from ._deps import require
+from .backends import backend_label
 from .capture import LatestFrameCapture
 from .detector import Detector
 from .draw import Annotator
 from .names import display_name
+from .sinks import LineWriter, VideoSink
 from .tracking import SignTracker
 
-__all__ = ["LiveOutputs", "LiveStats", "run_live"]
+__all__ = ["LiveOutputs", "LiveStats", "OutputError", "run_live"]
 
 STAGES = ("preprocess", "inference", "postprocess", "total")
 
@@ -36,6 +37,17 @@ STAGES = ("preprocess", "inference", "postprocess", "total")
 def _p50_p95(values) -> dict[str, float]:
     array = np.asarray(values or [0.0])
     return {"p50": round(float(np.percentile(array, 50)), 2), "p95": round(float(np.percentile(array, 95)), 2)}
+
+
+class OutputError(OSError):
+    """An output of a live run could not be written; ``stats`` holds what the run did until then."""
+
+    def __init__(self, code: int | None, message: str, stats: LiveStats) -> None:
+        super().__init__(code, message)
+        self.stats = stats
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
 
 
 @dataclass
@@ -82,26 +94,6 @@ class LiveStats:
         }
 
 
-class _VideoSink:
-    def __init__(self, path: Path, fps: float) -> None:
-        self.cv2 = require("cv2", "opencv")
-        self.path, self.fps, self.writer = path, fps, None
-
-    def write(self, image: np.ndarray) -> None:
-        if self.writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            height, width = image.shape[:2]
-            self.writer = self.cv2.VideoWriter(str(self.path), self.cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
-                                               (width, height))
-            if not self.writer.isOpened():
-                raise OSError(f"cannot write video {self.path} (OpenCV has no mp4v encoder here?)")
-        self.writer.write(image)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
-
-
 class _Window:
     def __init__(self) -> None:
         self.cv2 = require("cv2", "opencv")
@@ -115,17 +107,12 @@ class _Window:
         self.cv2.destroyAllWindows()
 
 
-def _open_lines(path: Path, append: bool):
-    """The JSON-lines file, line-buffered; its folder is made as the video sink makes its own."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return open(path, "a" if append else "w", encoding="utf-8", buffering=1)
-
-
 @dataclass
 class LiveOutputs:
     """Where a live run's results go; every field is optional."""
 
-    video: str | Path | None = None
+    video: str | Path | None = None  # .mkv: one file that survives a kill; .mp4: segments
+    video_segment_seconds: float = 60.0
     jsonl: str | Path | None = None
     events: str | Path | None = None
     append: bool = False  # JSON lines and events after an existing file's (a restarted service)
@@ -149,7 +136,7 @@ def _view_stats(detector: Detector, stats: LiveStats, capture: LatestFrameCaptur
                 publisher) -> dict[str, Any]:
     current = [{**c, "display_name": display_name(c["name"])} for c in tracker.current()]
     return {
-        "backend": detector.backend.name,
+        "backend": backend_label(detector.backend),
         "input": f"{detector.input_size[1]}x{detector.input_size[0]}", "frames_processed": stats.processed,
         "fps": stats.recent_fps(), "frames_dropped": capture.dropped, "reconnects": capture.reconnects,
         "stages_ms": stats.stages(), "events": stats.events, "current": current,
@@ -164,10 +151,10 @@ class _OpenOutputs:
 
     def __init__(self, outputs: LiveOutputs, fps: float, annotator: Annotator | None) -> None:
         self.outputs, self.view, self.publisher = outputs, outputs.view, outputs.publisher
-        self.sink = _VideoSink(Path(outputs.video), fps) if outputs.video else None
+        self.sink = VideoSink(outputs.video, fps, outputs.video_segment_seconds) if outputs.video else None
         self.window = _Window() if outputs.show else None
-        self.lines = _open_lines(Path(outputs.jsonl), outputs.append) if outputs.jsonl else None
-        self.event_lines = _open_lines(Path(outputs.events), outputs.append) if outputs.events else None
+        self.lines = LineWriter(outputs.jsonl, outputs.append) if outputs.jsonl else None
+        self.event_lines = LineWriter(outputs.events, outputs.append) if outputs.events else None
         self.annotator = annotator or (Annotator() if (self.sink or self.window) else None)
         # the live view draws in the server's thread: its own annotator (a font is not shared across threads)
         self.view_annotator = None
@@ -180,7 +167,7 @@ class _OpenOutputs:
         for event in events:
             self.confirmed += event["event"] == "confirmed"
             if self.event_lines is not None:
-                self.event_lines.write(json.dumps(event, ensure_ascii=False) + "\n")
+                self.event_lines.write(event)
             if self.publisher is not None:
                 self.publisher.publish("event", event)
 
@@ -191,9 +178,8 @@ class _OpenOutputs:
             records = [{**record, "track": int(track)}
                        for record, track in zip(detections.to_records(), update.track_ids, strict=True)]
             if self.lines is not None:
-                self.lines.write(json.dumps({"timestamp": round(frame.timestamp, 3), "frame": frame.index,
-                                             "latency_ms": round(latency, 2), "detections": records},
-                                            ensure_ascii=False) + "\n")
+                self.lines.write({"timestamp": round(frame.timestamp, 3), "frame": frame.index,
+                                  "latency_ms": round(latency, 2), "detections": records})
             if publish:
                 self.publisher.publish("detections", {"timestamp": round(frame.timestamp, 3), "frame": frame.index,
                                                       "detections": records})
@@ -220,14 +206,31 @@ class _OpenOutputs:
             self.view.update(stats(), [{**event, "display_name": display_name(event["name"])} for event in events])
             self._view_updated = now
 
+    def finish(self, tracker: SignTracker, stats: LiveStats, failed: bool) -> None:
+        """The end of a run: the signs still in view end with it, and everything is closed. After
+        a failure (already being raised) nothing more is written and a second error is not raised."""
+        try:
+            if not failed:
+                self.emit(tracker.flush())
+                stats.events = self.confirmed
+        finally:
+            try:
+                self.close()
+            except OSError:
+                if not failed:
+                    raise
+
     def close(self) -> None:
-        if self.sink:
-            self.sink.close()
-        if self.window:
-            self.window.close()
-        for handle in (self.lines, self.event_lines):
-            if handle is not None:
-                handle.close()
+        """Close everything, each even if another fails; the first failure is raised after."""
+        failure = None
+        for output in (self.sink, self.window, self.lines, self.event_lines):
+            if output is not None:
+                try:
+                    output.close()
+                except OSError as exc:
+                    failure = failure or exc
+        if failure is not None:
+            raise failure
 
 
 def run_live(detector: Detector, capture: LatestFrameCapture, stop: threading.Event, *,
@@ -243,6 +246,7 @@ def run_live(detector: Detector, capture: LatestFrameCapture, stop: threading.Ev
     tracker = tracker or SignTracker(names=detector.names)
     opened = _OpenOutputs(outputs, capture.fps, annotator)
     capture.start()
+    failed = True  # until the loop ends normally
     try:
         while not stop.is_set() and (max_frames is None or stats.processed < max_frames):
             frame = capture.read(timeout=0.5)
@@ -264,13 +268,13 @@ def run_live(detector: Detector, capture: LatestFrameCapture, stop: threading.Ev
                                    update.events)
             if on_frame is not None:
                 on_frame(stats, detections)
+    except OSError as exc:  # an output cannot be written (a full disk): stop, keep what is whole, report once
+        raise OutputError(exc.errno, str(exc), stats) from exc
+    else:
+        failed = False
     finally:
         stats.ended = time.perf_counter()
         capture.stop()
         stats.captured, stats.dropped, stats.reconnects = capture.captured, capture.dropped, capture.reconnects
-        try:
-            opened.emit(tracker.flush())  # the signs still in view end with the run
-            stats.events = opened.confirmed
-        finally:
-            opened.close()
+        opened.finish(tracker, stats, failed)
     return stats

@@ -2,23 +2,45 @@
 
 ``load_backend(name, model_path, **options)``; ``name="auto"`` picks by file suffix
 (``.onnx`` -> onnxruntime, ``.engine``/``.plan`` -> tensorrt, ``.tflite`` -> litert). A backend whose package is not
-installed raises ``MissingDependencyError`` naming the extra to install.
+installed raises ``MissingDependencyError`` naming the extra to install. ``onnxruntime-cuda`` and
+``onnxruntime-tensorrt`` are ONNX Runtime with its CUDA or TensorRT execution provider first
+(onnxruntime-gpu, as on a Jetson); the provider that actually runs is the backend's ``provider``.
+``split_options`` tells which options (``threads``...) a backend takes, so a caller can say which
+it ignores instead of crashing on them.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ._base import Backend
 
-__all__ = ["BACKENDS", "Backend", "backend_for_path", "load_backend"]
+__all__ = ["BACKENDS", "Backend", "BackendSpec", "backend_for_path", "backend_label", "load_backend", "split_options"]
 
-#: Backend name -> "module:class" (imported only when asked for).
+
+@dataclass(frozen=True)
+class BackendSpec:
+    target: str  # "module:class", imported only when asked for
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    def load_class(self) -> type:
+        module_name, class_name = self.target.split(":")
+        return getattr(importlib.import_module(module_name), class_name)
+
+
+_ORT = "bienbao.runtime.backends.onnxruntime:OnnxRuntimeBackend"
+#: Backend name -> how to build it.
 BACKENDS = {
-    "onnxruntime": "bienbao.runtime.backends.onnxruntime:OnnxRuntimeBackend",
-    "tensorrt": "bienbao.runtime.backends.tensorrt:TensorRTBackend",
-    "litert": "bienbao.runtime.backends.litert:LiteRTBackend",
+    "onnxruntime": BackendSpec(_ORT),
+    "onnxruntime-cuda": BackendSpec(_ORT, {"providers": ["CUDAExecutionProvider", "CPUExecutionProvider"]}),
+    "onnxruntime-tensorrt": BackendSpec(_ORT, {"providers": ["TensorrtExecutionProvider", "CUDAExecutionProvider",
+                                                             "CPUExecutionProvider"]}),
+    "tensorrt": BackendSpec("bienbao.runtime.backends.tensorrt:TensorRTBackend"),
+    "litert": BackendSpec("bienbao.runtime.backends.litert:LiteRTBackend"),
 }
 SUFFIXES = {".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt", ".tflite": "litert"}
 
@@ -31,11 +53,28 @@ def backend_for_path(model_path: str | Path) -> str:
     return SUFFIXES[suffix]
 
 
-def load_backend(name: str, model_path: str | Path, **options) -> Backend:
-    if not Path(model_path).is_file():
-        raise FileNotFoundError(f"model file not found: {model_path}")
+def _resolve(name: str, model_path: str | Path) -> str:
     name = backend_for_path(model_path) if name == "auto" else name
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}: write one of auto, {', '.join(BACKENDS)}")
-    module_name, class_name = BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module_name), class_name)(model_path, **options)
+    return name
+
+
+def split_options(name: str, model_path: str | Path, options: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``options`` the backend (``auto``: by suffix) takes, and the names of those it does not."""
+    accepted = inspect.signature(BACKENDS[_resolve(name, model_path)].load_class()).parameters
+    taken = {k: v for k, v in options.items() if k in accepted}
+    return taken, sorted(set(options) - set(taken))
+
+
+def load_backend(name: str, model_path: str | Path, **options) -> Backend:
+    if not Path(model_path).is_file():
+        raise FileNotFoundError(f"model file not found: {model_path}")
+    spec = BACKENDS[_resolve(name, model_path)]
+    return spec.load_class()(model_path, **{**spec.defaults, **options})
+
+
+def backend_label(backend: Backend) -> str:
+    """What ran: the backend, and its execution provider where it has one (``onnxruntime (CPUExecutionProvider)``)."""
+    provider = getattr(backend, "provider", None)
+    return f"{backend.name} ({provider})" if provider else backend.name

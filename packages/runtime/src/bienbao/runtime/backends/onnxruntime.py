@@ -36,11 +36,18 @@ class OnnxRuntimeBackend:
         missing = [p for p in providers if p not in available]
         if missing:
             raise ValueError(f"ONNX Runtime here has no {', '.join(missing)} (available: {', '.join(available)})")
-        self.session = ort.InferenceSession(str(model_path), options, providers=providers)
+        try:
+            self.session = ort.InferenceSession(str(model_path), options, providers=providers)
+        except Exception as exc:  # ONNX Runtime's own error types (InvalidProtobuf, Fail...): one line, the file named
+            reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"{model_path}: not a model ONNX Runtime can load ({reason})") from exc
         meta = self.session.get_modelmeta().custom_metadata_map
         self.metadata = ModelMetadata.from_json(meta[METADATA_KEY]) if METADATA_KEY in meta else None
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
+        if len(model_input.shape) != 4:
+            raise ValueError(f"{model_path}: its input {model_input.name!r} has shape {model_input.shape}; a detector "
+                             "takes images of shape (1, 3, height, width)")
         height, width = model_input.shape[2:4]
         if not (isinstance(height, int) and isinstance(width, int)):
             if self.metadata is None:
@@ -48,6 +55,7 @@ class OnnxRuntimeBackend:
             height, width = self.metadata.imgsz
         self.input_size = (height, width)
         self.providers = self.session.get_providers()
+        self.provider = self.providers[0]  # the one that runs the graph (ONNX Runtime falls back in order)
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: tensor})[0]
