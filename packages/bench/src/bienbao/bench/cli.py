@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from bienbao.cli.files import atomic_write_text, check_writable
 from bienbao.runtime.backends import BACKENDS
 
 __all__ = ["register_bench"]
@@ -43,6 +44,13 @@ def register_bench(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     return parser
 
 
+def _read_image(cv2, path: Path):
+    image = cv2.imread(str(path))
+    if image is None:  # a benchmark on other frames than asked for would mislead: say which
+        raise FileNotFoundError(f"cannot read {path}: not an image OpenCV decodes (truncated or another format?)")
+    return image
+
+
 def _frames(source: str | None, count: int):
     import numpy as np
 
@@ -54,9 +62,9 @@ def _frames(source: str | None, count: int):
     path = Path(source)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
-        frames = [cv2.imread(str(p)) for p in files]
+        frames = [_read_image(cv2, p) for p in files]
     elif path.suffix.lower() in IMAGE_SUFFIXES:
-        frames = [cv2.imread(str(path))]
+        frames = [_read_image(cv2, path)]
     else:
         capture = cv2.VideoCapture(str(path))
         frames = []
@@ -96,27 +104,45 @@ def _bench(args: argparse.Namespace) -> int:
         raise CommandError(f"model file not found: {', '.join(missing)}")
     if args.runs < 1:
         raise CommandError(f"--runs {args.runs}: at least 1")
+    if args.frames < 1:
+        raise CommandError(f"--frames {args.frames}: at least 1")
+    out = Path(args.out or f"logs/bench/{datetime.datetime.now():%Y%m%d-%H%M%S}")
+    try:  # before any measurement: a folder that cannot take the results would lose them all
+        check_writable(out, "--out")
+    except OSError as exc:
+        raise CommandError(str(exc)) from exc
     from bienbao.runtime import MissingDependencyError
 
     from .runner import run_benchmark
 
+    options: dict = {}
+
+    def save(runs, interrupted: bool, memory: str) -> dict:
+        result = report.build_result(runs, {**options, "memory": memory}, interrupted)
+        if result["models"]:  # each file written whole under a temporary name, then renamed
+            atomic_write_text(out / "result.json", json.dumps(result, indent=2))
+            atomic_write_text(out / "result.md", report.markdown(result))
+        return result
+
     try:
         frames = _frames(args.source, args.frames)
-        runs, interrupted = run_benchmark(args.model, frames, args.backend, args.runs, args.warmup, args.threads,
-                                          memory=not args.no_memory, progress=_progress)
+        options.update({"runs": args.runs, "warmup": args.warmup, "threads": args.threads, "backend": args.backend,
+                        "source": args.source or "synthetic 640x360 frame", "frames": len(frames)})
+        # the latency figures are saved the moment they exist; the memory pass then completes them
+        runs, interrupted = run_benchmark(
+            args.model, frames, args.backend, args.runs, args.warmup, args.threads, memory=not args.no_memory,
+            progress=_progress, measured=lambda r, i: save(r, i, "pending" if not args.no_memory else "skipped"))
     except (MissingDependencyError, FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
-    options = {"runs": args.runs, "warmup": args.warmup, "threads": args.threads, "backend": args.backend,
-               "source": args.source or "synthetic 640x360 frame", "frames": len(frames),
-               "memory": "separate pass, RSS sampled every 2 ms" if not args.no_memory else "skipped"}
-    result = report.build_result(runs, options, interrupted)
-    if not result["models"]:
-        raise CommandError("interrupted before any model was measured")
-    out = Path(args.out or f"logs/bench/{datetime.datetime.now():%Y%m%d-%H%M%S}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    (out / "result.md").write_text(report.markdown(result), encoding="utf-8")
-    chart = report.plot(result, out / "latency.png")
+    except OSError as exc:
+        raise CommandError(f"cannot write the results into {out}: {exc}") from exc
+    try:
+        result = save(runs, interrupted, "separate pass, RSS sampled every 2 ms" if not args.no_memory else "skipped")
+        if not result["models"]:
+            raise CommandError("interrupted before any model was measured")
+        chart = report.plot(result, out / "latency.png")
+    except OSError as exc:
+        raise CommandError(f"cannot write the results into {out}: {exc}") from exc
     print(report.table(result))
     print(f"wrote {out / 'result.json'}, {out / 'result.md'}" + (f", {chart}" if chart else
                                                                    " (install matplotlib for latency.png)"))

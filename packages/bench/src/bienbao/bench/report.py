@@ -66,7 +66,12 @@ def load_result(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"result file not found: {path}")
-    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not a bench result: not JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a bench result: its JSON is a {type(data).__name__}, not an object")
     if data.get("schema") != SCHEMA or data.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(f"{path} is not a {SCHEMA} v{SCHEMA_VERSION} result "
                          f"(schema {data.get('schema')!r} v{data.get('schema_version')!r})")

@@ -94,8 +94,11 @@ def _memory_pass(run: ModelRun, frames: Sequence[np.ndarray], backend: str, thre
 
 def run_benchmark(paths: Sequence[str | Path], frames: Sequence[np.ndarray], backend: str = "auto",
                   runs: int = 50, warmup: int = 5, threads: int | None = None, memory: bool = True,
-                  progress: Callable[[int, int], None] | None = None) -> tuple[list[ModelRun], bool]:
-    """Measure every model; returns the runs and whether the latency loop was interrupted."""
+                  progress: Callable[[int, int], None] | None = None,
+                  measured: Callable[[list[ModelRun], bool], None] | None = None) -> tuple[list[ModelRun], bool]:
+    """Measure every model; returns the runs and whether the latency loop was interrupted.
+    ``measured(runs, interrupted)`` is called as soon as the latency loop ends (before the memory
+    pass), so a caller can save what is measured before anything else can fail."""
     if runs < 1 or warmup < 0:
         raise ValueError(f"runs={runs}, warmup={warmup}: need runs >= 1 and warmup >= 0")
     if not frames:
@@ -113,6 +116,8 @@ def run_benchmark(paths: Sequence[str | Path], frames: Sequence[np.ndarray], bac
                 progress(index + 1, runs)
     except KeyboardInterrupt:
         interrupted = True
+    if measured:
+        measured(models, interrupted)
     if memory and not interrupted:
         for model in models:
             _memory_pass(model, frames, backend, threads, repeats=min(runs, 10))
