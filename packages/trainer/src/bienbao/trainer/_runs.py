@@ -21,6 +21,7 @@ __all__ = [
     "append_csv",
     "checked_dataset",
     "file_sha256",
+    "load_detection_model",
     "resolve_model_source",
     "ultralytics_overrides",
 ]
@@ -72,6 +73,21 @@ def checked_dataset(data: str | Path, fliplr: float) -> list[str]:
             fliplr, ", ".join(flipped[:4]),
         )
     return names
+
+
+def load_detection_model(path: str | Path):
+    """The model inside an ultralytics checkpoint (``load_checkpoint``), or one line naming the file
+    when it is not one (a text file renamed .pt, a truncated download)."""
+    from ultralytics.nn.tasks import load_checkpoint
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    try:
+        model, _ = load_checkpoint(path)
+    except Exception as exc:  # ultralytics wraps pickle/zip errors in TypeError with a banner
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{path} is not an ultralytics checkpoint: {reason[:200]}") from exc
+    return model
 
 
 def resolve_model_source(model: str) -> str:

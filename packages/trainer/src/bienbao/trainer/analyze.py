@@ -38,12 +38,12 @@ __all__ = ["LayerError", "activation_histograms", "drift_chart", "layer_error", 
 
 
 def _load(checkpoint: str | Path) -> nn.Module:
-    from ultralytics.nn.tasks import load_checkpoint
+    from ._runs import load_detection_model
 
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    model, _ = load_checkpoint(path)
+    model = load_detection_model(path)
     enable_observers(model, False)  # analysis looks at the saved ranges; it must not move them
     return model.float().eval()
 

@@ -79,8 +79,10 @@ def _run(handler):
         _environment()
         try:
             handler(args)
-        except (ConfigError, DatasetError, FileNotFoundError, MissingDependencyError) as exc:
+        except (ConfigError, DatasetError, MissingDependencyError) as exc:
             raise CommandError(str(exc)) from exc
+        except OSError as exc:  # a missing file, a read-only or full output folder: the path is in the message
+            raise CommandError(str(exc) if exc.filename is None else f"{exc.filename}: {exc.strerror}") from exc
         return 0
     return run
 

@@ -148,6 +148,24 @@ class TrainConfig:
         for key in ("epochs", "batch"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}={getattr(self, key)}: must be at least 1")
+        check_ultralytics_keys(self.ultralytics)
+
+
+def check_ultralytics_keys(settings: dict, where: str = "ultralytics") -> None:
+    """Every key under ``ultralytics:`` must be one of ultralytics' own settings (its
+    ``default.yaml``); a misspelt one is refused here, with the nearest real key, instead of
+    ultralytics' usage banner and a traceback at the first epoch."""
+    import difflib
+
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    unknown = sorted(set(settings) - set(DEFAULT_CFG_DICT))
+    if unknown:
+        hints = []
+        for key in unknown:
+            near = difflib.get_close_matches(key, DEFAULT_CFG_DICT, n=1)
+            hints.append(f"{where}.{key}" + (f" (did you mean {near[0]}?)" if near else ""))
+        raise ConfigError(f"not an ultralytics setting: {', '.join(hints)}")
 
 
 @dataclass(frozen=True)
@@ -236,6 +254,7 @@ class QATConfig:
             raise ValueError(f"epochs={self.epochs}: must be at least 1")
         if not 0 < self.lr0 < 1:
             raise ValueError(f"lr0={self.lr0}: QAT fine-tuning wants a small learning rate, e.g. 0.0005")
+        check_ultralytics_keys(self.ultralytics, "qat.ultralytics")
 
     def ultralytics_args(self) -> dict[str, Any]:
         """The optimiser/schedule keys in ultralytics' spelling, then the pass-through keys."""

@@ -100,6 +100,21 @@ def dataset_names(data: str | Path) -> list[str]:
     raise DatasetError(f"{data}: 'names' must be a list or a mapping of class id to name")
 
 
+def check_names(model_names, data_names, model: str | Path, data: str | Path) -> None:
+    """A model scored on a dataset must know the same classes in the same order; the error says
+    which differ (a count, or the first mismatches by index)."""
+    model_names, data_names = tuple(model_names), tuple(data_names)
+    if model_names == data_names:
+        return
+    if len(model_names) != len(data_names):
+        raise ValueError(f"{model} was trained on {len(model_names)} classes, {data} has {len(data_names)}: "
+                         f"it cannot be scored on it (model: {', '.join(model_names[:3])}, ...; data: "
+                         f"{', '.join(data_names[:3])}, ...)")
+    differ = [f"{i}: {m!r} vs {d!r}" for i, (m, d) in enumerate(zip(model_names, data_names, strict=True)) if m != d]
+    raise ValueError(f"{model} and {data} have {len(model_names)} classes each but {len(differ)} differ by name "
+                     f"(model vs data): {'; '.join(differ[:4])}{' ...' if len(differ) > 4 else ''}")
+
+
 def split_dirs(data: Path, config: dict) -> dict[str, list[Path]]:
     root = data.parent
     if config.get("path"):
@@ -149,6 +164,9 @@ def _check_label_file(path: Path, nc: int) -> Iterable[Problem]:
             yield Problem("error", "class id out of range", str(path), f"{where}: {fields[0]} (nc={nc})")
         if any(v < 0.0 or v > 1.0 for v in values[1:]):
             yield Problem("error", "coordinate outside [0, 1]", str(path), f"{where}: {line.strip()[:60]}")
+        elif count == 5 and (values[3] <= 0.0 or values[4] <= 0.0):
+            yield Problem("warning", "box of zero width or height (ultralytics drops it: a lost sign)", str(path),
+                          f"{where}: {line.strip()[:60]}")
         boxes, polygons = boxes + (count == 5), polygons + (count > 5)
     if polygons and boxes:
         yield Problem("warning", "label file mixes polygon and box lines (ultralytics skips the whole image)",
@@ -161,7 +179,9 @@ def _check_label_file(path: Path, nc: int) -> Iterable[Problem]:
 def _check_image(path: Path) -> Problem | None:
     try:
         with Image.open(path) as image:
-            image.verify()
+            image.verify()  # the file's structure ...
+        with Image.open(path) as image:
+            image.load()  # ... and its pixels: a JPEG cut short passes verify() but not a full decode
     except (OSError, UnidentifiedImageError, SyntaxError, ImportError) as exc:
         # ImportError: once ultralytics is imported, PIL's open retries an unidentified file with
         # an optional HEIF plugin, whose import fails offline. Either way the file does not decode.

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
-from .dataset_check import IMAGE_SUFFIXES, dataset_names, label_path, split_dirs
+from .dataset_check import IMAGE_SUFFIXES, check_names, dataset_names, label_path, split_dirs
 from .threads import use_all_cores
 
 __all__ = ["Evaluation", "evaluate", "evaluate_module", "label_targets", "match_predictions", "split_images"]
@@ -136,8 +136,7 @@ def _evaluate_exported(model: Path, data: Path, split: str, conf: float, iou: fl
 
     names = dataset_names(data)
     detector = Detector(model, conf=conf, iou=iou, max_det=300)
-    if detector.names != tuple(names):
-        raise ValueError(f"{model} was trained on other classes than {data} ({len(detector.names)} vs {len(names)})")
+    check_names(detector.names, names, model, data)
     images = split_images(data, split)
     stats, speed = _run_frames(detector.backend.infer, detector.input_size, detector.names, images, conf, iou)
     return _summarise(str(model), data, split, "bienbao.runtime", names, len(images), stats, speed)
@@ -200,11 +199,25 @@ def _run_frames(infer, input_size: tuple[int, int], names: tuple[str, ...], imag
                                                           strict=True)}
 
 
+def _checkpoint_names(model: Path) -> list[str]:
+    """The class names a checkpoint was trained on; one line for a file that is not a checkpoint."""
+    import torch
+
+    try:
+        checkpoint = torch.load(model, map_location="cpu", weights_only=False)
+        network = checkpoint.get("ema") or checkpoint["model"]
+        names = network.names
+    except Exception as exc:  # pickle, zip and attribute errors of a file that is not an ultralytics checkpoint
+        raise ValueError(f"{model} is not an ultralytics checkpoint ({type(exc).__name__}: {str(exc)[:120]})") from exc
+    return [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
+
+
 def _evaluate_checkpoint(model: Path, data: Path, split: str, imgsz: int, conf: float, iou: float,
                          batch: int) -> Evaluation:
     from ultralytics import YOLO
 
     names = dataset_names(data)
+    check_names(_checkpoint_names(model), names, model, data)
     # rect=False: the square letterbox every exported file sees (ultralytics' default, rectangular
     # batches, feeds 640x384 for these frames and scores the same weights about 1 point lower)
     yolo = YOLO(str(model))

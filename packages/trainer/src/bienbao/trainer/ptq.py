@@ -14,13 +14,12 @@ from pathlib import Path
 import torch
 from ultralytics.cfg import get_cfg
 from ultralytics.data.utils import check_det_dataset
-from ultralytics.nn.tasks import load_checkpoint
 from ultralytics.utils.torch_utils import select_device
 
 from bienbao.quant import calibrate, print_quant_summary
 
 from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
-from ._runs import RunLayout, checked_dataset, file_sha256
+from ._runs import RunLayout, checked_dataset, file_sha256, load_detection_model
 from .calibration import calibration_loop
 from .config import CalibrationConfig, TrainConfig, load_quantization
 from .threads import use_all_cores
@@ -37,7 +36,7 @@ def run_ptq(train: TrainConfig, weights: str, policy_path: str, calibration: Cal
     layout = RunLayout(train, name)
     checked_dataset(train.data, fliplr=0.0)
     quantization = load_quantization(policy_path)
-    model, _ = load_checkpoint(weights)
+    model = load_detection_model(weights)
     if is_quantized(model):
         raise ValueError(f"{weights} is already quantized: calibrate takes an FP32 checkpoint")
     device = select_device(train.device or "", verbose=False)

@@ -16,14 +16,13 @@ import onnx
 import torch
 from torch import nn
 from ultralytics.nn.modules import DFL, Detect
-from ultralytics.nn.tasks import load_checkpoint
 
 from bienbao.cli.files import atomic_path, check_writable
 from bienbao.quant import QATModule, convert, enable_fake_quant, iter_quantizers
 from bienbao.runtime.metadata import METADATA_KEY, ModelMetadata, Quantization
 
 from .. import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
-from .._runs import file_sha256
+from .._runs import file_sha256, load_detection_model
 from ..yolo_qat import is_quantized
 from .qdq_graph import QDQReport, fold_weight_quantizers, qdq_report
 
@@ -181,7 +180,7 @@ def export_onnx(checkpoint: str | Path, output_dir: str | Path, target: str = "o
                 imgsz: int = 640, opset: int = 17) -> ExportResult:
     """Export ``checkpoint`` to ``<output_dir>/<name>_<target>.onnx`` with metadata."""
     checkpoint, output_dir = check_request(checkpoint, output_dir, imgsz)
-    model, _ = load_checkpoint(checkpoint)
+    model = load_detection_model(checkpoint)
     _check_target(model, target, checkpoint)
     quantization = describe_quantization(model, target)
     traced = prepare_for_export(model, target)

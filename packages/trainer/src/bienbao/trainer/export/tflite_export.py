@@ -25,12 +25,12 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from ultralytics.nn.tasks import load_checkpoint
 
 from bienbao.quant import FakeQuantize, iter_quantizers
 from bienbao.runtime.metadata import ModelMetadata, Quantization
 
 from .. import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
+from .._runs import load_detection_model
 from .onnx_export import (
     ExportError,
     check_request,
@@ -133,7 +133,7 @@ def export_tflite(checkpoint: str | Path, output_dir: str | Path, target: str = 
         raise ExportError(f"TFLite target {target!r}: write one of {', '.join(TFLITE_TARGETS)}")
     checkpoint, output_dir = check_request(checkpoint, output_dir, imgsz)
     litert_torch = _require_litert_torch()
-    model, _ = load_checkpoint(checkpoint)
+    model = load_detection_model(checkpoint)
     if target == "int8":
         require_quantized(model, checkpoint)
     described = describe_quantization(model, "fp32" if target == "fp32" else "onnxruntime")
