@@ -2,6 +2,17 @@
 # service user, the unit and its settings.
 # shellcheck shell=bash
 
+cuda_build_env() {  # make CUDA's nvcc visible to a source build (pycuda finds CUDA through nvcc)
+    local cuda=${CUDA_HOME:-/usr/local/cuda}
+    if [[ ! -x "$cuda/bin/nvcc" ]]; then
+        echo "error: $cuda/bin/nvcc not found: pycuda is built on the board and needs the CUDA toolkit" >&2
+        echo "       (JetPack: sudo apt install nvidia-jetpack, or cuda-toolkit-12-*; set CUDA_HOME if CUDA is elsewhere)" >&2
+        exit 2
+    fi
+    export CUDA_ROOT=$cuda CUDA_HOME=$cuda PATH="$cuda/bin:$PATH"
+    export LD_LIBRARY_PATH="$cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+}
+
 install_model() {  # PREFIX RECIPE_DIR MODEL (with its .json sidecar beside it)
     local prefix=$1 here=$2 model=$3
     local sidecar="${model%.*}.json" suffix="${model##*.}"

@@ -23,6 +23,7 @@ if ! python3 -c "import tensorrt, cv2" 2> /dev/null; then
     echo "error: JetPack's tensorrt or cv2 is missing: sudo apt install python3-libnvinfer python3-opencv" >&2
     exit 2
 fi
+cuda_build_env  # sudo's PATH has no /usr/local/cuda/bin: without it pycuda's build cannot find CUDA
 python3 -m venv --system-site-packages "$prefix/venv"
 "$prefix/venv/bin/python" -m pip install --upgrade pip
 # no opencv (nor serve) extra: a PyPI OpenCV would shadow JetPack's, which has GStreamer for the CSI

@@ -5,6 +5,7 @@ The numbers are issue 16's items; benchmarks/faults.py runs the whole catalogue.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -214,3 +215,63 @@ def test_18_onnxruntime_gpu_providers_are_choosable_and_the_one_used_is_reported
 def test_the_every_frame_file_reader_is_not_realtime(tmp_path, sign_video) -> None:
     capture = LatestFrameCapture(parse_source(str(sign_video(frames=3))), realtime=False)
     assert not capture.realtime and np.isclose(capture.fps, 30)
+
+
+# -- 16 and 17: what a board user is told about TensorRT ---------------------------------------------
+def test_16_missing_tensorrt_says_what_jetpack_provides_not_an_empty_extra(tmp_path) -> None:
+    from bienbao.runtime import MissingDependencyError
+    from bienbao.runtime.backends.tensorrt import TensorRTBackend
+
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed here: the missing-package message cannot be shown")
+    except ImportError:
+        pass
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"x")
+    with pytest.raises(MissingDependencyError) as missing:
+        TensorRTBackend(engine)
+    message = str(missing.value)
+    assert "bienbao-runtime[tensorrt]" in message and "installs nothing" in message  # said, not suggested
+    assert "apt install python3-libnvinfer" in message and "--system-site-packages" in message
+    assert "print(tensorrt.__version__)" in message  # how to check
+
+
+@pytest.mark.parametrize("version, strongly_typed, expected", [
+    ("8.5.2.2", False, (8, 5)),  # JetPack 5.1
+    ("8.6.2.3", False, (8, 6)),  # JetPack 6.0
+    ("10.3.0.30", True, (10, 3)),  # JetPack 6.1+
+    ("8.4.1.5", False, "TensorRT 8.5 or newer (JetPack 5.1"),
+    ("8.6.2.3", True, "strongly typed networks need TensorRT 9"),
+    ("garbage", False, "cannot read the TensorRT version"),
+])
+def test_17_tensorrt_8_5_and_8_6_are_supported_and_older_ones_say_which_jetpack(version, strongly_typed,
+                                                                              expected) -> None:
+    from bienbao.runtime.backends.tensorrt import check_tensorrt_version
+
+    if isinstance(expected, tuple):
+        assert check_tensorrt_version(version, strongly_typed) == expected
+    else:
+        with pytest.raises(RuntimeError, match=re.escape(expected)):
+            check_tensorrt_version(version, strongly_typed)
+
+
+# -- 15: the Jetson install script builds pycuda with CUDA on PATH --------------------------------------
+def test_15_the_install_scripts_cuda_environment_finds_nvcc_or_says_how(tmp_path) -> None:
+    cuda = tmp_path / "cuda"
+    (cuda / "bin").mkdir(parents=True)
+    nvcc = cuda / "bin/nvcc"
+    nvcc.write_text("#!/bin/sh\necho 'Cuda compilation tools, release 12.6'\n")
+    nvcc.chmod(0o755)
+    common = ROOT / "deploy/install-common.sh"
+    script = f'source "{common}"; PATH=/usr/bin:/bin; cuda_build_env; echo "$CUDA_ROOT"; command -v nvcc; nvcc'
+    found = subprocess.run(["bash", "-c", script], env={"CUDA_HOME": str(cuda), "PATH": "/usr/bin:/bin"},
+                           capture_output=True, text=True, check=False)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.splitlines() == [str(cuda), str(nvcc), "Cuda compilation tools, release 12.6"]
+    missing = subprocess.run(["bash", "-c", f'source "{common}"; cuda_build_env; echo unreachable'],
+                             env={"CUDA_HOME": str(tmp_path / "none"), "PATH": "/usr/bin:/bin"},
+                             capture_output=True, text=True, check=False)
+    assert missing.returncode == 2 and "nvcc not found" in missing.stderr and "unreachable" not in missing.stdout
+    install = (ROOT / "deploy/jetson/install.sh").read_text()
+    assert install.index("cuda_build_env") < install.index("pycuda==")  # set before pycuda's build

@@ -1,4 +1,4 @@
-"""TensorRT backend (TensorRT 10 tensor-name API, pycuda buffers, one CUDA stream).
+"""TensorRT backend (the tensor-name API of TensorRT 8.5+, so JetPack 5.1 to 6.x; pycuda buffers, one CUDA stream).
 
 Deserializes an engine built by ``bienbao export --format engine`` (or ``trtexec``), binds its
 input and output by tensor name, and runs ``execute_async_v3`` on its own stream with page-locked
@@ -16,15 +16,43 @@ import numpy as np
 from .._deps import require
 from ..metadata import MetadataError, ModelMetadata
 
-__all__ = ["TensorRTBackend"]
+__all__ = ["MIN_TENSORRT", "TENSORRT_HINT", "TensorRTBackend", "check_tensorrt_version"]
+
+#: The tensor-name API used here (num_io_tensors, set_tensor_address, execute_async_v3) and explicit
+#: (Q/DQ) INT8 quantization: TensorRT 8.5 and newer, i.e. JetPack 5.1 (8.5), 6.0 (8.6), 6.1+ (10.x).
+MIN_TENSORRT = (8, 5)
+TENSORRT_HINT = ("TensorRT's Python bindings come with JetPack, not from pip (the registry's tensorrt packages "
+                 "are download stubs, and bienbao-runtime[tensorrt] installs nothing): sudo apt install "
+                 "python3-libnvinfer, then check with python3 -c 'import tensorrt; print(tensorrt.__version__)'. A "
+                 "virtual environment must see them: python3 -m venv --system-site-packages (deploy/jetson/install.sh "
+                 "does this)")
+PYCUDA_HINT = ("pycuda is built on the board against JetPack's CUDA: PATH=/usr/local/cuda/bin:$PATH "
+               "CUDA_ROOT=/usr/local/cuda pip install pycuda (deploy/jetson/install.sh does this)")
+
+
+def check_tensorrt_version(version: str, strongly_typed: bool = False) -> tuple[int, int]:
+    """``(major, minor)`` of a TensorRT that runs bienbao engines, or a ``RuntimeError`` saying
+    which JetPack is needed and why."""
+    try:
+        major, minor = (int(part) for part in version.split(".")[:2])
+    except ValueError as exc:
+        raise RuntimeError(f"cannot read the TensorRT version {version!r}") from exc
+    if (major, minor) < MIN_TENSORRT:
+        raise RuntimeError(f"TensorRT {version} found; bienbao needs TensorRT 8.5 or newer (JetPack 5.1 or newer: "
+                           "8.5 brought the tensor-name execution API, execute_async_v3, that the engine runs with)")
+    if strongly_typed and major < 9:
+        raise RuntimeError(f"TensorRT {version}: strongly typed networks need TensorRT 9 or newer (JetPack 6.1+); "
+                           "build without strongly_typed (INT8 + FP16 flags), which TensorRT 8.5 and 8.6 support")
+    return major, minor
 
 
 class TensorRTBackend:
     name = "tensorrt"
 
     def __init__(self, model_path: str | Path, device: int = 0) -> None:
-        trt = require("tensorrt", "tensorrt", "its Python bindings come with JetPack: apt install python3-libnvinfer")
-        cuda = require("pycuda.driver", "tensorrt", "pycuda: pip install pycuda on the board, with the CUDA toolkit")
+        trt = require("tensorrt", None, TENSORRT_HINT)
+        check_tensorrt_version(trt.__version__)
+        cuda = require("pycuda.driver", None, PYCUDA_HINT)
         model_path = Path(model_path)
         try:
             self.metadata = ModelMetadata.read_sidecar(model_path)

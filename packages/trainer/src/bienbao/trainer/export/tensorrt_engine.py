@@ -1,4 +1,4 @@
-"""TensorRT engine from a Q/DQ ONNX export (TensorRT 10 Python API).
+"""TensorRT engine from a Q/DQ ONNX export (TensorRT 8.5+ Python API: JetPack 5.1, 6.0 and 6.1+).
 
 Explicit quantization: the Q/DQ nodes in the ONNX file decide what runs in INT8, with the scales
 QAT learned; no calibrator is involved. By default the network is weakly typed with the INT8 and
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import onnx
 
+from bienbao.runtime.backends.tensorrt import check_tensorrt_version
 from bienbao.runtime.metadata import METADATA_KEY, ModelMetadata
 
 __all__ = ["EngineBuildError", "build_engine", "trtexec_command"]
@@ -27,17 +28,19 @@ class EngineBuildError(RuntimeError):
     """TensorRT is missing, rejected the ONNX graph, or could not build an engine."""
 
 
-def _tensorrt():
+def _tensorrt(strongly_typed: bool = False):
     try:
         import tensorrt
     except ImportError as exc:
         raise EngineBuildError(
             "TensorRT's Python bindings are not installed. On a Jetson they come with JetPack "
-            "(apt install python3-libnvinfer); on an x86 CUDA machine from NVIDIA's TensorRT 10 packages. "
-            "Or build on the device with deploy/jetson/build_engine.sh (trtexec)."
+            "(apt install python3-libnvinfer); on an x86 CUDA machine from NVIDIA's TensorRT packages (8.5 or "
+            "newer). Or build on the device with deploy/jetson/build_engine.sh (trtexec)."
         ) from exc
-    if int(tensorrt.__version__.split(".")[0]) < 10:
-        raise EngineBuildError(f"TensorRT {tensorrt.__version__} found; the engine builder needs TensorRT 10")
+    try:
+        check_tensorrt_version(tensorrt.__version__, strongly_typed)
+    except RuntimeError as exc:
+        raise EngineBuildError(str(exc)) from exc
     return tensorrt
 
 
@@ -66,7 +69,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, fp16: bool = Tr
     if metadata.quantization.target not in ("tensorrt", "fp32"):
         raise EngineBuildError(f"{onnx_path} was exported for {metadata.quantization.target}; export with "
                                "--target tensorrt (symmetric int8 activations) for an engine")
-    trt = _tensorrt()
+    trt = _tensorrt(strongly_typed)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
