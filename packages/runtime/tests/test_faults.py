@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
@@ -210,11 +209,6 @@ def test_18_onnxruntime_gpu_providers_are_choosable_and_the_one_used_is_reported
                     "--max-frames", "2")
     assert result.returncode == 0 and "(onnxruntime (CPUExecutionProvider), 640x640)" in result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1])["summary"]["backend"] == backend_label(detector.backend)
-
-
-def test_the_every_frame_file_reader_is_not_realtime(tmp_path, sign_video) -> None:
-    capture = LatestFrameCapture(parse_source(str(sign_video(frames=3))), realtime=False)
-    assert not capture.realtime and np.isclose(capture.fps, 30)
 
 
 # -- 16 and 17: what a board user is told about TensorRT ---------------------------------------------

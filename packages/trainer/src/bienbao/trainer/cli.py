@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from bienbao.cli.files import atomic_write_text
+
 __all__ = ["register_calibrate", "register_check_data", "register_evaluate", "register_export", "register_init",
            "register_pipeline", "register_qat", "register_train"]
 
@@ -285,7 +287,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(result.table())
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+        atomic_write_text(Path(args.json), json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
 
 
 # -- pipeline -----------------------------------------------------------------------------------
@@ -328,10 +330,8 @@ def _pipeline(args: argparse.Namespace) -> None:
         args.epochs = args.epochs or SAMPLE_EPOCHS
         args.qat_epochs = args.qat_epochs or SAMPLE_QAT_EPOCHS
     base_sets, qat_sets = _split_sets(args.set)
-    if sample and not any(s.startswith("schedule.enable_activations_epoch=") for s in qat_sets):
-        # the default schedule enables activations at epoch 1: a 2-epoch best.pt could be epoch 0,
-        # weights-only, and export as an "INT8" file without activation Q/DQ (slower than FP32)
-        qat_sets.append("schedule.enable_activations_epoch=0")
+    # a short QAT run gets the schedule scaled to its epochs (QATSchedule.fit, said in the log); a
+    # best.pt from an epoch without activation quantization is refused by the INT8 export
     train = _train_config(args, sets=base_sets)
     if sample:
         print(f"[pipeline] no --data: the embedded sample {train.data} (80 real frames): {args.epochs} FP32 and "

@@ -9,6 +9,8 @@ import argparse
 import json
 from pathlib import Path
 
+from bienbao.cli.files import atomic_write_text
+
 from .cli import _checked, _run
 
 QUANTIZATION = "./configs/quantization.yaml, else the packaged default"
@@ -125,9 +127,9 @@ def _error(args: argparse.Namespace) -> None:
     out = _out(args)
     errors = layer_error(args.model, sample_frames(args.data, args.split, args.images, args.imgsz), args.fp32)
     reference = args.fp32 or f"{args.model} with quantizers off"
-    (out / "layer_error.json").write_text(json.dumps({"model": args.model, "reference": reference,
+    atomic_write_text(out / "layer_error.json", json.dumps({"model": args.model, "reference": reference,
                                                       "layers": errors_to_dicts(errors)}, indent=2) + "\n")
-    (out / "layer_error.md").write_text(f"# Per-layer quantization error\n\n{args.model} against {reference}, "
+    atomic_write_text(out / "layer_error.md", f"# Per-layer quantization error\n\n{args.model} against {reference}, "
                                         f"{args.images} {args.split} images at {args.imgsz}.\n\n"
                                         f"{error_table(errors)}\n\n![error](layer_error.png)\n")
     error_chart(errors, out / "layer_error.png")
@@ -144,10 +146,10 @@ def _sensitivity(args: argparse.Namespace) -> None:
 
     out = _out(args)
     report = layer_sensitivity(args.model, args.data, args.split, args.images, args.imgsz, args.layers or ["*"])
-    (out / "sensitivity.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    atomic_write_text(out / "sensitivity.json", json.dumps(report.to_dict(), indent=2) + "\n")
     rows = [f"| {i} | {layer.name} | {report.drop_when_quantized(layer):+.4f} | {report.gain_when_float(layer):+.4f} |"
             for i, layer in enumerate(report.ranking(), 1)]
-    (out / "sensitivity.md").write_text(
+    atomic_write_text(out / "sensitivity.md",
         f"# Layer sensitivity\n\n{args.model}, mAP50 on {args.images} {args.split} images at {args.imgsz}: "
         f"float {report.float_metric:.4f}, quantized {report.quantized_metric:.4f}.\n\n"
         "| rank | layer | drop with only it quantized | gain with only it float |\n|---|---|---|---|\n"
@@ -156,7 +158,7 @@ def _sensitivity(args: argparse.Namespace) -> None:
     from .config_files import locate_config
 
     base = locate_config("quantization", args.base).path
-    policy.write_text(f"# written by bienbao analyze sensitivity from {args.model}: {base} plus the "
+    atomic_write_text(policy, f"# written by bienbao analyze sensitivity from {args.model}: {base} plus the "
                       f"{args.top_k} most sensitive layer(s) kept {args.keep}\n"
                       + yaml.safe_dump(sensitivity_policy(base, report, args.top_k, args.keep), sort_keys=False))
     load_policy(policy)  # what bienbao qat will do with it: fail here, not there

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bienbao.cli.files import atomic_write_text
+
 from .evaluate import Evaluation, evaluate, split_images
 from .threads import use_all_cores
 
@@ -76,14 +78,14 @@ def compare(models: Sequence[tuple[str, Path]], data: str | Path, split: str = "
     for index, (label, path) in enumerate(models, 1):
         progress(f"[{index}/{len(models)}] evaluating {label} ({path}) on {split}")
         compared.append(ComparedModel(label, Path(path), evaluate(path, data, split, imgsz)))
-    (out / "compare.json").write_text(json.dumps({"data": str(data), "split": split, "reference": labels[0],
+    atomic_write_text(out / "compare.json", json.dumps({"data": str(data), "split": split, "reference": labels[0],
                                                   "models": [m.to_dict() for m in compared]}, indent=2,
-                                                 ensure_ascii=False) + "\n", encoding="utf-8")
+                                                 ensure_ascii=False) + "\n")
     charts = _charts(compared, out)
     frames = example_frames([(m.label, m.path) for m in compared], Path(data), split, out / "examples", examples,
                             imgsz) if examples else []
-    (out / "compare.md").write_text(_markdown(compared, split, charts, frames, out), encoding="utf-8")
-    (out / "compare.html").write_text(_html(compared, split, charts, frames, out), encoding="utf-8")
+    atomic_write_text(out / "compare.md", _markdown(compared, split, charts, frames, out))
+    atomic_write_text(out / "compare.html", _html(compared, split, charts, frames, out))
     return compared
 
 

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bienbao.cli.files import atomic_write_text
+
 from .config import QATConfig, TrainConfig
 
 __all__ = ["STEPS", "PipelineOptions", "run_pipeline"]
@@ -52,7 +54,7 @@ class _State:
 
     def record(self, step: str, outputs: dict, seconds: float) -> None:
         self.data[step] = {"outputs": outputs, "seconds": round(seconds, 1)}
-        self.path.write_text(json.dumps(self.data, indent=2))
+        atomic_write_text(self.path, json.dumps(self.data, indent=2))
 
     def outputs(self, step: str) -> dict:
         return self.data[step]["outputs"]
@@ -117,7 +119,7 @@ def _evaluate(options: PipelineOptions, state: _State) -> dict:
         _say(f"evaluating {name} on the {options.split} split")
         results[name] = evaluate(model, options.train.data, options.split, options.train.imgsz).to_dict()
     path = options.folder / "evaluation.json"
-    path.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    atomic_write_text(path, json.dumps(results, indent=2, ensure_ascii=False))
     return {"evaluation": str(path)}
 
 
@@ -136,7 +138,7 @@ def _bench(options: PipelineOptions, state: _State) -> dict:
     result = build_result(runs, {"runs": options.bench_runs, "warmup": 2, "threads": None,
                                  "backend": "auto", "source": options.split}, interrupted)
     path = options.folder / "bench.json"
-    path.write_text(json.dumps(result, indent=2))
+    atomic_write_text(path, json.dumps(result, indent=2))
     chart = plot(result, options.folder / "latency.png")
     return {"bench": str(path), "chart": str(chart) if chart else None}
 
@@ -174,7 +176,7 @@ def _report(options: PipelineOptions, state: _State) -> dict:
               f"top to bottom: {', '.join(label for label, _ in shown)}.", ""]
     lines += [f"![{frame.stem}](examples/{frame.name})" for frame in frames]
     path = options.folder / "report.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return {"report": str(path)}
 
 

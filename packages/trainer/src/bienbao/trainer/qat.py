@@ -32,6 +32,7 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
+from bienbao.cli.files import atomic_write_text
 from bienbao.quant import calibrate, enable_fake_quant, enable_observers, freeze_bn_stats, iter_quantizers
 
 from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
@@ -197,7 +198,7 @@ class QATDetectionTrainer(DetectionTrainer):
 
     @staticmethod
     def _after_save(trainer: QATDetectionTrainer) -> None:
-        (Path(trainer.save_dir) / SETUP_FILE).write_text(trainer.setup.to_json(), encoding="utf-8")
+        atomic_write_text(Path(trainer.save_dir) / SETUP_FILE, trainer.setup.to_json())
 
 
 def _check_resumable(last: Path) -> None:
