@@ -16,13 +16,13 @@ Runs the real loop (``run_live``: detect, track, outputs) over the sample clip, 
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import threading
 import time
 import urllib.request
 from pathlib import Path
 
+from bienbao.cli.cpu import describe_cpu
 from bienbao.runtime import Detector
 from bienbao.runtime.capture import LatestFrameCapture
 from bienbao.runtime.live import LiveOutputs, run_live
@@ -30,16 +30,6 @@ from bienbao.runtime.serve import LiveView
 from bienbao.runtime.sources import parse_source
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def client(port: int, stop: threading.Event, counts: dict) -> None:
@@ -93,7 +83,9 @@ def main() -> None:
             rate, frames = one_run(detector, args.clip, mode, args.serve_fps)
             fps[mode].append(rate)
             streamed += [frames] if mode == "view + client" else []
-    print(f"CPU: {cpu_name()}; model {args.model.name} ({detector.backend.name}); clip {args.clip.name}, every "
+    cpu = describe_cpu()
+    print(f"CPU: {cpu['name']} ({'/'.join(cpu['isa'])}); model {args.model.name} ({detector.backend.name}); "
+          f"clip {args.clip.name}, every "
           f"frame; {args.rounds} interleaved rounds; stream capped at {args.serve_fps} FPS")
     print("| set-up | FPS (median) | FPS per round | vs no view |\n|---|---|---|---|")
     base = statistics.median(fps["no view"])

@@ -109,7 +109,8 @@ def table(result: dict) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     device = result["device"]
     options = result["options"]
-    head = (f"{device['cpu']} ({device['cores']} cores{', ' + ', '.join(device['gpus']) if device['gpus'] else ''}"
+    isa = f", {'/'.join(device['cpu_isa'])}" if device.get("cpu_isa") else ""
+    head = (f"{device['cpu']} ({device['cores']} cores{isa}{', ' + ', '.join(device['gpus']) if device['gpus'] else ''}"
             f"{', L4T ' + device['l4t'] if device.get('l4t') else ''}); {options['runs']} interleaved runs, "
             f"{options.get('threads') or 'default'} threads, source {options.get('source')}")
     note = "\n(interrupted: figures cover the runs completed)" if result.get("interrupted") else ""
@@ -120,7 +121,8 @@ def markdown(result: dict) -> str:
     rows = [HEADER, ["---"] * len(HEADER), *_rows(result)]
     body = "\n".join("| " + " | ".join(row) + " |" for row in rows)
     device = result["device"]
-    return (f"Measured {result['created']} on {device['cpu']} ({device['cores']} cores), "
+    return (f"Measured {result['created']} on {device['cpu']} ({device['cores']} cores"
+            f"{', ' + '/'.join(device['cpu_isa']) if device.get('cpu_isa') else ''}), "
             f"{result['options']['runs']} interleaved runs per model; latency in milliseconds, memory measured "
             f"in a separate pass.\n\n{body}\n")
 

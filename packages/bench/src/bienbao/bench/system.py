@@ -9,20 +9,12 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from bienbao.cli.cpu import describe_cpu
+
 __all__ = ["device_info", "gpu_memory_mb", "library_versions"]
 
 LIBRARIES = ("bienbao-runtime", "bienbao-bench", "onnxruntime", "onnxruntime-gpu", "numpy", "opencv-python",
              "opencv-python-headless", "tensorrt", "pycuda", "psutil")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _l4t_release() -> str | None:
@@ -45,8 +37,10 @@ def _gpus() -> list[str]:
 def device_info() -> dict:
     import psutil
 
+    cpu = describe_cpu()
     return {
-        "cpu": _cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
+        "cpu": cpu["name"], "cpu_isa": cpu["isa"], "int8_path": cpu["int8"], "cores": os.cpu_count(),
+        "machine": platform.machine(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "os": platform.platform(),
         "python": platform.python_version(), "gpus": _gpus(), "l4t": _l4t_release(),
         "hostname": platform.node(),

@@ -9,11 +9,12 @@ import sys
 from importlib.metadata import PackageNotFoundError, distributions, entry_points, version
 
 from ._main import COMMAND_GROUP
+from .cpu import describe_cpu
 
 #: Libraries whose presence decides what this machine can do (looked up, never imported:
 #: importing torch on a Jetson that has only the runtime would be slow or fail).
-OPTIONAL_LIBRARIES = ("torch", "ultralytics", "onnxruntime", "tensorrt", "pycuda", "ai_edge_litert",
-                      "tflite_runtime", "cv2", "numpy")
+OPTIONAL_LIBRARIES = ("torch", "ultralytics", "onnxruntime", "openvino", "tensorrt", "pycuda", "ai_edge_litert",
+                      "tflite_runtime", "cv2", "numpy", "paho")
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -39,7 +40,7 @@ def library_versions() -> dict[str, str | None]:
             result[module] = None
             continue
         dist_name = {"cv2": "opencv-python", "ai_edge_litert": "ai-edge-litert",
-                     "tflite_runtime": "tflite-runtime"}.get(module, module)
+                     "tflite_runtime": "tflite-runtime", "paho": "paho-mqtt"}.get(module, module)
         try:
             result[module] = version(dist_name)
         except PackageNotFoundError:
@@ -49,6 +50,8 @@ def library_versions() -> dict[str, str | None]:
 
 def run(args: argparse.Namespace) -> int:
     print(f"Python {sys.version.split()[0]} on {platform.machine()} ({platform.platform()})")
+    cpu = describe_cpu()
+    print(f"CPU: {cpu['name']}; {', '.join(cpu['isa']) or 'no SIMD flags read'}; int8: {cpu['int8']}")
     print("bienbao packages:")
     for name, ver in bienbao_distributions().items():
         print(f"  {name} {ver}")
