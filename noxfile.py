@@ -177,8 +177,8 @@ def lean(session: nox.Session) -> None:
     session.run("python", "-c", check)
     session.run("bienbao", "info")
     # the board extras (live view, MQTT feed, ONNX Runtime) add no torch either
-    install(session, "runtime", extras="[onnxruntime,serve,mqtt]")
-    session.run("python", "-c", check + "import paho.mqtt.client, cv2, onnxruntime\n")
+    install(session, "runtime", extras="[onnxruntime,openvino,serve,mqtt]")
+    session.run("python", "-c", check + "import paho.mqtt.client, cv2, onnxruntime, openvino\n")
 
 
 @nox.session

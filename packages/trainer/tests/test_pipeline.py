@@ -28,7 +28,7 @@ def test_pipeline_runs_every_step_and_resumes(workdir, tiny_data, fp32_weights, 
     for row in ("fp32 (PyTorch)", "ptq (fake-quant)", "qat (fake-quant)", "qat (ONNX, runtime)"):
         assert f"| {row} |" in text
     evaluation = json.loads((workdir / "logs/pipeline/evaluation.json").read_text())
-    assert evaluation["qat (ONNX, runtime)"]["evaluator"] == "bienbao.runtime"
+    assert evaluation["qat (ONNX, runtime)"]["evaluator"] == "bienbao.runtime, onnxruntime (CPUExecutionProvider)"
     bench = json.loads((workdir / "logs/pipeline/bench.json").read_text())
     assert len(bench["models"]) == 3 and bench["models"][0]["ratio_vs_first"] == 1.0
 

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from bienbao.cli.files import atomic_write_text
+from bienbao.runtime.backends import BACKENDS
 
 __all__ = ["register_calibrate", "register_check_data", "register_evaluate", "register_export", "register_init",
            "register_pipeline", "register_qat", "register_train"]
@@ -261,6 +262,8 @@ def register_evaluate(subparsers: argparse._SubParsersAction) -> argparse.Argume
     parser.add_argument("--imgsz", type=int, default=640, help="image size for checkpoints (exports use their own)")
     parser.add_argument("--conf", type=float, default=0.001, help="confidence threshold (mAP wants a low one)")
     parser.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (ultralytics' val default)")
+    parser.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
+                        help="runtime backend for an exported file (default: from its suffix; openvino runs .onnx)")
     parser.add_argument("--json", help="write the result to this JSON file")
     parser.set_defaults(handler=_run(_checked(_evaluate)), prog=parser.prog)
     return parser
@@ -283,7 +286,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     from .evaluate import evaluate
 
-    result = evaluate(args.model, args.data, args.split, args.imgsz, args.conf, args.iou)
+    result = evaluate(args.model, args.data, args.split, args.imgsz, args.conf, args.iou, backend=args.backend)
     print(result.table())
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -131,15 +131,18 @@ def _summarise(model: str, data: Path, split: str, evaluator: str, names: list[s
                       _pr_curve(recall, precision))
 
 
-def _evaluate_exported(model: Path, data: Path, split: str, conf: float, iou: float) -> Evaluation:
+def _evaluate_exported(model: Path, data: Path, split: str, conf: float, iou: float,
+                       backend: str = "auto") -> Evaluation:
     from bienbao.runtime import Detector
+    from bienbao.runtime.backends import backend_label
 
     names = dataset_names(data)
-    detector = Detector(model, conf=conf, iou=iou, max_det=300)
+    detector = Detector(model, backend=backend, conf=conf, iou=iou, max_det=300)
     check_names(detector.names, names, model, data)
     images = split_images(data, split)
     stats, speed = _run_frames(detector.backend.infer, detector.input_size, detector.names, images, conf, iou)
-    return _summarise(str(model), data, split, "bienbao.runtime", names, len(images), stats, speed)
+    return _summarise(str(model), data, split, f"bienbao.runtime, {backend_label(detector.backend)}", names,
+                      len(images), stats, speed)
 
 
 def evaluate_module(model, data: str | Path, split: str = "val", imgsz: int = 640, images: int | None = None,
@@ -236,12 +239,13 @@ def _evaluate_checkpoint(model: Path, data: Path, split: str, imgsz: int, conf: 
 
 
 def evaluate(model: str | Path, data: str | Path, split: str = "val", imgsz: int = 640, conf: float = 0.001,
-             iou: float = 0.7, batch: int = 16) -> Evaluation:
-    """Score ``model`` on ``split`` of ``data`` (see the module docstring for which evaluator runs)."""
+             iou: float = 0.7, batch: int = 16, backend: str = "auto") -> Evaluation:
+    """Score ``model`` on ``split`` of ``data`` (see the module docstring for which evaluator runs);
+    ``backend`` picks the runtime backend of an exported file (``openvino`` for an ``.onnx``)."""
     model, data = Path(model), Path(data)
     for path, what in ((model, "model"), (data, "dataset YAML")):
         if not path.is_file():
             raise FileNotFoundError(f"{what} not found: {path}")
     if model.suffix == ".pt":
         return _evaluate_checkpoint(model, data, split, imgsz, conf, iou, batch)
-    return _evaluate_exported(model, data, split, conf, iou)
+    return _evaluate_exported(model, data, split, conf, iou, backend)

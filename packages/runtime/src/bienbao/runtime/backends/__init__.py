@@ -4,6 +4,7 @@
 (``.onnx`` -> onnxruntime, ``.engine``/``.plan`` -> tensorrt, ``.tflite`` -> litert). A backend whose package is not
 installed raises ``MissingDependencyError`` naming the extra to install. ``onnxruntime-cuda`` and
 ``onnxruntime-tensorrt`` are ONNX Runtime with its CUDA or TensorRT execution provider first
+(``openvino`` runs the same ``.onnx`` files with OpenVINO, chosen by name)
 (onnxruntime-gpu, as on a Jetson); the provider that actually runs is the backend's ``provider``.
 ``split_options`` tells which options (``threads``...) a backend takes, so a caller can say which
 it ignores instead of crashing on them.
@@ -39,6 +40,7 @@ BACKENDS = {
     "onnxruntime-cuda": BackendSpec(_ORT, {"providers": ["CUDAExecutionProvider", "CPUExecutionProvider"]}),
     "onnxruntime-tensorrt": BackendSpec(_ORT, {"providers": ["TensorrtExecutionProvider", "CUDAExecutionProvider",
                                                              "CPUExecutionProvider"]}),
+    "openvino": BackendSpec("bienbao.runtime.backends.openvino:OpenVINOBackend"),
     "tensorrt": BackendSpec("bienbao.runtime.backends.tensorrt:TensorRTBackend"),
     "litert": BackendSpec("bienbao.runtime.backends.litert:LiteRTBackend"),
 }
