@@ -26,14 +26,18 @@ def register_compare(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         description="Evaluates every --model on one split (checkpoints by ultralytics' validator, exported files "
         "through bienbao.runtime) and writes compare.json, compare.md and compare.html with per-class AP bars, "
         "precision-recall curves, latency and example frames with each model's detections. The first model is "
-        "the reference the others' drops are measured against.",
+        "the reference the others' drops are measured against; for exported files each difference gets a paired "
+        "bootstrap 95%% interval over the images (--bootstrap). --split val+test scores both held-out splits "
+        "together: the question 'which model is better' wants every frame there is.",
         epilog="example: bienbao compare --data D.yaml --split test --model fp32=fp32.pt "
         "--model ptq=models/exported/onnx/ptq_best_onnxruntime.onnx "
         "--model qat=models/exported/onnx/qat_best_onnxruntime.onnx")
     parser.add_argument("--model", dest="models", action="append", required=True, metavar="[LABEL=]PATH",
                         help="a checkpoint (.pt) or exported file (.onnx, .tflite, .engine); repeat, reference first")
     parser.add_argument("--data", required=True, help="dataset YAML")
-    parser.add_argument("--split", default="test", help="test (default), val or train")
+    parser.add_argument("--split", default="test", help="test (default), val, train, or joined: val+test")
+    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                        help="resamples of the paired bootstrap over images (default 1000; 0: none)")
     parser.add_argument("--imgsz", type=int, default=640, help="image size for checkpoints (exports use their own)")
     parser.add_argument("--examples", type=int, default=4, help="example frames drawn per model (default 4; 0: none)")
     parser.add_argument("--out", default="reports/compare", help="output folder (default reports/compare)")
@@ -45,11 +49,13 @@ def _compare(args: argparse.Namespace) -> None:
     from .compare import compare, parse_model_spec
 
     models = [parse_model_spec(spec) for spec in args.models]
-    compared = compare(models, args.data, args.split, args.out, args.imgsz, args.examples)
+    compared = compare(models, args.data, args.split, args.out, args.imgsz, args.examples, bootstrap=args.bootstrap)
     for model in compared:
         e = model.evaluation
+        paired = f"  vs {compared[0].label}: {model.difference.text()} mAP50-95 points (95% CI)" \
+            if model.difference else ""
         print(f"{model.label:12s} mAP50 {e.map50:.4f}  mAP50-95 {e.map50_95:.4f}  {model.latency_ms:6.1f} ms/img  "
-              f"{model.size_mb:6.2f} MB  ({model.path})")
+              f"{model.size_mb:6.2f} MB  ({model.path}){paired}")
     print(f"report: {Path(args.out) / 'compare.md'} and compare.html")
 
 

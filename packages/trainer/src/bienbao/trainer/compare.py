@@ -28,6 +28,7 @@ import numpy as np
 
 from bienbao.cli.files import atomic_write_text
 
+from .bootstrap import Difference, paired_difference
 from .evaluate import Evaluation, evaluate, split_images
 from .threads import use_all_cores
 
@@ -39,6 +40,7 @@ class ComparedModel:
     label: str
     path: Path
     evaluation: Evaluation
+    difference: Difference | None = None  # against the reference, paired bootstrap (exported files)
 
     @property
     def size_mb(self) -> float:
@@ -50,7 +52,8 @@ class ComparedModel:
 
     def to_dict(self) -> dict:
         return {"label": self.label, "path": str(self.path), "size_mb": round(self.size_mb, 3),
-                "latency_ms": round(self.latency_ms, 2), "evaluation": self.evaluation.to_dict()}
+                "latency_ms": round(self.latency_ms, 2), "evaluation": self.evaluation.to_dict(),
+                "difference_vs_reference": self.difference.to_dict() if self.difference else None}
 
 
 def parse_model_spec(spec: str) -> tuple[str, Path]:
@@ -65,8 +68,10 @@ def parse_model_spec(spec: str) -> tuple[str, Path]:
 
 
 def compare(models: Sequence[tuple[str, Path]], data: str | Path, split: str = "test", out: str | Path = "compare",
-            imgsz: int = 640, examples: int = 4, progress=print) -> list[ComparedModel]:
-    """Evaluate every ``(label, path)`` on ``split`` and write the report into ``out``."""
+            imgsz: int = 640, examples: int = 4, progress=print, bootstrap: int = 1000) -> list[ComparedModel]:
+    """Evaluate every ``(label, path)`` on ``split`` and write the report into ``out``; each
+    model's difference from the first gets a paired bootstrap 95% interval over ``bootstrap``
+    resamples of the images (exported files; 0: none)."""
     if len(models) < 2:
         raise ValueError("compare needs at least two models (the first is the reference)")
     labels = [label for label, _ in models]
@@ -77,7 +82,12 @@ def compare(models: Sequence[tuple[str, Path]], data: str | Path, split: str = "
     compared = []
     for index, (label, path) in enumerate(models, 1):
         progress(f"[{index}/{len(models)}] evaluating {label} ({path}) on {split}")
-        compared.append(ComparedModel(label, Path(path), evaluate(path, data, split, imgsz)))
+        evaluation = evaluate(path, data, split, imgsz)
+        difference = None
+        if compared and bootstrap and evaluation.per_image is not None and compared[0].evaluation.per_image:
+            progress(f"      paired bootstrap against {compared[0].label} ({bootstrap} resamples of the images)")
+            difference = paired_difference(compared[0].evaluation, evaluation, bootstrap)
+        compared.append(ComparedModel(label, Path(path), evaluation, difference))
     atomic_write_text(out / "compare.json", json.dumps({"data": str(data), "split": split, "reference": labels[0],
                                                   "models": [m.to_dict() for m in compared]}, indent=2,
                                                  ensure_ascii=False) + "\n")
@@ -98,6 +108,9 @@ def _summary_rows(models: Sequence[ComparedModel]) -> list[list[str]]:
         e = m.evaluation
         drop = ("reference" if m is models[0]
                 else f"{(e.map50 - ref.map50) * 100:+.2f} / {(e.map50_95 - ref.map50_95) * 100:+.2f}")
+        if m.difference is not None:
+            lo, hi = m.difference.map50_95_ci
+            drop += f" (95% CI of mAP50-95: {lo * 100:+.2f} to {hi * 100:+.2f})"
         rows.append([m.label, _file_name(m.path), f"{m.size_mb:.2f}", f"{e.map50:.4f}", f"{e.map50_95:.4f}",
                      f"{e.precision:.3f}", f"{e.recall:.3f}", f"{m.latency_ms:.1f}", e.evaluator, drop])
     return rows

@@ -10,7 +10,7 @@ where ultralytics drops labels: a label file mixing polygon and box lines loses 
 (2 such files in the shared test split), not here.
 
 Result keys (``Evaluation.to_dict``): ``model``, ``data``, ``split``, ``evaluator``
-(``ultralytics`` or ``bienbao.runtime``), ``images``, ``instances``, ``map50``, ``map50_95``,
+(``ultralytics``, or ``bienbao.runtime, <backend (provider)>``), ``images``, ``instances``, ``map50``, ``map50_95``,
 ``precision``, ``recall`` (mean over classes at the best-F1 confidence), ``per_class`` (class name ->
 ``ap50``, ``ap50_95``, ``instances``), ``speed_ms`` (per image: preprocess, inference, postprocess),
 ``pr_curve`` (``recall`` and ``precision`` lists: the class-mean precision-recall curve at IoU 0.5).
@@ -47,9 +47,14 @@ class Evaluation:
     per_class: dict[str, dict] = field(default_factory=dict)
     speed_ms: dict[str, float] = field(default_factory=dict)
     pr_curve: dict[str, list[float]] = field(default_factory=dict)
+    #: per image, in order: the matching statistics (``tp``, ``conf``, ``pred_cls``, ``target_cls``)
+    #: that paired comparisons resample (``bootstrap.paired_difference``); not in ``to_dict``
+    per_image: dict[str, list] | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data.pop("per_image")
+        return data
 
     def table(self) -> str:
         lines = [f"{self.model} on {self.split} ({self.images} images, {self.instances} signs; {self.evaluator})",
@@ -95,12 +100,17 @@ def label_targets(label: Path, width: int, height: int) -> tuple[np.ndarray, np.
 
 
 def split_images(data: Path, split: str) -> list[Path]:
+    """The images of ``split``; ``val+test`` joins splits (the question "which model is better"
+    wants every labelled frame the models were not trained on)."""
     import yaml
 
     folders = split_dirs(data, yaml.safe_load(data.read_text()))
-    if split not in folders:
-        raise ValueError(f"{data} has no '{split}' split (it has {', '.join(folders)})")
-    return sorted(p for folder in folders[split] for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    images: list[Path] = []
+    for part in split.split("+"):
+        if part not in folders:
+            raise ValueError(f"{data} has no '{part}' split (it has {', '.join(folders)})")
+        images += sorted(p for folder in folders[part] for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return images
 
 
 def _pr_curve(recall: np.ndarray, precision: np.ndarray) -> dict[str, list[float]]:
@@ -128,7 +138,7 @@ def _summarise(model: str, data: Path, split: str, evaluator: str, names: list[s
                                  "instances": int((target_cls == c).sum())} for i, c in enumerate(classes)}
     return Evaluation(model, str(data), split, evaluator, images, len(target_cls), float(ap[:, 0].mean()),
                       float(ap.mean()), float(p.mean()), float(r.mean()), per_class, speed,
-                      _pr_curve(recall, precision))
+                      _pr_curve(recall, precision), per_image=stats)
 
 
 def _evaluate_exported(model: Path, data: Path, split: str, conf: float, iou: float,
@@ -190,13 +200,14 @@ def _run_frames(infer, input_size: tuple[int, int], names: tuple[str, ...], imag
         timing += seconds
         true_cls, true_boxes = label_targets(label_path(path), frame.shape[1], frame.shape[0])
         stats["target_cls"].append(true_cls)
-        if len(found):
-            order = np.argsort(-found.scores, kind="stable")
-            boxes, scores, classes = found.boxes[order], found.scores[order], found.class_ids[order]
-            stats["tp"].append(match_predictions(classes, true_cls, box_iou(true_boxes, boxes))
-                               if len(true_cls) else np.zeros((len(classes), 10), bool))
-            stats["conf"].append(scores)
-            stats["pred_cls"].append(classes)
+        # one entry per image in every list (empty when nothing was found): image i is index i,
+        # which the paired bootstrap resamples
+        order = np.argsort(-found.scores, kind="stable")
+        boxes, scores, classes = found.boxes[order], found.scores[order], found.class_ids[order]
+        stats["tp"].append(match_predictions(classes, true_cls, box_iou(true_boxes, boxes))
+                           if len(true_cls) and len(classes) else np.zeros((len(classes), 10), bool))
+        stats["conf"].append(scores)
+        stats["pred_cls"].append(classes)
     per_image = timing / max(len(images), 1) * 1000
     return stats, {k: round(float(v), 2) for k, v in zip(("preprocess", "inference", "postprocess"), per_image,
                                                           strict=True)}
@@ -247,5 +258,8 @@ def evaluate(model: str | Path, data: str | Path, split: str = "val", imgsz: int
         if not path.is_file():
             raise FileNotFoundError(f"{what} not found: {path}")
     if model.suffix == ".pt":
+        if "+" in split:
+            raise ValueError(f"split {split!r}: a checkpoint is scored by ultralytics' validator, one split at a "
+                             "time; joined splits are for exported files (evaluate the export, or each split)")
         return _evaluate_checkpoint(model, data, split, imgsz, conf, iou, batch)
     return _evaluate_exported(model, data, split, conf, iou, backend)
