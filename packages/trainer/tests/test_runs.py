@@ -104,6 +104,16 @@ def test_qat_follows_its_schedule_and_freezes_ranges(workdir, tiny_data, fp32_we
         drift = list(csv.DictReader(handle))
     assert [row["epoch"] for row in drift] == ["1", "2", "3"]
     assert {"qat_mAP50", "fp32_mAP50", "qat_mAP50-95", "fp32_mAP50-95"} <= set(drift[0])
+    # the drift reference is the FP32 checkpoint the run started from, not the trained weights
+    reference = trainer._fp32_reference_model()
+    start = YOLO(str(fp32_weights)).model
+    assert torch.equal(reference.model[0].conv.weight, start.model[0].conv.weight.float())
+    assert not any(isinstance(m, FakeQuantize) for m in reference.modules())
+    # validating the reference leaves best.pt's selection alone (validate() would raise best_fitness
+    # to the FP32 model's, and no QAT epoch after the first could become best.pt)
+    trainer.best_fitness = -1.0
+    trainer._validate_fp32_reference()
+    assert trainer.best_fitness == -1.0
 
     checkpoint = torch.load("models/checkpoints/qat/best.pt", weights_only=False)
     model = checkpoint["ema"] or checkpoint["model"]

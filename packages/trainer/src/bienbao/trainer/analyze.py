@@ -10,9 +10,9 @@
 - ``activation_histograms``: what each activation quantizer sees, with its representable range
   marked, and each quantized conv's weights in units of its channel's step with the code range
   marked: clipping and wasted range at a glance.
-- ``drift_chart``: mAP of the fake-quant model per epoch against the same model with its
-  quantizers off (measured once, after the first epoch: the float reference), from a
-  QAT run's ``drift.csv``, with the schedule's phases shaded.
+- ``drift_chart``: mAP of the fake-quant model per epoch against the FP32 checkpoint the run
+  started from (validated once, by the same validator, after the first epoch), from a QAT
+  run's ``drift.csv``, with the schedule's phases shaded.
 """
 
 from __future__ import annotations
@@ -289,7 +289,7 @@ def drift_chart(rows: Sequence[dict], path: Path) -> Path:
         ax.plot(epochs, [float(r[f"qat_{metric}"]) for r in rows], marker="o", color=color,
                 label=f"QAT (fake-quant) {metric}")
         ax.axhline(float(rows[0][f"fp32_{metric}"]), color=color, ls="--", lw=1,
-                   label=f"quantizers off (epoch 1) {metric}")
+                   label=f"FP32 start checkpoint {metric}")
     phases = (("activations", "False", "activation quantizers off", "#dddddd"),
               ("observing", "False", "ranges frozen", "#d8ecff"),
               ("bn_frozen", "True", "BN statistics frozen", "#fff1cc"))

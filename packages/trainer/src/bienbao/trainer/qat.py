@@ -18,7 +18,6 @@ arguments alone) through the ``BIENBAO_QAT_SETUP`` environment variable.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import logging
@@ -36,7 +35,7 @@ from bienbao.cli.files import atomic_write_text
 from bienbao.quant import calibrate, enable_fake_quant, enable_observers, freeze_bn_stats, iter_quantizers
 
 from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
-from ._runs import RunLayout, append_csv, checked_dataset, ultralytics_overrides
+from ._runs import RunLayout, append_csv, checked_dataset, load_detection_model, ultralytics_overrides
 from .calibration import calibration_loop
 from .config import ConfigError, QATConfig, QATSchedule, TrainConfig, from_dict, load_quantization
 from .tensorboard import TensorBoardCallback
@@ -168,13 +167,21 @@ class QATDetectionTrainer(DetectionTrainer):
             target.load_state_dict(source.state_dict())
             target.enable_observer(observing).enable_fake_quant(quantizing)
 
-    def _validate_without_quantization(self) -> dict[str, float]:
-        """The FP32 reference: the same validator on the EMA model with every quantizer off."""
-        ema, reference = self.ema.ema, copy.deepcopy(self.ema.ema)
-        enable_fake_quant(reference, False)
-        self.ema.ema = reference
+    def _fp32_reference_model(self) -> torch.nn.Module:
+        """The FP32 checkpoint this run started from (``qat.weights``), float, on the run's device,
+        with the run's hyperparameters (the validator computes its loss with them)."""
+        model = load_detection_model(self.setup.qat.weights).to(self.device).float().eval()
+        model.args = unwrap_model(self.model).args
+        return model
+
+    def _validate_fp32_reference(self) -> dict[str, float]:
+        """The drift chart's reference: the FP32 checkpoint the run started from, through the same
+        validator. ``self.validator`` is called, not ``self.validate()``: the latter would raise
+        ``best_fitness`` to the FP32 model's, after which no QAT epoch could become best.pt."""
+        ema = self.ema.ema
+        self.ema.ema = self._fp32_reference_model()
         try:
-            metrics, _ = self.validate()
+            metrics = dict(self.validator(self) or {})
         finally:
             self.ema.ema = ema
         return {k: float(v) for k, v in metrics.items() if k.startswith("metrics/")}
@@ -184,7 +191,7 @@ class QATDetectionTrainer(DetectionTrainer):
         if RANK not in {-1, 0} or trainer.epoch >= trainer.epochs:  # not the final re-validation of best.pt
             return
         if not trainer.fp32_metrics:  # once, after the first validation (the validator needs its state)
-            trainer.fp32_metrics = trainer._validate_without_quantization()
+            trainer.fp32_metrics = trainer._validate_fp32_reference()
         switches = switches_at(trainer.setup.qat.schedule, trainer.epoch)
         row: dict[str, Any] = {"epoch": trainer.epoch + 1, **dataclasses.asdict(switches)}
         for key in ("metrics/mAP50(B)", "metrics/mAP50-95(B)", "metrics/precision(B)", "metrics/recall(B)"):
