@@ -63,7 +63,7 @@ def test_bad_inputs_are_named(tmp_path, brightness_model) -> None:
         Detector(tmp_path / "missing.onnx")
     path = brightness_model(tmp_path / "m.onnx")
     with pytest.raises(ValueError, match="unknown backend"):
-        load_backend("openvino", path)
+        load_backend("nosuch", path)
     with pytest.raises(ValueError, match="cannot tell the backend"):
         load_backend("auto", __file__)
     with pytest.raises(ValueError, match="CUDAExecutionProvider"):
@@ -79,5 +79,5 @@ def test_tensorrt_backend_names_what_to_install(tmp_path, brightness_model) -> N
         pytest.skip("TensorRT is installed here")
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"\0")
-    with pytest.raises(MissingDependencyError, match=r"bienbao-runtime\[tensorrt\].*JetPack"):
+    with pytest.raises(MissingDependencyError, match=r"come with JetPack.*apt install python3-libnvinfer"):
         load_backend("auto", engine)
