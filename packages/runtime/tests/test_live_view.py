@@ -145,3 +145,10 @@ def test_a_real_headless_browser_shows_the_stream_and_live_figures() -> None:
             browser.close()
     finally:
         run.close()
+
+
+def test_a_view_closed_before_it_started_does_not_hang() -> None:
+    # detect closes the view when a later setup step fails (an MQTT URL it refuses), before start()
+    done = threading.Event()
+    threading.Thread(target=lambda: (LiveView("127.0.0.1", 0).close(), done.set()), daemon=True).start()
+    assert done.wait(5)

@@ -85,7 +85,8 @@ class LiveView:
         with self._lock:
             self._closing = True
             self._lock.notify_all()
-        self.server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for serve_forever: only when it runs
+            self.server.shutdown()
         self.server.server_close()
 
     @property
@@ -115,23 +116,21 @@ class LiveView:
             self._events.extend(events)
 
     # -- the server's side ---------------------------------------------------------------------
-    def _jpeg_of(self, seq: int) -> bytes:
-        """The JPEG of frame ``seq``, encoded once whatever the number of clients."""
+    def _jpeg_of(self, seq: int) -> tuple[int, bytes]:
+        """The newest frame's number and JPEG (frame ``seq`` or a newer one), encoded once
+        whatever the number of clients."""
         with self._encode_lock:  # one client draws and encodes; the others wait for its result
             with self._lock:
-                if self._jpeg[0] == seq:
-                    return self._jpeg[1]
+                if self._jpeg[0] >= seq:
+                    return self._jpeg
                 render, seq = self._render, self._seq
-            return self._encode(render, seq)
-
-    def _encode(self, render: Callable[[], np.ndarray], seq: int) -> bytes:
-        ok, data = self.cv2.imencode(".jpg", render(), [self.cv2.IMWRITE_JPEG_QUALITY, self.quality])
-        if not ok:
-            raise OSError("OpenCV could not encode the frame as JPEG")
-        with self._lock:
-            self._jpeg = (seq, data.tobytes())
-            self.frames_encoded += 1
-        return self._jpeg[1]
+            ok, data = self.cv2.imencode(".jpg", render(), [self.cv2.IMWRITE_JPEG_QUALITY, self.quality])
+            if not ok:
+                raise OSError("OpenCV could not encode the frame as JPEG")
+            with self._lock:
+                self._jpeg = (seq, data.tobytes())
+                self.frames_encoded += 1
+                return self._jpeg
 
     def _next_frame(self, after: int, timeout: float = 1.0) -> int | None:
         with self._lock:
@@ -189,7 +188,7 @@ class LiveView:
                         if seq == 0:
                             self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"no frame yet\n", "text/plain")
                         else:
-                            self._send(HTTPStatus.OK, view._jpeg_of(seq), "image/jpeg")
+                            self._send(HTTPStatus.OK, view._jpeg_of(seq)[1], "image/jpeg")
                     elif route == "/stream.mjpg":
                         self._stream()
                     else:
@@ -212,7 +211,7 @@ class LiveView:
                             return
                         if nxt is None:
                             continue
-                        seq, data = nxt, view._jpeg_of(nxt)
+                        seq, data = view._jpeg_of(nxt)
                         self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
                                          + str(len(data)).encode() + b"\r\n\r\n" + data + b"\r\n")
                         self.wfile.flush()
