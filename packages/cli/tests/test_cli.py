@@ -37,3 +37,12 @@ def test_unknown_command_is_an_argparse_error(capsys) -> None:
     else:
         raise AssertionError("an unknown command must fail")
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(f"'{sys.executable}' -m bienbao.cli info | head -c 10", shell=True, capture_output=True,
+                            text=True, check=False)
+    assert len(result.stdout) == 10 and "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
