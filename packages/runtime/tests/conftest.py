@@ -1,6 +1,10 @@
-"""Fixtures: real dashcam frames of the embedded sample and a small real ONNX model."""
+"""Fixtures: real dashcam frames of the embedded sample, a small real ONNX model, and the helpers
+the live-loop, fault, live-view and MQTT tests share (a camera that drops, a frame counter, a
+polling wait)."""
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import onnx
@@ -72,3 +76,62 @@ def sign_video(tmp_path, real_frames):
         writer.release()
         return path
     return make
+
+
+class DroppingCamera:
+    """A real OpenCV capture of a video that stops delivering after ``fail_after`` frames (a camera
+    unplugged mid-stream); ``None``: never."""
+
+    def __init__(self, path, fail_after: int | None) -> None:
+        import cv2
+
+        self.capture, self.fail_after, self.reads = cv2.VideoCapture(str(path)), fail_after, 0
+
+    def read(self):
+        self.reads += 1
+        if self.fail_after is not None and self.reads > self.fail_after:
+            return False, None
+        return self.capture.read()
+
+    def get(self, prop):
+        return self.capture.get(prop)
+
+    def release(self):
+        self.capture.release()
+
+
+@pytest.fixture
+def dropping_camera():
+    """``dropping_camera(path, fail_after)``: see ``DroppingCamera``."""
+    return DroppingCamera
+
+
+def _count_frames(path) -> int:
+    import cv2
+
+    capture, count = cv2.VideoCapture(str(path)), 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
+
+
+@pytest.fixture
+def count_frames():
+    """``count_frames(path)``: how many frames OpenCV reads from a video file (0: it does not play)."""
+    return _count_frames
+
+
+def _wait_for(condition, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return bool(condition())
+
+
+@pytest.fixture
+def wait_for():
+    """``wait_for(condition, timeout=20)``: poll until ``condition()`` is true; whether it became so."""
+    return _wait_for

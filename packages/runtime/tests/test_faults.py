@@ -13,7 +13,6 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 import onnx
 import pytest
 from onnx import TensorProto, helper
@@ -34,14 +33,6 @@ def detect(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout, check=False)
 
 
-def frames_in(path: Path) -> int:
-    capture, count = cv2.VideoCapture(str(path)), 0
-    while capture.read()[0]:
-        count += 1
-    capture.release()
-    return count
-
-
 def kill_after_lines(command: list[str], lines: Path, count: int) -> None:
     process = subprocess.Popen([sys.executable, "-m", "bienbao.cli", "detect", *command], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
@@ -53,25 +44,25 @@ def kill_after_lines(command: list[str], lines: Path, count: int) -> None:
 
 
 # -- 2: a video that survives a power cut, and a full disk that is reported --------------------
-def test_2_an_mkv_video_plays_after_the_process_is_killed(tmp_path, brightness_model, sign_video) -> None:
+def test_2_an_mkv_video_plays_after_the_process_is_killed(tmp_path, brightness_model, sign_video, count_frames) -> None:
     video, out, lines = sign_video(frames=300, fps=30), tmp_path / "out.mkv", tmp_path / "d.jsonl"
     kill_after_lines([brightness_model(tmp_path / "m.onnx"), "--source", video, "--headless", "--save-video", out,
                       "--jsonl", lines], lines, 40)
-    assert frames_in(out) >= 20  # playable up to its last written frames, no index needed
+    assert count_frames(out) >= 20  # playable up to its last written frames, no index needed
 
 
 def test_2_an_mp4_is_written_in_segments_and_the_closed_ones_play_after_a_kill(tmp_path, brightness_model,
-                                                                               sign_video) -> None:
+                                                                               sign_video, count_frames) -> None:
     video, out, lines = sign_video(frames=300, fps=30), tmp_path / "out.mp4", tmp_path / "d.jsonl"
     kill_after_lines([brightness_model(tmp_path / "m.onnx"), "--source", video, "--headless", "--save-video", out,
                       "--video-segment", "0.5", "--jsonl", lines], lines, 70)
     segments = [out, *sorted(tmp_path.glob("out.*.mp4"))]
     assert segments[1].name == "out.0001.mp4" and len(segments) >= 3
-    assert all(frames_in(s) == 15 for s in segments[:-1])  # 0.5 s at 30 FPS each; only the open one is lost
+    assert all(count_frames(s) == 15 for s in segments[:-1])  # 0.5 s at 30 FPS each; only the open one is lost
 
 
 def test_2_a_full_disk_stops_the_video_with_an_error_and_a_non_zero_exit(small_disk, brightness_model,
-                                                                         sign_video, tmp_path) -> None:
+                                                                         sign_video, tmp_path, count_frames) -> None:
     disk = small_disk(1536)
     result = detect(brightness_model(tmp_path / "m.onnx"), "--source", sign_video(frames=200), "--every-frame",
                     "--headless", "--save-video", disk / "out.mp4", "--video-segment", "1")
@@ -80,7 +71,7 @@ def test_2_a_full_disk_stops_the_video_with_an_error_and_a_non_zero_exit(small_d
     assert "Traceback" not in result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])["summary"]
     assert 0 < summary["frames_processed"] < 200
-    assert all(frames_in(s) > 0 for s in disk.glob("out*.mp4"))  # what was written plays
+    assert all(count_frames(s) > 0 for s in disk.glob("out*.mp4"))  # what was written plays
 
 
 # -- 5: JSON lines on a full disk -----------------------------------------------------------------
@@ -117,36 +108,17 @@ def test_7_every_frame_wakes_the_reader_instead_of_waiting_out_its_timeout(tmp_p
 
 
 # -- 10: an outage counts once, says that it is reconnecting, and backs off ------------------------
-class Camera:
-    """A real OpenCV capture of a video that fails after ``fail_after`` frames (a camera unplugged)."""
-
-    def __init__(self, path, fail_after: int | None) -> None:
-        self.capture, self.fail_after, self.reads = cv2.VideoCapture(str(path)), fail_after, 0
-
-    def read(self):
-        self.reads += 1
-        if self.fail_after is not None and self.reads > self.fail_after:
-            return False, None
-        return self.capture.read()
-
-    def get(self, prop):
-        return self.capture.get(prop)
-
-    def release(self):
-        self.capture.release()
-
-
 def test_10_one_outage_of_four_attempts_is_one_reconnect_and_each_is_announced(tmp_path, brightness_model,
-                                                                             sign_video) -> None:
+                                                                             sign_video, dropping_camera) -> None:
     video, attempts, messages = sign_video(frames=60), [], []
 
     def opener(source):
         attempts.append(time.monotonic())
         if len(attempts) == 1:
-            return Camera(video, fail_after=5)
+            return dropping_camera(video, fail_after=5)
         if len(attempts) <= 4:
             raise OSError("cannot open video source (unplugged)")
-        return Camera(video, fail_after=None)
+        return dropping_camera(video, fail_after=None)
 
     camera = Source("camera", str(video), live=True)
     capture = LatestFrameCapture(camera, opener=opener, max_backoff=1.0, on_status=messages.append)

@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 
-import cv2
 import numpy as np
 import pytest
 
@@ -20,20 +19,12 @@ from bienbao.runtime.live import run_live
 from bienbao.runtime.sources import csi_pipeline, parse_source
 
 
-def frame_count(path) -> int:
-    capture = cv2.VideoCapture(str(path))
-    count = 0
-    while capture.read()[0]:
-        count += 1
-    capture.release()
-    return count
-
-
 def read_jsonl(path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def test_every_frame_of_a_file_gives_a_video_and_json_lines(tmp_path, brightness_model, sign_video) -> None:
+def test_every_frame_of_a_file_gives_a_video_and_json_lines(tmp_path, brightness_model, sign_video,
+                                                            count_frames) -> None:
     video = sign_video(frames=20)
     detector = Detector(brightness_model(tmp_path / "m.onnx"), conf=0.2)
     capture = LatestFrameCapture(parse_source(str(video)), realtime=False)
@@ -43,7 +34,7 @@ def test_every_frame_of_a_file_gives_a_video_and_json_lines(tmp_path, brightness
     lines = read_jsonl(tmp_path / "d.jsonl")
     assert [line["frame"] for line in lines] == list(range(20))
     assert all(d["name"] == "cam-re-trai" and len(d["box"]) == 4 for line in lines for d in line["detections"])
-    assert frame_count(tmp_path / "out.mp4") == 20
+    assert count_frames(tmp_path / "out.mp4") == 20
     summary = stats.summary()
     assert summary["frames_processed"] == 20 and summary["latency_p95_ms"] >= summary["latency_mean_ms"] * 0.5
     again = LatestFrameCapture(parse_source(str(video)), realtime=False)  # a restarted service appends
@@ -61,35 +52,14 @@ def test_a_slow_model_drops_frames_instead_of_lagging(tmp_path, brightness_model
     assert stats.processed < 20
 
 
-class DropsOnce:
-    """A real OpenCV capture of the video that stops delivering after ``fail_after`` frames, the
-    first time it is opened (a camera unplugged mid-stream)."""
-
-    opened = 0
-
-    def __init__(self, path, fail_after: int | None) -> None:
-        self.capture, self.fail_after, self.reads = cv2.VideoCapture(str(path)), fail_after, 0
-
-    def read(self):
-        self.reads += 1
-        if self.fail_after is not None and self.reads > self.fail_after:
-            return False, None
-        return self.capture.read()
-
-    def get(self, prop):
-        return self.capture.get(prop)
-
-    def release(self):
-        self.capture.release()
-
-
-def test_a_camera_that_drops_is_reopened_and_the_loop_goes_on(tmp_path, brightness_model, sign_video) -> None:
+def test_a_camera_that_drops_is_reopened_and_the_loop_goes_on(tmp_path, brightness_model, sign_video,
+                                                              dropping_camera) -> None:
     video = sign_video(frames=60)
     opened = []
 
     def opener(source):
         opened.append(time.monotonic())
-        return DropsOnce(video, fail_after=5 if len(opened) == 1 else None)
+        return dropping_camera(video, fail_after=5 if len(opened) == 1 else None)
 
     source = parse_source(str(video))
     live_camera = type(source)("camera", source.target, live=True)
@@ -100,7 +70,8 @@ def test_a_camera_that_drops_is_reopened_and_the_loop_goes_on(tmp_path, brightne
     assert capture.reconnect_attempts == 1 and capture.backoff_delays == []  # reopened at the first try
 
 
-def test_sigterm_leaves_a_playable_video_and_whole_json_lines(tmp_path, brightness_model, sign_video) -> None:
+def test_sigterm_leaves_a_playable_video_and_whole_json_lines(tmp_path, brightness_model, sign_video,
+                                                              count_frames) -> None:
     video = sign_video(frames=300, fps=30)  # 10 s played in real time
     model = brightness_model(tmp_path / "m.onnx")
     out, lines = tmp_path / "out.mp4", tmp_path / "d.jsonl"
@@ -117,7 +88,7 @@ def test_sigterm_leaves_a_playable_video_and_whole_json_lines(tmp_path, brightne
     records = read_jsonl(lines)  # every line parses: none cut in half
     assert len(records) == summary["frames_processed"] >= 10
     assert summary["frames_processed"] < 300  # it stopped early
-    assert frame_count(out) == summary["frames_processed"]  # playable, every processed frame in it
+    assert count_frames(out) == summary["frames_processed"]  # playable, every processed frame in it
 
 
 def test_sources_and_the_csi_pipeline() -> None:

@@ -55,13 +55,7 @@ class Running:
         self.view.close()
 
 
-def wait_for(condition, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
+
 
 
 def test_serve_addresses_default_to_this_board_only() -> None:
@@ -74,7 +68,7 @@ def test_serve_addresses_default_to_this_board_only() -> None:
             parse_serve_address(bad)
 
 
-def test_the_token_is_required_on_every_route_and_the_routes_answer() -> None:
+def test_the_token_is_required_on_every_route_and_the_routes_answer(wait_for) -> None:
     run = Running(token="s3cret")
     try:
         assert wait_for(lambda: json.loads(run.get("/stats.json?token=s3cret")[1]).get("frames_processed", 0) > 2)
@@ -92,7 +86,7 @@ def test_the_token_is_required_on_every_route_and_the_routes_answer() -> None:
         run.close()
 
 
-def test_frames_are_encoded_only_while_a_client_watches_and_at_the_capped_rate() -> None:
+def test_frames_are_encoded_only_while_a_client_watches_and_at_the_capped_rate(wait_for) -> None:
     run = Running(max_fps=4.0)
     try:
         assert wait_for(lambda: json.loads(run.get("/stats.json")[1]).get("frames_processed", 0) >= 8)

@@ -96,13 +96,7 @@ class Consumer:
         self.client.disconnect()
 
 
-def wait_for(condition, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
+
 
 
 @pytest.fixture
@@ -134,7 +128,7 @@ def test_urls_and_board_ids_are_checked(tmp_path) -> None:
 
 
 @needs_broker
-def test_broker_down_at_start_every_message_arrives_once_in_order_when_it_comes_up(tmp_path, broker) -> None:
+def test_broker_down_at_start_every_message_arrives_once_in_order_when_it_comes_up(tmp_path, broker, wait_for) -> None:
     broker.start()
     consumer = Consumer(broker)  # the consumer's session exists before the outage (a fleet's server)
     assert wait_for(consumer.client.is_connected)
@@ -159,7 +153,7 @@ def test_broker_down_at_start_every_message_arrives_once_in_order_when_it_comes_
 
 
 @needs_broker
-def test_broker_killed_mid_run_and_restarted_nothing_is_lost(tmp_path, broker) -> None:
+def test_broker_killed_mid_run_and_restarted_nothing_is_lost(tmp_path, broker, wait_for) -> None:
     broker.start()
     consumer = Consumer(broker)
     assert wait_for(consumer.client.is_connected)
@@ -187,7 +181,7 @@ def test_broker_killed_mid_run_and_restarted_nothing_is_lost(tmp_path, broker) -
 
 
 @needs_broker
-def test_a_full_queue_drops_the_oldest_and_the_consumer_sees_the_gap(tmp_path, broker) -> None:
+def test_a_full_queue_drops_the_oldest_and_the_consumer_sees_the_gap(tmp_path, broker, wait_for) -> None:
     publisher = MqttPublisher(broker.url, board="car-3", queue=tmp_path / "queue.sqlite", max_queued=10)
     for i in range(25):  # the broker is down: only the newest 10 are kept
         publisher.publish("event", {"i": i})
@@ -209,7 +203,7 @@ def detect(args: list[str], **kwargs) -> subprocess.Popen:
 
 @needs_broker
 def test_detect_killed_and_restarted_sends_what_it_had_queued_and_the_monitor_counts_it_once(tmp_path,
-                                                                                              broker) -> None:
+                                                                                              broker, wait_for) -> None:
     model = ROOT / "models/pretrained/yolov8n-vn-signs-int8-onnxruntime.onnx"
     clip = ROOT / "datasets/vn-signs-sample.mp4"
     queue, events = tmp_path / "state/queue.sqlite", tmp_path / "events.jsonl"

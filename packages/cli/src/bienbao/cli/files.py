@@ -12,12 +12,13 @@ new one, never half of it. A full disk or a crash mid-write leaves the previous 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_writable"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_writable", "file_sha256"]
 
 
 @contextlib.contextmanager
@@ -66,3 +67,12 @@ def check_writable(folder: str | Path, what: str = "output") -> Path:
     except OSError as exc:
         raise OSError(f"{what} folder {folder} is not writable ({exc.strerror or exc})") from exc
     return folder
+
+
+def file_sha256(path: str | Path) -> str:
+    """The hex SHA-256 of a file, read in 1 MiB blocks (models are tens of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

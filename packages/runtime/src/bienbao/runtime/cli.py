@@ -6,13 +6,14 @@ Registered through the ``bienbao.commands`` entry points; this module imports no
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
+
+from bienbao.cli.files import file_sha256
 
 from .backends import BACKENDS, backend_label, split_options
 
@@ -107,18 +108,10 @@ def _state_dir() -> Path:
     return Path.home() / ".local" / "state" / "bienbao"
 
 
-def _file_hash(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 def _view_and_feed(args: argparse.Namespace):
     """The live view and the MQTT publisher that ``args`` ask for (each may be None)."""
     view = publisher = None
-    model_hash = _file_hash(args.model) if (args.serve or args.publish) else ""
+    model_hash = file_sha256(args.model)[:16] if (args.serve or args.publish) else ""
     if args.serve:
         from .serve import LiveView, parse_serve_address
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import logging
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bienbao.cli.files import atomic_path
+from bienbao.cli.errors import first_line
+from bienbao.cli.files import atomic_path, file_sha256
 
 from .config import ConfigError, TrainConfig
 from .dataset_check import check_dataset, dataset_names
@@ -85,8 +85,7 @@ def load_detection_model(path: str | Path):
     try:
         model, _ = load_checkpoint(path)
     except Exception as exc:  # ultralytics wraps pickle/zip errors in TypeError with a banner
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"{path} is not an ultralytics checkpoint: {reason[:200]}") from exc
+        raise ConfigError(f"{path} is not an ultralytics checkpoint: {first_line(exc, 200)}") from exc
     return model
 
 
@@ -125,11 +124,3 @@ def append_csv(path: Path, row: Mapping[str, Any]) -> None:
         if new:
             writer.writeheader()
         writer.writerow(row)
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

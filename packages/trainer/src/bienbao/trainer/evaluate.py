@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bienbao.cli.errors import first_line
+
 from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
 from .dataset_check import IMAGE_SUFFIXES, check_names, dataset_names, label_path, split_dirs
 from .threads import use_all_cores
@@ -213,28 +215,18 @@ def _run_frames(infer, input_size: tuple[int, int], names: tuple[str, ...], imag
                                                           strict=True)}
 
 
-def _checkpoint_names(model: Path) -> list[str]:
-    """The class names a checkpoint was trained on; one line for a file that is not a checkpoint."""
-    import torch
-
-    try:
-        checkpoint = torch.load(model, map_location="cpu", weights_only=False)
-        network = checkpoint.get("ema") or checkpoint["model"]
-        names = network.names
-    except Exception as exc:  # pickle, zip and attribute errors of a file that is not an ultralytics checkpoint
-        raise ValueError(f"{model} is not an ultralytics checkpoint ({type(exc).__name__}: {str(exc)[:120]})") from exc
-    return [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
-
-
 def _evaluate_checkpoint(model: Path, data: Path, split: str, imgsz: int, conf: float, iou: float,
                          batch: int) -> Evaluation:
     from ultralytics import YOLO
 
     names = dataset_names(data)
-    check_names(_checkpoint_names(model), names, model, data)
+    try:  # one load: the names are checked on the model that is then validated
+        yolo = YOLO(str(model))
+    except Exception as exc:  # ultralytics wraps pickle/zip errors in a TypeError with a banner
+        raise ValueError(f"{model} is not an ultralytics checkpoint: {first_line(exc, 200)}") from exc
+    check_names([yolo.names[i] for i in sorted(yolo.names)], names, model, data)
     # rect=False: the square letterbox every exported file sees (ultralytics' default, rectangular
     # batches, feeds 640x384 for these frames and scores the same weights about 1 point lower)
-    yolo = YOLO(str(model))
     yolo.add_callback("on_val_start", use_all_cores)
     metrics = yolo.val(data=str(data), split=split, imgsz=imgsz, conf=conf, iou=iou, batch=batch,
                        rect=False, plots=False, verbose=False, workers=0)

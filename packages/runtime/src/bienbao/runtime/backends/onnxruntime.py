@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bienbao.cli.errors import first_line
+
 from .._deps import require
 from ..metadata import METADATA_KEY, ModelMetadata
 
@@ -39,8 +41,7 @@ class OnnxRuntimeBackend:
         try:
             self.session = ort.InferenceSession(str(model_path), options, providers=providers)
         except Exception as exc:  # ONNX Runtime's own error types (InvalidProtobuf, Fail...): one line, the file named
-            reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-            raise ValueError(f"{model_path}: not a model ONNX Runtime can load ({reason})") from exc
+            raise ValueError(f"{model_path}: not a model ONNX Runtime can load ({first_line(exc)})") from exc
         meta = self.session.get_modelmeta().custom_metadata_map
         self.metadata = ModelMetadata.from_json(meta[METADATA_KEY]) if METADATA_KEY in meta else None
         model_input = self.session.get_inputs()[0]

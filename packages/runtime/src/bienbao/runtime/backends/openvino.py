@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bienbao.cli.errors import first_line
+
 from .._deps import require
 from ..metadata import METADATA_KEY, ModelMetadata
 
@@ -31,8 +33,7 @@ class OpenVINOBackend:
         try:
             model = core.read_model(str(model_path))
         except Exception as exc:  # OpenVINO's own error types: one line that names the file
-            reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-            raise ValueError(f"{model_path}: not a model OpenVINO can load ({reason})") from exc
+            raise ValueError(f"{model_path}: not a model OpenVINO can load ({first_line(exc)})") from exc
         self.metadata = None
         if model.has_rt_info(["framework", METADATA_KEY]):
             self.metadata = ModelMetadata.from_json(model.get_rt_info(["framework", METADATA_KEY]).astype(str))
