@@ -160,12 +160,10 @@ class _OpenOutputs:
         self.view_annotator = None
         if self.view is not None:
             self.view_annotator = Annotator(annotator.vietnamese, annotator.font_path) if annotator else Annotator()
-        self.confirmed = 0
         self._view_updated = 0.0
 
     def emit(self, events: list[dict]) -> None:
         for event in events:
-            self.confirmed += event["event"] == "confirmed"
             if self.event_lines is not None:
                 self.event_lines.write(event)
             if self.publisher is not None:
@@ -211,8 +209,7 @@ class _OpenOutputs:
         a failure (already being raised) nothing more is written and a second error is not raised."""
         try:
             if not failed:
-                self.emit(tracker.flush())
-                stats.events = self.confirmed
+                self.emit(tracker.flush())  # "ended" events only: the count of confirmed signs is final
         finally:
             try:
                 self.close()
@@ -258,7 +255,7 @@ def run_live(detector: Detector, capture: LatestFrameCapture, stop: threading.Ev
             latency = stats.record(stages)
             update = tracker.update(detections, frame.timestamp, frame.index)
             opened.emit(update.events)
-            stats.events = opened.confirmed
+            stats.events = tracker.confirmed_count
             overlay = f"{stats.recent_fps():4.1f} FPS  {latency:5.1f} ms  dropped {capture.dropped}"
             if not opened.frame(frame, detections, update, latency, overlay,
                                 lambda annotator: _status_lines(tracker, annotator)):
