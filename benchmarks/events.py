@@ -1,4 +1,4 @@
-"""Confirmed sign events against labelled signs, on dashcam recordings (torch-free).
+"""Confirmed sign events against labelled signs, on dashcam recordings.
 
 Runs the exported model and ``SignTracker`` over each recording's labelled frames in frame order
 (frame numbers from the file names: ``<recording>_f<NNNNN>_jpg...``), and compares with the labels:
@@ -15,7 +15,9 @@ Runs the exported model and ``SignTracker`` over each recording's labelled frame
     python benchmarks/events.py --images ../shared/datasets/vietnam-traffic-sign-detection/test
     python benchmarks/events.py --images datasets/vn-signs-sample/valid datasets/vn-signs-sample/test --repeat 5
 
-``--repeat R`` feeds each frame R times (the sample clip holds each frame 5 video frames).
+``--repeat R`` feeds each frame R times (the sample clip holds each frame 5 video frames). Labels
+are read with ``bienbao.trainer.evaluate.label_targets`` (the development environment, where the
+trainer is installed).
 """
 
 from __future__ import annotations
@@ -31,19 +33,19 @@ import numpy as np
 from bienbao.runtime import Detections, Detector
 from bienbao.runtime.postprocess import box_iou
 from bienbao.runtime.tracking import SignTracker, TrackerConfig
+from bienbao.trainer.dataset_check import label_path
+from bienbao.trainer.evaluate import label_targets
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAME = re.compile(r"^(?P<recording>.+)_f(?P<frame>\d+)_jpg")
 
 
-def labels(path: Path, width: int, height: int, names: tuple[str, ...]) -> Detections:
-    rows = [line.split() for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-    if not rows:
-        return Detections.empty(names)
-    data = np.array([[float(v) for v in row[:5]] for row in rows], np.float32)
-    cx, cy, w, h = data[:, 1] * width, data[:, 2] * height, data[:, 3] * width, data[:, 4] * height
-    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
-    return Detections(boxes, np.ones(len(rows), np.float32), data[:, 0].astype(np.int64), names)
+def labels(image: Path, width: int, height: int, names: tuple[str, ...]) -> Detections:
+    """The image's labels as Detections (score 1), read by the evaluator's own reader (polygon
+    lines become their bounding box, as ``bienbao evaluate`` scores them)."""
+    classes, boxes = label_targets(label_path(image), width, height)
+    return Detections(boxes, np.ones(len(classes), np.float32), classes, names) if len(classes) \
+        else Detections.empty(names)
 
 
 def recordings(folders: list[Path]) -> dict[str, list[tuple[int, Path]]]:
@@ -84,8 +86,7 @@ def evaluate(detector: Detector, folders: list[Path], config: TrackerConfig, rep
         for step, (number, image_path) in enumerate(f for f in frames for _ in range(repeat)):
             image = cv2.imread(str(image_path))
             height, width = image.shape[:2]
-            truth = labels(image_path.parent.parent / "labels" / (image_path.stem + ".txt"), width, height,
-                           detector.names)
+            truth = labels(image_path, width, height, detector.names)
             found = detector.detect(image)
             update = tracker.update(found, number / 30, step)
             events += update.events
