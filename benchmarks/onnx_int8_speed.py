@@ -17,28 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import onnxruntime as ort
-import yaml
-from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-from onnxruntime.quantization.shape_inference import quant_pre_process
+from peers import calibration_frames, letterbox, quantize_static_peer
 
-from bienbao.runtime.preprocess import preprocess
 from bienbao.trainer.export import export_onnx
-
-
-def letterbox(path: Path, size: int) -> np.ndarray:
-    """The deployed pre-processing (bienbao.runtime), so every model sees the same pixels."""
-    return preprocess(cv2.imread(str(path)), (size, size))[0]
-
-
-class Frames(CalibrationDataReader):
-    def __init__(self, paths: list[Path], size: int) -> None:
-        self._batches = iter([{"images": letterbox(p, size)} for p in paths])
-
-    def get_next(self):
-        return next(self._batches, None)
 
 
 def main() -> None:
@@ -56,14 +39,8 @@ def main() -> None:
     out = Path(tempfile.mkdtemp(prefix="bienbao-speed-"))
     fp32 = export_onnx(args.fp32, out, "fp32", imgsz=args.imgsz).path
     int8 = {f"int8 {Path(c).parent.name}": export_onnx(c, out, "onnxruntime", imgsz=args.imgsz).path for c in args.int8}
-    data = Path(args.data)
-    train = data.parent / yaml.safe_load(data.read_text())["train"]
-    frames = sorted(p for p in train.iterdir() if p.suffix.lower() in (".jpg", ".png"))
-    frames = frames[:: max(1, len(frames) // args.calib)][: args.calib]
-    quant_pre_process(str(fp32), str(out / "pre.onnx"))
-    static = out / "quantize_static_u8.onnx"
-    quantize_static(str(out / "pre.onnx"), str(static), Frames(frames, args.imgsz), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+    frames = calibration_frames(Path(args.data), "train", args.calib)
+    static = quantize_static_peer(fp32, frames, out, args.imgsz)
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads

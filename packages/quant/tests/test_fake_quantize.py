@@ -201,3 +201,28 @@ def test_reapply_keeps_values_on_the_grid_and_observes_nothing() -> None:
     assert all(torch.equal(v, fq.state_dict()[k]) for k, v in state.items())
     fq.enable_fake_quant(False)
     assert fq.reapply(wider) is wider
+
+
+def test_regrid_bits_keeps_the_grid_points_and_the_range() -> None:
+    """7-bit weights to 8: every 7-bit value is an 8-bit value (the step halves), the clipping
+    point stays; back to 7 gives the 7-bit result again."""
+    from bienbao.quant import MinMaxObserver, PerChannel, QuantScheme
+
+    torch.manual_seed(0)
+    w = torch.randn(8, 4, 3, 3)
+    fq = FakeQuantize(MinMaxObserver(QuantScheme(7, granularity=PerChannel(0))))
+    seven = fq(w)
+    fq.enable_observer(False)
+    fq.regrid_bits(8)
+    assert fq.scheme.bits == 8 and fq.observer.scheme.bits == 8
+    eight = fq(w)
+    assert torch.equal(fq(seven), seven)  # the 7-bit values sit on the 8-bit grid
+    low7, high7 = -64 * fq.scale * 2, 63 * fq.scale * 2
+    assert (eight - w).abs().amax() <= (seven - w).abs().amax()  # finer, never worse
+    assert float((eight - w).pow(2).sum()) < 0.5 * float((seven - w).pow(2).sum())
+    assert torch.all(fq.representable_range()[0] <= low7.reshape(-1))
+    assert torch.all(fq.representable_range()[1] >= high7.reshape(-1))
+    fq.regrid_bits(7)
+    assert torch.equal(fq(w), seven)
+    with pytest.raises(ValueError, match="symmetric signed"):
+        FakeQuantize(MinMaxObserver(QuantScheme(8, symmetric=False, signed=False))).regrid_bits(7)

@@ -26,7 +26,8 @@ NAMES = ("cam-re-trai", "cam-re-phai")
 BOXES = np.array([[[100, 300], [100, 300], [40, 20], [20, 40]]], np.float32)  # (1, 4, 2): cx, cy, w, h
 
 
-def _brightness_model(path, with_metadata: bool = True, size: int = 320) -> str:
+def _brightness_model(path, with_metadata: bool = True, size: int = 320,
+                      quantization: Quantization | None = None) -> str:
     nodes = [
         helper.make_node("ReduceMean", ["images"], ["mean"], keepdims=1),  # (1, 1, 1, 1)
         helper.make_node("Reshape", ["mean", "shape"], ["mean3"]),  # (1, 1, 1)
@@ -45,7 +46,7 @@ def _brightness_model(path, with_metadata: bool = True, size: int = 320) -> str:
         [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 6, 2])], initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     if with_metadata:
-        meta = ModelMetadata(names=NAMES, imgsz=(size, size), quantization=Quantization("fp32"))
+        meta = ModelMetadata(names=NAMES, imgsz=(size, size), quantization=quantization or Quantization("fp32"))
         model.metadata_props.add(key=METADATA_KEY, value=meta.to_json())
     onnx.save(model, str(path))
     return str(path)
@@ -53,8 +54,9 @@ def _brightness_model(path, with_metadata: bool = True, size: int = 320) -> str:
 
 @pytest.fixture
 def brightness_model():
-    """``brightness_model(path, with_metadata=True, size=320)``: a real ONNX model whose class scores are
-    the input's mean brightness (class 0 weighted 1, class 1 weighted 0.5) and whose two boxes are fixed."""
+    """``brightness_model(path, with_metadata=True, size=320, quantization=None)``: a real ONNX model
+    whose class scores are the input's mean brightness (class 0 weighted 1, class 1 weighted 0.5)
+    and whose two boxes are fixed."""
     return _brightness_model
 
 

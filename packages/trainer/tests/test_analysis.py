@@ -83,6 +83,11 @@ def test_layer_error_isolates_quantization(models, tiny_data) -> None:
     for a, b in zip(own, against_fp32, strict=True):
         assert a.sqnr_db == pytest.approx(b.sqnr_db, abs=0.2)
     assert own[0].sqnr_db > own[len(own) // 2].sqnr_db  # error accumulates with depth
+    # the first block sees the image in both networks: its own error is all the error there is
+    assert own[0].local_sqnr_db == pytest.approx(own[0].sqnr_db, abs=0.01)
+    # deeper, a block alone is far better than the network up to it
+    deep = own[len(own) // 2:]
+    assert sum(e.local_sqnr_db for e in deep) > sum(e.sqnr_db for e in deep) + 3 * len(deep)
     with pytest.raises(ValueError, match="no quantizers"):
         layer_error(models["fp32"], frames)
 

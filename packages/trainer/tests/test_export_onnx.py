@@ -183,3 +183,32 @@ def test_the_bounded_dfl_is_used_only_for_logits_on_a_narrow_grid(exported) -> N
     head = model.model[22]
     head.box_output_quantizer.scale.fill_(1.0)  # a grid reaching past exp's safe range
     assert _dfl_for(head) is LastAxisDFL
+
+
+def test_the_weight_width_is_chosen_per_export_and_written_into_the_file(exported, tmp_path) -> None:
+    """ONNX keeps the checkpoint's 7-bit codes unless asked; --weight-bits 8 puts them on the same
+    grid at half the step (every code doubled up to rounding), writes 8 into the metadata and the name."""
+    from onnx import numpy_helper
+
+    seven = exported["onnxruntime"]
+    assert metadata_of(seven).quantization.weight_bits == 7
+    assert metadata_of(exported["tensorrt"]).quantization.weight_bits == 8
+    eight = export_onnx(exported["ort_ckpt"], tmp_path, "onnxruntime", imgsz=IMGSZ, weight_bits=8).path
+    assert eight.name.endswith("_onnxruntime_w8.onnx")
+    meta = metadata_of(eight).quantization
+    assert meta.weight_bits == 8 and meta.weights == "8-bit codes in int8, per-channel"
+
+    def codes(path: Path) -> dict[str, torch.Tensor]:
+        graph = onnx.load(str(path)).graph
+        consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        return {n.name: torch.from_numpy(consts[n.input[0]].astype("int32")) for n in graph.node
+                if n.op_type == "DequantizeLinear" and n.input[0] in consts and consts[n.input[0]].dtype.name == "int8"}
+
+    c7, c8 = codes(seven), codes(eight)
+    assert c7.keys() == c8.keys() and len(c7) > 50
+    assert all(int(c.min()) >= -64 and int(c.max()) <= 63 for c in c7.values())
+    assert any(int(c.abs().max()) > 64 for c in c8.values())  # the 8-bit range is used
+    # the 8-bit grid refines the 7-bit one: each 8-bit code is within one step of twice the 7-bit code
+    assert all(int((c8[k] - 2 * c7[k]).abs().max()) <= 1 for k in c7)
+    with pytest.raises(ExportError, match="weight-bits 6"):
+        export_onnx(exported["ort_ckpt"], tmp_path, "onnxruntime", imgsz=IMGSZ, weight_bits=6)

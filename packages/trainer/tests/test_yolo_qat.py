@@ -159,3 +159,18 @@ def test_prepared_model_pickles_like_an_ultralytics_checkpoint(qat) -> None:
 def test_prepare_refuses_a_quantized_model(qat) -> None:
     with pytest.raises(ValueError, match="already holds quantizers"):
         prepare_yolo_qat(qat, load_policy(TRT_POLICY), target="tensorrt")
+
+
+@pytest.mark.parametrize("target", ["onnxruntime", "tensorrt"])
+def test_an_activation_observer_reaches_every_activation_quantizer_of_the_layout(fp32, target) -> None:
+    """exp2's histogram ranges: written once for "the activations", on every one the layout keeps
+    (in the ONNX Runtime layout those are conv *outputs*; an ``input:`` setting reached 1 of them)."""
+    from bienbao.quant import HistogramObserver, MinMaxObserver
+
+    policy = load_policy(CONFIGS / "experiments/exp2_asymmetric_quant.yaml")
+    model = prepare_yolo_qat(fp32, policy, target=target)
+    activations = [q for _, q in iter_quantizers(model, roles=("input", "output"))]
+    assert len(activations) > 50
+    assert all(isinstance(q.observer, HistogramObserver) for q in activations)
+    weights = [q for _, q in iter_quantizers(model, roles=("weight",))]
+    assert weights and all(type(q.observer) is MinMaxObserver for q in weights)

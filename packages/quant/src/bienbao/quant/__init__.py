@@ -18,7 +18,15 @@ from .config import (
 from .config_io import policy_from_dict, quantizer_from_dict
 from .fake_quantize import FakeQuantize, QuantizerNotReadyError
 from .fusion import FUSERS, QAT_FUSERS, fold_conv_bn, fold_linear_bn, fuse_modules
-from .lifecycle import convert, enable_fake_quant, enable_observers, freeze_bn_stats, iter_quantizers, qat_layers
+from .lifecycle import (
+    convert,
+    enable_fake_quant,
+    enable_observers,
+    freeze_bn_stats,
+    iter_quantizers,
+    qat_layers,
+    set_weight_bits,
+)
 from .observers import (
     OBSERVERS,
     HistogramObserver,
@@ -81,5 +89,6 @@ __all__ = [
     "quantizer_from_dict",
     "reference_fake_quantize",
     "sensitivity_analysis",
+    "set_weight_bits",
     "with_critical_layers",
 ]

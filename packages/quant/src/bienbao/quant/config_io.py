@@ -8,6 +8,7 @@ The shape::
       input:  {bits: 8, symmetric: false, signed: false, observer: {name: histogram, method: mse}}
       weight: {bits: 8, granularity: per_channel}
       output: null
+      activations: {observer: {name: histogram, method: mse}}   # every activation role it has
     rules:                         # later rules override earlier ones
       - {pattern: "model.22.*", skip: true}
       - {pattern: "model.0.*", weight: {bits: 8, observer: minmax}}
@@ -16,6 +17,12 @@ A quantizer mapping only overrides what it names: unnamed keys come from the qua
 already has in that role (the default's), or, where that role was float, from plain defaults
 (8 bits, symmetric, signed, min-max; per-channel on axis 0 for weights, per-tensor otherwise).
 Every unknown key or bad value raises ``ConfigError`` naming the key and ``source``.
+
+``activations`` is shorthand for the activation roles the layer already quantizes (``input`` and
+``output``; a float role stays float): which of them a layout keeps is the layout's business (the
+ONNX Runtime layout quantizes conv *outputs* and drops most inputs, TensorRT's the reverse), so an
+observer choice written for "the activations" reaches them in either. ``activations: null`` makes
+both float. A role named beside it (``input:``/``output:``) applies after it.
 """
 
 from __future__ import annotations
@@ -90,12 +97,23 @@ def quantizer_from_dict(data: Any, base: QuantizerConfig | None, role: str, wher
         raise ConfigError(f"{source}: {where}: {exc}") from exc
 
 
+#: the activation roles ``activations`` stands for
+ACTIVATION_ROLES = ("input", "output")
+_LAYER_KEYS = {*ROLES, "activations"}
+
+
 def _layer_fields(data: Any, base: LayerQConfig, where: str, source: str) -> dict[str, QuantizerConfig | None]:
-    return {
-        role: quantizer_from_dict(data[role], getattr(base, role), role, f"{where}.{role}", source)
-        for role in ROLES
-        if role in data
-    }
+    fields: dict[str, QuantizerConfig | None] = {}
+    if "activations" in data:
+        for role in ACTIVATION_ROLES:
+            if data["activations"] is None or getattr(base, role) is not None:
+                fields[role] = quantizer_from_dict(data["activations"], getattr(base, role), role,
+                                                   f"{where}.activations", source)
+    for role in ROLES:
+        if role in data:
+            fields[role] = quantizer_from_dict(data[role], fields.get(role, getattr(base, role)), role,
+                                               f"{where}.{role}", source)
+    return fields
 
 
 def policy_from_dict(data: Any, source: str = "<dict>") -> QuantPolicy:
@@ -109,7 +127,7 @@ def policy_from_dict(data: Any, source: str = "<dict>") -> QuantPolicy:
         raise ConfigError(f"{source}: give a preset (onnxruntime_cpu, tensorrt, weight_only) or a default")
     default = policy.default if policy else LayerQConfig()
     if "default" in data:
-        fields = _check_keys(data["default"], set(ROLES), "default", source)
+        fields = _check_keys(data["default"], _LAYER_KEYS, "default", source)
         default = replace(default, **_layer_fields(fields, default, "default", source))
     rules = list(policy.rules) if policy else []
     raw_rules = data.get("rules") or []
@@ -117,7 +135,7 @@ def policy_from_dict(data: Any, source: str = "<dict>") -> QuantPolicy:
         raise ConfigError(f"{source}: rules must be a list of mappings, got {type(raw_rules).__name__}")
     for index, entry in enumerate(raw_rules):
         where = f"rules[{index}]"
-        raw = _check_keys(entry, {"pattern", "skip", *ROLES}, where, source)
+        raw = _check_keys(entry, {"pattern", "skip", *_LAYER_KEYS}, where, source)
         if "pattern" not in raw:
             raise ConfigError(f"{source}: {where} needs a pattern (a glob over module names, e.g. 'model.22.*')")
         fields = _layer_fields(raw, default, where, source)

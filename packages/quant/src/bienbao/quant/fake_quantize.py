@@ -82,6 +82,28 @@ class FakeQuantize(KeepStateDtype, nn.Module):
     def _qparam_device(self) -> torch.device:
         return self.observer_enabled.device
 
+    @torch.no_grad()
+    def regrid_bits(self, bits: int) -> FakeQuantize:
+        """The same grid at ``bits`` wide: the step scaled by ``2 ** (old_bits - bits)``.
+
+        For symmetric signed (weight) quantizers. Going wider, every old grid point stays on the
+        new grid (code ``c`` becomes ``c * 2**k``) and the range and its learned or calibrated
+        clipping stay where they were: 7-bit QAT weights become 8-bit codes with half the step.
+        Going narrower coarsens the step by the same factor (the top code may clip by a step).
+        """
+        from dataclasses import replace
+
+        if not (self.scheme.symmetric and self.scheme.signed):
+            raise ValueError(f"regrid_bits: {self.scheme} is not symmetric signed (a weight grid); "
+                             "an asymmetric grid cannot be refined by a power of two around zero")
+        if not self.has_qparams:
+            raise QuantizerNotReadyError("regrid_bits: this quantizer has no range yet")
+        factor = 2.0 ** (self.scheme.bits - bits)
+        scheme = replace(self.scheme, bits=bits)
+        self.scheme = self.observer.scheme = scheme
+        self.scale.data = self.scale.data * factor
+        return self
+
     # -- forward ------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.observing:

@@ -19,6 +19,7 @@ __all__ = [
     "freeze_bn_stats",
     "iter_quantizers",
     "qat_layers",
+    "set_weight_bits",
 ]
 
 
@@ -56,6 +57,19 @@ def enable_fake_quant(model: nn.Module, enabled: bool = True, roles: Iterable[st
     for _, quantizer in iter_quantizers(model, roles):
         quantizer.enable_fake_quant(enabled)
     return model
+
+
+def set_weight_bits(model: nn.Module, bits: int) -> int:
+    """Every quantizing weight quantizer on the same grid at ``bits`` wide
+    (``FakeQuantize.regrid_bits``); returns how many changed. For an export whose runtime wants
+    another width than training used (8-bit codes where 7-bit ones were only there to keep ONNX
+    Runtime's AVX2 kernels from saturating)."""
+    changed = 0
+    for _, quantizer in iter_quantizers(model, roles=("weight",)):
+        if quantizer.quantizing and quantizer.scheme.bits != bits:
+            quantizer.regrid_bits(bits)
+            changed += 1
+    return changed
 
 
 def freeze_bn_stats(model: nn.Module, frozen: bool = True) -> nn.Module:

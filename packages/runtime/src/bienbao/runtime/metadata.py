@@ -33,10 +33,16 @@ class Quantization:
     weights: str = "float"  # e.g. "int8 symmetric per-channel (7-bit codes)"
     quantized_layers: int = 0
     float_layers: int = 0
+    #: the widest integer weight codes in the file (7 or 8; 0 = float weights or an older file):
+    #: 7-bit codes keep ONNX Runtime's u8s8 kernels on x86 without VNNI from saturating (see
+    #: ``bienbao.runtime.precision``)
+    weight_bits: int = 0
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
             raise MetadataError(f"quantization target {self.target!r}: expected one of {', '.join(TARGETS)}")
+        if self.weight_bits not in (0, *range(2, 9)):
+            raise MetadataError(f"quantization weight_bits {self.weight_bits!r}: 0 (float) or 2 to 8")
 
 
 @dataclass(frozen=True)

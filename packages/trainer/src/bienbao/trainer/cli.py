@@ -209,6 +209,11 @@ def register_export(subparsers: argparse._SubParsersAction) -> argparse.Argument
                         help="onnxruntime: uint8 activations for CPUs; tensorrt: symmetric int8; fp32: float. "
                         "TFLite is int8 from either INT8 target (fp32: a float TFLite)")
     parser.add_argument("--imgsz", type=int, help="input size (square)")
+    parser.add_argument("--weight-bits", type=int, choices=[7, 8],
+                        help="weight codes: 8 where int8 products are exact (x86 with VNNI, ARM, Jetson, TensorRT, "
+                        "LiteRT); 7 for ONNX Runtime on x86 without VNNI (AVX2), whose u8s8 kernels saturate. "
+                        "Default: the checkpoint's own in ONNX (7 with the onnxruntime_cpu preset), 8 in TFLite and "
+                        "engines. Written into the file; the runtime warns when a file meets the other kind of CPU")
     parser.add_argument("--output", help="output folder (default models/exported)")
     parser.set_defaults(handler=_run(_export), prog=parser.prog)
     return parser
@@ -219,21 +224,23 @@ def _export(args: argparse.Namespace) -> None:
     from .export import ExportError, export_onnx, export_tflite
     from .export.tensorrt_engine import EngineBuildError, build_engine, trtexec_command
 
-    overrides = {k: getattr(args, k) for k in ("checkpoint", "formats", "target", "imgsz", "output")
+    overrides = {k: getattr(args, k) for k in ("checkpoint", "formats", "target", "imgsz", "output", "weight_bits")
                  if getattr(args, k) is not None}
     config = load_export_config(args.config, overrides)
     output = Path(config.output)
     try:
         if "onnx" in config.formats or "engine" in config.formats:  # an engine is built from the ONNX file
-            result = export_onnx(config.checkpoint, output / "onnx", config.target, config.imgsz, config.opset)
+            result = export_onnx(config.checkpoint, output / "onnx", config.target, config.imgsz, config.opset,
+                                 config.weight_bits)
             report = result.report
             print(f"{result.path}  {result.size_bytes / 1e6:.2f} MB  target={config.target}  "
+                  f"weights: {_width(result.metadata.quantization.weight_bits)}  "
                   f"int8 weights: {report.int8_weights}, float weights: {report.float_weights}, "
                   f"Q/DQ: {report.ops.get('QuantizeLinear', 0)}/{report.ops.get('DequantizeLinear', 0)}")
         if "tflite" in config.formats:
             print("converting to TFLite with litert-torch (a minute or two at 640)")
             tflite = export_tflite(config.checkpoint, output / "tflite", "fp32" if config.target == "fp32" else "int8",
-                                   config.imgsz)
+                                   config.imgsz, config.weight_bits)
             print(f"{tflite.path}  {tflite.size_bytes / 1e6:.2f} MB  activations: "
                   f"{tflite.metadata.quantization.activations}  (metadata: {tflite.path.with_suffix('.json').name})")
         if "engine" in config.formats:
@@ -244,6 +251,10 @@ def _export(args: argparse.Namespace) -> None:
         from bienbao.cli import CommandError
 
         raise CommandError(str(exc)) from exc
+
+
+def _width(bits: int) -> str:
+    return f"{bits}-bit" if bits else "float"
 
 
 # -- evaluate -----------------------------------------------------------------------------------

@@ -136,11 +136,15 @@ def _error(args: argparse.Namespace) -> None:
     atomic_write_text(out / "layer_error.json", json.dumps({"model": args.model, "reference": reference,
                                                       "layers": errors_to_dicts(errors)}, indent=2) + "\n")
     atomic_write_text(out / "layer_error.md", f"# Per-layer quantization error\n\n{args.model} against {reference}, "
-                                        f"{args.images} {args.split} images at {args.imgsz}.\n\n"
+                                        f"{args.images} {args.split} images at {args.imgsz}. Accumulated: "
+                                        "the block's output in the quantized network (every earlier error "
+                                        "included); local: the block alone, fed the reference's input.\n\n"
                                         f"{error_table(errors)}\n\n![error](layer_error.png)\n")
     error_chart(errors, out / "layer_error.png")
-    worst = sorted(errors, key=lambda e: e.sqnr_db)[:5]
-    print("lowest SQNR: " + ", ".join(f"{e.name} {e.sqnr_db:.1f} dB" for e in worst))
+    worst = sorted(errors, key=lambda e: e.local_sqnr_db)[:5]
+    print("lowest local SQNR (the block's own error): "
+          + ", ".join(f"{e.name} {e.local_sqnr_db:.1f} dB" for e in worst))
+    print(f"accumulated SQNR at the last block: {errors[-1].sqnr_db:.1f} dB")
     print(f"wrote {out}/layer_error.json, layer_error.md, layer_error.png")
 
 

@@ -277,9 +277,13 @@ class ExportConfig:
     imgsz: int = 640
     opset: int = 17
     fp16: bool = True
+    weight_bits: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "formats", tuple(self.formats))
+        if self.weight_bits not in (None, 7, 8):
+            raise ValueError(f"weight_bits={self.weight_bits!r}: null (ONNX: the checkpoint's width; TFLite and "
+                             "engines: 8), 8, or 7 (ONNX Runtime on x86 without VNNI)")
         unknown = sorted(set(self.formats) - set(FORMATS))
         if unknown or not self.formats:
             raise ValueError(f"formats {list(self.formats)}: write some of {', '.join(FORMATS)}")

@@ -17,6 +17,7 @@ from bienbao.cli.errors import first_line
 
 from .._deps import require
 from ..metadata import METADATA_KEY, ModelMetadata
+from ..precision import WeightWidthPlan, weight_width_plan
 
 __all__ = ["OnnxRuntimeBackend"]
 
@@ -25,7 +26,9 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
 
     def __init__(self, model_path: str | Path, threads: int | None = None,
-                 providers: list[str] | None = None, spin: bool = False) -> None:
+                 providers: list[str] | None = None, spin: bool = False, cpu: dict | None = None) -> None:
+        """``cpu`` (``bienbao.cli.cpu.describe_cpu()``'s form, default this machine's) decides the
+        kernels for the file's weight width (``bienbao.runtime.precision``)."""
         ort = require("onnxruntime", "onnxruntime")
         options = ort.SessionOptions()
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
@@ -38,12 +41,14 @@ class OnnxRuntimeBackend:
         missing = [p for p in providers if p not in available]
         if missing:
             raise ValueError(f"ONNX Runtime here has no {', '.join(missing)} (available: {', '.join(available)})")
-        try:
-            self.session = ort.InferenceSession(str(model_path), options, providers=providers)
-        except Exception as exc:  # ONNX Runtime's own error types (InvalidProtobuf, Fail...): one line, the file named
-            raise ValueError(f"{model_path}: not a model ONNX Runtime can load ({first_line(exc)})") from exc
+        self.session = _session(ort, model_path, options, providers)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.metadata = ModelMetadata.from_json(meta[METADATA_KEY]) if METADATA_KEY in meta else None
+        self.weight_plan = _plan(self.metadata, cpu, providers)
+        if self.weight_plan.session_config:  # the kernels depend on the file's weight width: a second session
+            for key, value in self.weight_plan.session_config.items():
+                options.add_session_config_entry(key, value)
+            self.session = _session(ort, model_path, options, providers)
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
         if len(model_input.shape) != 4:
@@ -57,6 +62,30 @@ class OnnxRuntimeBackend:
         self.input_size = (height, width)
         self.providers = self.session.get_providers()
         self.provider = self.providers[0]  # the one that runs the graph (ONNX Runtime falls back in order)
+        if self.weight_plan.exact_kernels:
+            self.provider += ", exact u8u8"  # what backend_label shows, so a figure says which kernels ran
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: tensor})[0]
+
+
+def _session(ort, model_path: str | Path, options, providers: list[str]):
+    try:
+        return ort.InferenceSession(str(model_path), options, providers=providers)
+    except Exception as exc:  # ONNX Runtime's own error types (InvalidProtobuf, Fail...): one line, the file named
+        raise ValueError(f"{model_path}: not a model ONNX Runtime can load ({first_line(exc)})") from exc
+
+
+def _plan(metadata: ModelMetadata | None, cpu: dict | None, providers: list[str]) -> WeightWidthPlan:
+    if metadata is None or providers[0] != "CPUExecutionProvider":
+        return WeightWidthPlan()  # CUDA / TensorRT providers: exact int8 products
+    if cpu is None:
+        from bienbao.cli.cpu import describe_cpu
+
+        cpu = describe_cpu()
+    plan = weight_width_plan("onnxruntime", metadata.quantization.weight_bits, cpu)
+    if plan.note:
+        import warnings
+
+        warnings.warn(plan.note, RuntimeWarning, stacklevel=3)
+    return plan

@@ -10,6 +10,7 @@ its inference precision (f32, bf16, f16): the figure a benchmark must be traced 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from bienbao.cli.errors import first_line
 
 from .._deps import require
 from ..metadata import METADATA_KEY, ModelMetadata
+from ..precision import weight_width_plan
 
 __all__ = ["OpenVINOBackend"]
 
@@ -26,8 +28,9 @@ class OpenVINOBackend:
     name = "openvino"
 
     def __init__(self, model_path: str | Path, threads: int | None = None, device: str = "CPU",
-                 precision: str | None = None) -> None:
-        """``precision`` overrides OpenVINO's choice (``f32`` keeps an FP32 file out of bf16)."""
+                 precision: str | None = None, cpu: dict | None = None) -> None:
+        """``precision`` overrides OpenVINO's choice (``f32`` keeps an FP32 file out of bf16); ``cpu``
+        (default this machine's) is what the file's weight width is checked against."""
         ov = require("openvino", "openvino")
         core = ov.Core()
         try:
@@ -37,6 +40,12 @@ class OpenVINOBackend:
         self.metadata = None
         if model.has_rt_info(["framework", METADATA_KEY]):
             self.metadata = ModelMetadata.from_json(model.get_rt_info(["framework", METADATA_KEY]).astype(str))
+        if self.metadata is not None and device == "CPU":
+            from bienbao.cli.cpu import describe_cpu
+
+            plan = weight_width_plan("openvino", self.metadata.quantization.weight_bits, cpu or describe_cpu())
+            if plan.note:
+                warnings.warn(plan.note, RuntimeWarning, stacklevel=2)
         shape = model.inputs[0].get_partial_shape()
         if shape.rank.get_length() != 4:
             raise ValueError(f"{model_path}: its input has shape {shape}; a detector takes images of shape "

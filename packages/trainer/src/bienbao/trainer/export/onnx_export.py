@@ -18,7 +18,7 @@ from torch import nn
 from ultralytics.nn.modules import DFL, Detect
 
 from bienbao.cli.files import atomic_path, check_writable
-from bienbao.quant import QATModule, convert, enable_fake_quant, iter_quantizers
+from bienbao.quant import QATModule, convert, enable_fake_quant, iter_quantizers, set_weight_bits
 from bienbao.runtime.metadata import METADATA_KEY, ModelMetadata, Quantization
 
 from .. import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
@@ -26,7 +26,8 @@ from .._runs import file_sha256, load_detection_model
 from ..yolo_qat import is_quantized
 from .qdq_graph import QDQReport, fold_weight_quantizers, qdq_report
 
-__all__ = ["ExportError", "ExportResult", "describe_quantization", "export_onnx", "prepare_for_export"]
+__all__ = ["WEIGHT_BITS", "ExportError", "ExportResult", "apply_weight_bits", "describe_quantization", "export_onnx",
+           "prepare_for_export"]
 
 log = logging.getLogger("bienbao.trainer.export")
 ONNX_TARGETS = ("onnxruntime", "tensorrt", "fp32")
@@ -65,7 +66,30 @@ def describe_quantization(model: nn.Module, target: str) -> Quantization:
                                    for bits, pc in weights)) or "float"
     layers = [m for m in model.modules() if isinstance(m, QATModule)]
     floats = [m for m in model.modules() if type(m) is nn.Conv2d]
-    return Quantization(target, act_text, weight_text, len(layers), len(floats))
+    integer_bits = [bits for bits, _ in weights if bits <= 8]  # wider ones export as float weights
+    return Quantization(target, act_text, weight_text, len(layers), len(floats), max(integer_bits, default=0))
+
+
+#: the weight widths an export writes (``--weight-bits``): 8 where the runtime's int8 products are
+#: exact, 7 for ONNX Runtime on x86 without VNNI (``bienbao.runtime.precision``)
+WEIGHT_BITS = (7, 8)
+
+
+def apply_weight_bits(model: nn.Module, weight_bits: int | None, target: str) -> None:
+    """Put the weights on the grid the export asks for: ``weight_bits``, or by default the
+    checkpoint's own for the ONNX Runtime layout (which CPU will run it is not known here) and 8
+    for TensorRT and TFLite, whose int8 products never saturate. 7-bit QAT weights become 8-bit
+    codes on the same grid with half the step (``FakeQuantize.regrid_bits``)."""
+    if weight_bits is None:
+        weight_bits = 8 if target in ("tensorrt", "tflite") else None
+    if weight_bits is None or target == "fp32":
+        return
+    if weight_bits not in WEIGHT_BITS:
+        raise ExportError(f"--weight-bits {weight_bits}: write 8 (exact int8 products: TensorRT, LiteRT, x86 with "
+                          "VNNI, ARM) or 7 (ONNX Runtime on x86 without VNNI, whose u8s8 kernels saturate)")
+    changed = set_weight_bits(model, weight_bits)
+    if changed:
+        log.info("weights of %d layer(s) regridded to %d bits", changed, weight_bits)
 
 
 def check_request(checkpoint: str | Path, output_dir: str | Path, imgsz: int) -> tuple[Path, Path]:
@@ -177,14 +201,18 @@ def prepare_for_export(model: nn.Module, target: str) -> nn.Module:
 
 
 def export_onnx(checkpoint: str | Path, output_dir: str | Path, target: str = "onnxruntime",
-                imgsz: int = 640, opset: int = 17) -> ExportResult:
-    """Export ``checkpoint`` to ``<output_dir>/<name>_<target>.onnx`` with metadata."""
+                imgsz: int = 640, opset: int = 17, weight_bits: int | None = None) -> ExportResult:
+    """Export ``checkpoint`` to ``<output_dir>/<name>_<target>[_w<bits>].onnx`` with metadata
+    (the ``_w<bits>`` suffix only where ``weight_bits`` changed the checkpoint's width)."""
     checkpoint, output_dir = check_request(checkpoint, output_dir, imgsz)
     model = load_detection_model(checkpoint)
     _check_target(model, target, checkpoint)
+    before = describe_quantization(model, target).weight_bits
+    apply_weight_bits(model, weight_bits, target)
     quantization = describe_quantization(model, target)
     traced = prepare_for_export(model, target)
-    path = check_writable(output_dir, "export") / f"{checkpoint.parent.name}_{checkpoint.stem}_{target}.onnx"
+    suffix = f"_w{quantization.weight_bits}" if weight_bits is not None and quantization.weight_bits != before else ""
+    path = check_writable(output_dir, "export") / f"{checkpoint.parent.name}_{checkpoint.stem}_{target}{suffix}.onnx"
     example = torch.zeros(1, 3, imgsz, imgsz)
     # written under a temporary name and renamed: a full disk never leaves a truncated .onnx behind
     with atomic_path(path) as traced_path, warnings.catch_warnings(), torch.no_grad():

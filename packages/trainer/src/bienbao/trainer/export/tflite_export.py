@@ -33,6 +33,7 @@ from .. import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultral
 from .._runs import load_detection_model
 from .onnx_export import (
     ExportError,
+    apply_weight_bits,
     check_request,
     describe_quantization,
     export_metadata,
@@ -127,8 +128,9 @@ def _require_litert_torch():
 
 
 def export_tflite(checkpoint: str | Path, output_dir: str | Path, target: str = "int8",
-                  imgsz: int = 640) -> TFLiteExport:
-    """Export ``checkpoint`` to ``<output_dir>/<name>_<target>.tflite`` plus its ``.json`` metadata."""
+                  imgsz: int = 640, weight_bits: int | None = None) -> TFLiteExport:
+    """Export ``checkpoint`` to ``<output_dir>/<name>_<target>.tflite`` plus its ``.json`` metadata.
+    Weights are 8-bit codes unless ``weight_bits`` says otherwise (LiteRT's int8 products are exact)."""
     if target not in TFLITE_TARGETS:
         raise ExportError(f"TFLite target {target!r}: write one of {', '.join(TFLITE_TARGETS)}")
     checkpoint, output_dir = check_request(checkpoint, output_dir, imgsz)
@@ -136,9 +138,11 @@ def export_tflite(checkpoint: str | Path, output_dir: str | Path, target: str = 
     model = load_detection_model(checkpoint)
     if target == "int8":
         require_quantized(model, checkpoint)
+        apply_weight_bits(model, weight_bits, "tflite")
     described = describe_quantization(model, "fp32" if target == "fp32" else "onnxruntime")
     quantization = Quantization("tflite", described.activations.replace("uint8 asymmetric", "int8 asymmetric"),
-                                described.weights, described.quantized_layers, described.float_layers)
+                                described.weights, described.quantized_layers, described.float_layers,
+                                described.weight_bits)
     traced = prepare_for_export(model, "fp32" if target == "fp32" else "tflite")
     quant_config = None
     if target == "int8":
