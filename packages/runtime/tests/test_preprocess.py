@@ -12,6 +12,12 @@ def test_a_dashcam_frame_by_hand() -> None:
     box = Letterbox.fit((360, 640), (640, 640))
     # gain 1.0; 640x360 sits in the middle: (640 - 360) / 2 = 140 rows of padding on top
     assert (box.gain, box.pad_x, box.pad_y, box.resized) == (1.0, 0, 140, (360, 640))
+    # the same frame into a 16:9 input (bienbao export --imgsz 640 --rect): 12 rows of padding, not 140
+    rect = Letterbox.fit((360, 640), (384, 640))
+    assert (rect.gain, rect.pad_x, rect.pad_y, rect.resized) == (1.0, 0, 12, (360, 640))
+    # a 1280x720 camera into 480x832 (--imgsz 832 --rect): scaled by 0.65, 6 rows top and bottom
+    big = Letterbox.fit((720, 1280), (480, 832))
+    assert (big.gain, big.resized, big.pad_y) == (0.65, (468, 832), 6)
 
 
 @pytest.mark.parametrize(("source", "target"), [
@@ -20,6 +26,8 @@ def test_a_dashcam_frame_by_hand() -> None:
     ((1280, 720), (640, 640)),  # portrait phone video
     ((500, 500), (640, 640)),   # square, upscaled
     ((481, 853), (384, 640)),   # odd sizes into a non-square input
+    ((360, 640), (384, 640)),   # a dashcam frame into its 16:9 input
+    ((1080, 1920), (544, 960)),  # full HD into 960 x 544
 ])
 def test_boxes_round_trip_through_the_letterbox(source, target) -> None:
     box = Letterbox.fit(source, target)

@@ -208,7 +208,12 @@ def register_export(subparsers: argparse._SubParsersAction) -> argparse.Argument
     parser.add_argument("--target", choices=["onnxruntime", "tensorrt", "fp32"],
                         help="onnxruntime: uint8 activations for CPUs; tensorrt: symmetric int8; fp32: float. "
                         "TFLite is int8 from either INT8 target (fp32: a float TFLite)")
-    parser.add_argument("--imgsz", type=int, help="input size (square)")
+    parser.add_argument("--imgsz", type=int, nargs="+", metavar="SIZE",
+                        help="input size: one (square, 640) or height and width (384 640: a 16:9 camera's frames "
+                        "fill it, where 640 x 640 spends 44%% of every inference on padding)")
+    parser.add_argument("--rect", nargs="?", const="16:9", metavar="W:H",
+                        help="with one --imgsz: that many pixels across and the short side for a camera of this "
+                        "aspect, rounded up to 32 (default 16:9: --imgsz 640 --rect gives 384 x 640)")
     parser.add_argument("--weight-bits", type=int, choices=[7, 8],
                         help="weight codes: 8 where int8 products are exact (x86 with VNNI, ARM, Jetson, TensorRT, "
                         "LiteRT); 7 for ONNX Runtime on x86 without VNNI (AVX2), whose u8s8 kernels saturate. "
@@ -224,8 +229,11 @@ def _export(args: argparse.Namespace) -> None:
     from .export import ExportError, export_onnx, export_tflite
     from .export.tensorrt_engine import EngineBuildError, build_engine, trtexec_command
 
-    overrides = {k: getattr(args, k) for k in ("checkpoint", "formats", "target", "imgsz", "output", "weight_bits")
+    overrides = {k: getattr(args, k) for k in ("checkpoint", "formats", "target", "output", "weight_bits")
                  if getattr(args, k) is not None}
+    size = _export_size(args.imgsz, args.rect)
+    if size is not None:
+        overrides["imgsz"] = size
     config = load_export_config(args.config, overrides)
     output = Path(config.output)
     try:
@@ -251,6 +259,26 @@ def _export(args: argparse.Namespace) -> None:
         from bienbao.cli import CommandError
 
         raise CommandError(str(exc)) from exc
+
+
+def _export_size(imgsz: list[int] | None, rect: str | None):
+    """``--imgsz`` / ``--rect`` -> the config's imgsz (``None``: the config's own)."""
+    from bienbao.cli import CommandError
+
+    from .sizes import input_size, parse_aspect, rect_size
+
+    try:
+        if rect is not None:
+            if not imgsz or len(imgsz) != 1:
+                raise ValueError("--rect takes one --imgsz (the long side), e.g. --imgsz 640 --rect")
+            return list(rect_size(imgsz[0], parse_aspect(rect)))
+        if imgsz is None:
+            return None
+        if len(imgsz) > 2:
+            raise ValueError(f"--imgsz {' '.join(map(str, imgsz))}: one size, or height and width")
+        return list(input_size(imgsz[0] if len(imgsz) == 1 else tuple(imgsz)))
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _width(bits: int) -> str:

@@ -274,7 +274,7 @@ class ExportConfig:
     output: str = "models/exported"
     formats: tuple = ("onnx",)
     target: str = "onnxruntime"
-    imgsz: int = 640
+    imgsz: int | tuple = 640  # one side (square) or [height, width], e.g. [384, 640] for a 16:9 camera
     opset: int = 17
     fp16: bool = True
     weight_bits: int | None = None
@@ -292,8 +292,14 @@ class ExportConfig:
         if "engine" in self.formats and self.target == "onnxruntime":
             raise ValueError("an engine needs target: tensorrt (symmetric int8); onnxruntime's uint8 graph "
                              "is for CPUs")
-        if self.imgsz % 32:
-            raise ValueError(f"imgsz={self.imgsz}: a multiple of 32")
+        object.__setattr__(self, "imgsz", _export_size(self.imgsz))
+
+
+def _export_size(imgsz) -> int | tuple[int, int]:
+    from .sizes import input_size
+
+    height, width = input_size(imgsz)
+    return height if height == width else (height, width)
 
 
 #: The fields of each config that hold paths (resolved against the config file's folder).

@@ -24,10 +24,11 @@ from bienbao.runtime.metadata import METADATA_KEY, ModelMetadata, Quantization
 from .. import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
 from .._runs import file_sha256, load_detection_model
 from ..yolo_qat import is_quantized
+from ..sizes import ImageSize, input_size, rect_size
 from .qdq_graph import QDQReport, fold_weight_quantizers, qdq_report
 
-__all__ = ["WEIGHT_BITS", "ExportError", "ExportResult", "apply_weight_bits", "describe_quantization", "export_onnx",
-           "prepare_for_export"]
+__all__ = ["WEIGHT_BITS", "ExportError", "ExportResult", "ImageSize", "apply_weight_bits", "describe_quantization",
+           "export_onnx", "input_size", "prepare_for_export", "rect_size"]
 
 log = logging.getLogger("bienbao.trainer.export")
 ONNX_TARGETS = ("onnxruntime", "tensorrt", "fp32")
@@ -92,7 +93,7 @@ def apply_weight_bits(model: nn.Module, weight_bits: int | None, target: str) ->
         log.info("weights of %d layer(s) regridded to %d bits", changed, weight_bits)
 
 
-def check_request(checkpoint: str | Path, output_dir: str | Path, imgsz: int) -> tuple[Path, Path]:
+def check_request(checkpoint: str | Path, output_dir: str | Path, imgsz: ImageSize) -> tuple[Path, Path]:
     """The refusals every export shares: a missing checkpoint, an output folder that is a file, a
     size off the stride."""
     checkpoint, output_dir = Path(checkpoint), Path(output_dir)
@@ -100,8 +101,10 @@ def check_request(checkpoint: str | Path, output_dir: str | Path, imgsz: int) ->
         raise ExportError(f"checkpoint {checkpoint} not found")
     if output_dir.exists() and not output_dir.is_dir():
         raise ExportError(f"output folder {output_dir} exists and is a file")
-    if imgsz % 32:
-        raise ExportError(f"imgsz {imgsz}: a multiple of 32")
+    try:
+        input_size(imgsz)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
     return checkpoint, output_dir
 
 
@@ -117,10 +120,10 @@ def require_quantized(model: nn.Module, checkpoint: Path) -> None:
                           "with activations on (--set qat.schedule.enable_activations_epoch=0) or export --target fp32")
 
 
-def export_metadata(model: nn.Module, checkpoint: Path, imgsz: int, quantization: Quantization) -> ModelMetadata:
+def export_metadata(model: nn.Module, checkpoint: Path, imgsz: ImageSize, quantization: Quantization) -> ModelMetadata:
     """What an exported file carries about itself (the runtime reads nothing else)."""
     return ModelMetadata(
-        names=tuple(model.names[i] for i in sorted(model.names)), imgsz=(imgsz, imgsz),
+        names=tuple(model.names[i] for i in sorted(model.names)), imgsz=input_size(imgsz),
         stride=int(max(model.stride)), quantization=quantization, source=str(checkpoint),
         source_sha256=file_sha256(checkpoint))
 
@@ -201,7 +204,7 @@ def prepare_for_export(model: nn.Module, target: str) -> nn.Module:
 
 
 def export_onnx(checkpoint: str | Path, output_dir: str | Path, target: str = "onnxruntime",
-                imgsz: int = 640, opset: int = 17, weight_bits: int | None = None) -> ExportResult:
+                imgsz: ImageSize = 640, opset: int = 17, weight_bits: int | None = None) -> ExportResult:
     """Export ``checkpoint`` to ``<output_dir>/<name>_<target>[_w<bits>].onnx`` with metadata
     (the ``_w<bits>`` suffix only where ``weight_bits`` changed the checkpoint's width)."""
     checkpoint, output_dir = check_request(checkpoint, output_dir, imgsz)
@@ -212,8 +215,10 @@ def export_onnx(checkpoint: str | Path, output_dir: str | Path, target: str = "o
     quantization = describe_quantization(model, target)
     traced = prepare_for_export(model, target)
     suffix = f"_w{quantization.weight_bits}" if weight_bits is not None and quantization.weight_bits != before else ""
+    height, width = input_size(imgsz)
+    suffix += f"_{height}x{width}" if height != width else ""
     path = check_writable(output_dir, "export") / f"{checkpoint.parent.name}_{checkpoint.stem}_{target}{suffix}.onnx"
-    example = torch.zeros(1, 3, imgsz, imgsz)
+    example = torch.zeros(1, 3, height, width)
     # written under a temporary name and renamed: a full disk never leaves a truncated .onnx behind
     with atomic_path(path) as traced_path, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer chatter

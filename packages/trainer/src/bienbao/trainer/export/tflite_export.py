@@ -33,10 +33,12 @@ from .. import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultral
 from .._runs import load_detection_model
 from .onnx_export import (
     ExportError,
+    ImageSize,
     apply_weight_bits,
     check_request,
     describe_quantization,
     export_metadata,
+    input_size,
     prepare_for_export,
     require_quantized,
 )
@@ -128,7 +130,7 @@ def _require_litert_torch():
 
 
 def export_tflite(checkpoint: str | Path, output_dir: str | Path, target: str = "int8",
-                  imgsz: int = 640, weight_bits: int | None = None) -> TFLiteExport:
+                  imgsz: ImageSize = 640, weight_bits: int | None = None) -> TFLiteExport:
     """Export ``checkpoint`` to ``<output_dir>/<name>_<target>.tflite`` plus its ``.json`` metadata.
     Weights are 8-bit codes unless ``weight_bits`` says otherwise (LiteRT's int8 products are exact)."""
     if target not in TFLITE_TARGETS:
@@ -156,11 +158,13 @@ def export_tflite(checkpoint: str | Path, output_dir: str | Path, target: str = 
             pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True))
         quant_config = qc.QuantConfig(pt2e_quantizer=quantizer)
     output_dir.mkdir(parents=True, exist_ok=True)
-    path = output_dir / f"{checkpoint.parent.name}_{checkpoint.stem}_{target}.tflite"
+    height, width = input_size(imgsz)
+    rect = f"_{height}x{width}" if height != width else ""
+    path = output_dir / f"{checkpoint.parent.name}_{checkpoint.stem}_{target}{rect}.tflite"
     log.info("converting to TFLite with litert-torch (a minute or two)")
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        edge = litert_torch.convert(traced, (torch.zeros(1, 3, imgsz, imgsz),), quant_config=quant_config)
+        edge = litert_torch.convert(traced, (torch.zeros(1, 3, height, width),), quant_config=quant_config)
     edge.export(str(path))
     metadata = export_metadata(model, checkpoint, imgsz, quantization)
     metadata.write_sidecar(path)
