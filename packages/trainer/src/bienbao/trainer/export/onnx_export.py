@@ -23,8 +23,8 @@ from bienbao.runtime.metadata import METADATA_KEY, ModelMetadata, Quantization
 
 from .. import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
 from .._runs import file_sha256, load_detection_model
-from ..yolo_qat import is_quantized
 from ..sizes import ImageSize, input_size, rect_size
+from ..yolo_qat import is_quantized
 from .qdq_graph import QDQReport, fold_weight_quantizers, qdq_report
 
 __all__ = ["WEIGHT_BITS", "ExportError", "ExportResult", "ImageSize", "apply_weight_bits", "describe_quantization",
