@@ -30,8 +30,8 @@ def test_experiments_say_what_they_promise() -> None:
     asym = load_policy(CONFIGS / "experiments/exp2_asymmetric_quant.yaml").default
     assert not asym.input.scheme.symmetric and asym.input.observer.name == "histogram"
     mixed = load_policy(CONFIGS / "experiments/exp3_mixed_precision.yaml")
-    assert mixed.resolve("model.0.conv").weight.scheme.bits == 16
-    assert mixed.resolve("model.8.cv1.conv").weight.scheme.bits == 4
+    assert mixed.resolve("model.0.conv").is_float and mixed.resolve("model.22.cv2.0.1.conv").is_float
+    assert mixed.resolve("model.8.cv1.conv").weight.scheme.bits == 8  # what the runtimes execute
     assert mixed.resolve("model.22.cv2.0.2").is_float
 
 

@@ -212,3 +212,23 @@ def test_the_weight_width_is_chosen_per_export_and_written_into_the_file(exporte
     assert all(int((c8[k] - 2 * c7[k]).abs().max()) <= 1 for k in c7)
     with pytest.raises(ExportError, match="weight-bits 6"):
         export_onnx(exported["ort_ckpt"], tmp_path, "onnxruntime", imgsz=IMGSZ, weight_bits=6)
+
+
+def test_weight_widths_no_runtime_executes_are_refused_with_the_reason(exported, tmp_path) -> None:
+    """A 4-bit layer would be stored in int8 (no smaller, no faster): refused, naming the layer;
+    --weight-bits 8 puts it on the same grid refined, which every runtime runs."""
+    from bienbao.quant import iter_quantizers
+    from bienbao.trainer._runs import load_detection_model
+
+    model = load_detection_model(exported["ort_ckpt"])
+    quantizer = dict(iter_quantizers(model, roles=["weight"]))["model.8.cv1.conv.weight_quantizer"]
+    quantizer.regrid_bits(4)
+    checkpoint = tmp_path / "mixed" / "best.pt"
+    checkpoint.parent.mkdir()
+    saved = torch.load(exported["ort_ckpt"], weights_only=False)
+    saved["model"], saved["ema"] = model, None
+    torch.save(saved, checkpoint)
+    with pytest.raises(ExportError, match=r"model\.8\.cv1\.conv \(4-bit\).*--weight-bits 8"):
+        export_onnx(checkpoint, tmp_path, "onnxruntime", imgsz=IMGSZ)
+    assert metadata_of(export_onnx(checkpoint, tmp_path, "onnxruntime", imgsz=IMGSZ,
+                                   weight_bits=8).path).quantization.weight_bits == 8

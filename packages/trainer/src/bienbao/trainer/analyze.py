@@ -5,8 +5,8 @@
   else the same checkpoint with its quantizers off, which isolates the quantization error from
   what training changed. Errors accumulate: a block's error includes its inputs'.
 - ``layer_sensitivity``: ``bienbao.quant.sensitivity_analysis`` with mAP50 on a subset as the
-  metric, a ranking, and a ready ``quantization.yaml`` keeping the top-k layers in float or at
-  16-bit weights (loadable by ``bienbao qat --quantization``).
+  metric, a ranking, and a ready ``quantization.yaml`` keeping the top-k layers float (loadable
+  by ``bienbao qat --quantization``).
 - ``activation_histograms``: what each activation quantizer sees, with its representable range
   marked, and each quantized conv's weights in units of its channel's step with the code range
   marked: clipping and wasted range at a glance.
@@ -227,19 +227,17 @@ def layer_sensitivity(checkpoint: str | Path, data: str | Path, split: str = "va
     return sensitivity_analysis(model, metric, names)
 
 
-def sensitivity_policy(base_policy: str | Path, report, top_k: int, keep: str = "float") -> dict:
-    """The base ``quantization.yaml`` with rules keeping the ``top_k`` most sensitive layers in
-    float (``keep="float"``) or with 16-bit weights (``keep="int16"``), appended last so they win."""
+def sensitivity_policy(base_policy: str | Path, report, top_k: int) -> dict:
+    """The base ``quantization.yaml`` with rules keeping the ``top_k`` most sensitive layers
+    float, appended last so they win. (Float, not wider integers: the runtimes execute 8-bit
+    integer kernels, and the export refuses other widths.)"""
     from .config import load_yaml
 
-    if keep not in ("float", "int16"):
-        raise ValueError(f"keep={keep!r}: write float or int16")
     data = dict(load_yaml(base_policy))
     if "quantization" in data:  # an experiment file: its policy section
         data = dict(data["quantization"])
     ranked = [layer.name for layer in report.ranking()[:top_k]]
-    rule = {"skip": True} if keep == "float" else {"weight": {"bits": 16}}
-    data["rules"] = [*(data.get("rules") or []), *({"pattern": name, **rule} for name in ranked)]
+    data["rules"] = [*(data.get("rules") or []), *({"pattern": name, "skip": True} for name in ranked)]
     return data
 
 

@@ -87,7 +87,6 @@ def register_analyze(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     sens.add_argument("--model", required=True, help="QAT or PTQ checkpoint (.pt)")
     sens.add_argument("--layers", action="append", help="glob over layer names (e.g. 'model.2*'); repeatable")
     sens.add_argument("--top-k", type=int, default=3, help="layers the written policy keeps in higher precision")
-    sens.add_argument("--keep", choices=["float", "int16"], default="float", help="how they are kept (default float)")
     sens.add_argument("--base", help=f"policy the rules are added to (default {QUANTIZATION})")
     _images(sens, 32, split="val")
     sens.set_defaults(handler=_run(_checked(_sensitivity)))
@@ -169,8 +168,8 @@ def _sensitivity(args: argparse.Namespace) -> None:
 
     base = locate_config("quantization", args.base).path
     atomic_write_text(policy, f"# written by bienbao analyze sensitivity from {args.model}: {base} plus the "
-                      f"{args.top_k} most sensitive layer(s) kept {args.keep}\n"
-                      + yaml.safe_dump(sensitivity_policy(base, report, args.top_k, args.keep), sort_keys=False))
+                      f"{args.top_k} most sensitive layer(s) kept float\n"
+                      + yaml.safe_dump(sensitivity_policy(base, report, args.top_k), sort_keys=False))
     load_policy(policy)  # what bienbao qat will do with it: fail here, not there
     print("most sensitive: " + ", ".join(layer.name for layer in report.ranking()[:max(args.top_k, 3)]))
     print(f"wrote {out}/sensitivity.json, sensitivity.md and {policy} (bienbao qat --quantization {policy})")

@@ -81,9 +81,13 @@ def apply_weight_bits(model: nn.Module, weight_bits: int | None, target: str) ->
     checkpoint's own for the ONNX Runtime layout (which CPU will run it is not known here) and 8
     for TensorRT and TFLite, whose int8 products never saturate. 7-bit QAT weights become 8-bit
     codes on the same grid with half the step (``FakeQuantize.regrid_bits``)."""
-    if weight_bits is None:
-        weight_bits = 8 if target in ("tensorrt", "tflite") else None
-    if weight_bits is None or target == "fp32":
+    if target == "fp32":
+        return
+    if weight_bits is None:  # by default only the 7-bit compromise becomes 8-bit where it is not needed
+        if target in ("tensorrt", "tflite"):
+            seven = [q for _, q in iter_quantizers(model, roles=("weight",)) if q.quantizing and q.scheme.bits == 7]
+            for quantizer in seven:
+                quantizer.regrid_bits(8)
         return
     if weight_bits not in WEIGHT_BITS:
         raise ExportError(f"--weight-bits {weight_bits}: write 8 (exact int8 products: TensorRT, LiteRT, x86 with "
@@ -91,6 +95,22 @@ def apply_weight_bits(model: nn.Module, weight_bits: int | None, target: str) ->
     changed = set_weight_bits(model, weight_bits)
     if changed:
         log.info("weights of %d layer(s) regridded to %d bits", changed, weight_bits)
+
+
+def check_weight_widths(model: nn.Module, checkpoint: Path) -> None:
+    """Refuse weight widths no runtime executes as such. ONNX Runtime, OpenVINO, TensorRT and
+    LiteRT run 8-bit integer kernels: 2-6-bit codes would sit in int8 containers (no smaller, no
+    faster than 8-bit), and wider than 8 bits would have to be float weights. Say which layers."""
+    odd = sorted({(name.rsplit(".weight_quantizer", 1)[0], q.scheme.bits) for name, q in
+                  iter_quantizers(model, roles=["weight"]) if q.quantizing and q.scheme.bits not in WEIGHT_BITS})
+    if odd:
+        shown = ", ".join(f"{name} ({bits}-bit)" for name, bits in odd[:4]) + (f" and {len(odd) - 4} more"
+                                                                               if len(odd) > 4 else "")
+        raise ExportError(f"{checkpoint}: weights of {shown}: the runtimes execute 8-bit integer weights (7-bit "
+                          "codes for ONNX Runtime on x86 without VNNI); narrower codes would be stored as int8 "
+                          "(no smaller, no faster), wider ones as float. Export with --weight-bits 8 (the same grid, "
+                          "refined), or train those layers at 8 bits or float (skip: true), as "
+                          "configs/experiments/exp3_mixed_precision.yaml does")
 
 
 def check_request(checkpoint: str | Path, output_dir: str | Path, imgsz: ImageSize) -> tuple[Path, Path]:
@@ -186,12 +206,6 @@ def prepare_for_export(model: nn.Module, target: str) -> nn.Module:
         model = convert(model)
         if target == "fp32":
             enable_fake_quant(model, False)
-        wide = [name for name, q in iter_quantizers(model, roles=["weight"]) if q.scheme.bits > 8]
-        if wide:  # ONNX Q/DQ as torch writes it holds 8-bit codes: wider weights run as float
-            for name, quantizer in iter_quantizers(model, roles=["weight"]):
-                if name in wide:
-                    quantizer.enable_fake_quant(False)
-            log.warning("%d layer(s) with weights wider than 8 bits export with float weights", len(wide))
     model = model.fuse(verbose=False) if hasattr(model, "fuse") else model  # BN of float Conv blocks
     for module in model.modules():
         if isinstance(module, Detect):
@@ -212,6 +226,8 @@ def export_onnx(checkpoint: str | Path, output_dir: str | Path, target: str = "o
     _check_target(model, target, checkpoint)
     before = describe_quantization(model, target).weight_bits
     apply_weight_bits(model, weight_bits, target)
+    if target != "fp32":
+        check_weight_widths(model, checkpoint)
     quantization = describe_quantization(model, target)
     traced = prepare_for_export(model, target)
     suffix = f"_w{quantization.weight_bits}" if weight_bits is not None and quantization.weight_bits != before else ""

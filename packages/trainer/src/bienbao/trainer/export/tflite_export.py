@@ -36,6 +36,7 @@ from .onnx_export import (
     ImageSize,
     apply_weight_bits,
     check_request,
+    check_weight_widths,
     describe_quantization,
     export_metadata,
     input_size,
@@ -141,6 +142,7 @@ def export_tflite(checkpoint: str | Path, output_dir: str | Path, target: str = 
     if target == "int8":
         require_quantized(model, checkpoint)
         apply_weight_bits(model, weight_bits, "tflite")
+        check_weight_widths(model, checkpoint)
     described = describe_quantization(model, "fp32" if target == "fp32" else "onnxruntime")
     quantization = Quantization("tflite", described.activations.replace("uint8 asymmetric", "int8 asymmetric"),
                                 described.weights, described.quantized_layers, described.float_layers,
