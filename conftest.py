@@ -43,8 +43,9 @@ def fp32_weights() -> Path:
 
 
 def _mount(target: Path, options: str) -> None:
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], check=False,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], check=False, capture_output=True, text=True
+    )
     if result.returncode:
         pytest.skip(f"cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN; CI has it): {result.stderr.strip()}")
 

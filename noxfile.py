@@ -2,7 +2,8 @@
 
     nox -s test              every package in its own environment, then the cross-package tests
     nox -s "test(quant)"     one package (quant, trainer, runtime, bench, cli) or "test(integration)"
-    nox -s lint              ruff over the whole repository
+    nox -s lint              ruff check and ruff format --check over the whole repository
+    nox -s typecheck         mypy, strict on quant and runtime
     nox -s lean              runtime + bench installed alone: no torch, no ultralytics imported
     nox -s build             wheels and sdists of every package into dist/
     nox -s pipeline          the main job (bienbao pipeline) on the embedded sample; -- ARGS are passed on
@@ -80,8 +81,10 @@ def test(session: nox.Session, package: str) -> None:
 def tflite(session: nox.Session) -> None:
     """The TFLite export and the LiteRT backend on exported files (the heavy optional extra)."""
     install(session, "trainer", extras="[test,tflite]")
-    tests = [ROOT / "packages/trainer/tests/test_export_tflite.py",
-             ROOT / "packages/runtime/tests/test_litert_backend.py"]
+    tests = [
+        ROOT / "packages/trainer/tests/test_export_tflite.py",
+        ROOT / "packages/runtime/tests/test_litert_backend.py",
+    ]
     session.run("python", "-m", "pytest", *map(str, tests), *session.posargs, env=common_env(session))
 
 
@@ -141,21 +144,39 @@ def deploy(session: nox.Session) -> None:
     wheels = tmp / "wheels"
     shutil.rmtree(wheels, ignore_errors=True)
     for package in ("cli", "runtime", "bench"):
-        session.run("python", "-m", "build", "--wheel", "--outdir", str(wheels), str(ROOT / "packages" / package),
-                    silent=True)
+        session.run(
+            "python", "-m", "build", "--wheel", "--outdir", str(wheels), str(ROOT / "packages" / package), silent=True
+        )
     for board, (python, requirements) in BOARDS.items():
         target = tmp / "aarch64" / python
         platforms = [arg for platform in AARCH64 for arg in ("--platform", platform)]
-        session.run("python", "-m", "pip", "download", "--quiet", "--only-binary=:all:", *platforms,
-                    "--python-version", python, "--implementation", "cp", "--find-links", str(wheels),
-                    "--dest", str(target), *requirements)
+        session.run(
+            "python",
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--only-binary=:all:",
+            *platforms,
+            "--python-version",
+            python,
+            "--implementation",
+            "cp",
+            "--find-links",
+            str(wheels),
+            "--dest",
+            str(target),
+            *requirements,
+        )
         session.log(f"{board}: " + ", ".join(sorted(p.name.split("-")[0] for p in target.glob("*.whl"))))
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
+    """ruff's lint rules and its formatter (``ruff format`` fixes what ``--check`` reports)."""
     session.install("ruff>=0.6")
     session.run("ruff", "check", str(ROOT))
+    session.run("ruff", "format", "--check", str(ROOT))
 
 
 @nox.session

@@ -21,8 +21,16 @@ from bienbao.quant import enable_fake_quant, enable_observers, iter_quantizers
 from bienbao.trainer._runs import load_detection_model
 from bienbao.trainer.analyze import sample_frames
 
-WATCH = ("model.0", "model.2.cv2", "model.4.cv2", "model.6.cv2", "model.8.cv2", "model.15.cv2", "model.21.cv2",
-         "model.22.cv3.0.1")
+WATCH = (
+    "model.0",
+    "model.2.cv2",
+    "model.4.cv2",
+    "model.6.cv2",
+    "model.8.cv2",
+    "model.15.cv2",
+    "model.21.cv2",
+    "model.22.cv3.0.1",
+)
 
 
 def main() -> None:
@@ -31,8 +39,13 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--blocks", nargs="+", required=True, help="module-name prefixes, e.g. model.1")
     parser.add_argument("--frames", type=int, default=2, help="train frames (default 2)")
-    parser.add_argument("--ranges", nargs="*", default=[], metavar="QUANTIZER",
-                        help="also print these quantizers' ranges against the |values| they see (quantiles)")
+    parser.add_argument(
+        "--ranges",
+        nargs="*",
+        default=[],
+        metavar="QUANTIZER",
+        help="also print these quantizers' ranges against the |values| they see (quantiles)",
+    )
     args = parser.parse_args()
 
     frames = sample_frames(args.data, "train", args.frames, 640)
@@ -46,6 +59,7 @@ def main() -> None:
         def keep(name: str):
             def hook(_module, _args, out) -> None:
                 seen.setdefault(name, []).append(out.clone())
+
             return hook
 
         hooks = [modules[name].register_forward_hook(keep(name)) for name in WATCH]
@@ -58,7 +72,7 @@ def main() -> None:
 
     def sqnr(ref: torch.Tensor, got: torch.Tensor) -> float:
         noise = float(((ref - got) ** 2).sum())
-        return math.inf if noise == 0 else 10 * math.log10(float((ref ** 2).sum()) / noise)
+        return math.inf if noise == 0 else 10 * math.log10(float((ref**2).sum()) / noise)
 
     enable_fake_quant(model, False)
     reference = outputs()
@@ -84,8 +98,11 @@ def ranges(model: torch.nn.Module, frames: torch.Tensor, names: list[str]) -> No
     for name in names:
         if name not in quantizers:
             raise SystemExit(f"no quantizer {name!r}; e.g. model.1.conv.output_quantizer")
-        hooks.append(quantizers[name].register_forward_pre_hook(
-            lambda _m, args, name=name: seen.setdefault(name, []).append(args[0].detach().flatten())))
+        hooks.append(
+            quantizers[name].register_forward_pre_hook(
+                lambda _m, args, name=name: seen.setdefault(name, []).append(args[0].detach().flatten())
+            )
+        )
     enable_fake_quant(model, False)
     with torch.no_grad():
         for frame in frames:
@@ -101,8 +118,11 @@ def ranges(model: torch.nn.Module, frames: torch.Tensor, names: list[str]) -> No
         sample = values[torch.randperm(values.numel())[:2_000_000]]
         q = torch.quantile(sample, levels)
         low, high = quantizers[name].representable_range()
-        print(f"| {name} | {float(low):.2f}, {float(high):.2f} | {float(quantizers[name].scale):.3f} | "
-              + " / ".join(f"{float(v):.2f}" for v in q) + f" | {float(values.max()):.2f} |")
+        print(
+            f"| {name} | {float(low):.2f}, {float(high):.2f} | {float(quantizers[name].scale):.3f} | "
+            + " / ".join(f"{float(v):.2f}" for v in q)
+            + f" | {float(values.max()):.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -44,8 +44,11 @@ def labels(image: Path, width: int, height: int, names: tuple[str, ...]) -> Dete
     """The image's labels as Detections (score 1), read by the evaluator's own reader (polygon
     lines become their bounding box, as ``bienbao evaluate`` scores them)."""
     classes, boxes = label_targets(label_path(image), width, height)
-    return Detections(boxes, np.ones(len(classes), np.float32), classes, names) if len(classes) \
+    return (
+        Detections(boxes, np.ones(len(classes), np.float32), classes, names)
+        if len(classes)
         else Detections.empty(names)
+    )
 
 
 def recordings(folders: list[Path]) -> dict[str, list[tuple[int, Path]]]:
@@ -141,19 +144,35 @@ def main() -> None:
     parser.add_argument("--conf", type=float, default=0.25)
     args = parser.parse_args()
     detector = Detector(args.model, conf=args.conf)
-    print(f"model {args.model.name}, frames of {', '.join(str(p) for p in args.images)}, repeat {args.repeat}, "
-          f"conf {args.conf}")
-    header = ("k/n", "recordings", "frames", "labelled signs", "in >= k frames", "events", "signs found",
-              "found of those in >= k", "false events", "duplicates",
-              "FP/frame all", "FP/frame confirmed", "TP kept")
+    print(
+        f"model {args.model.name}, frames of {', '.join(str(p) for p in args.images)}, repeat {args.repeat}, "
+        f"conf {args.conf}"
+    )
+    header = (
+        "k/n",
+        "recordings",
+        "frames",
+        "labelled signs",
+        "in >= k frames",
+        "events",
+        "signs found",
+        "found of those in >= k",
+        "false events",
+        "duplicates",
+        "FP/frame all",
+        "FP/frame confirmed",
+        "TP kept",
+    )
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for setting in args.confirm:
         k, n = (int(v) for v in setting.split("/"))
         t = evaluate(detector, args.images, TrackerConfig(confirm_hits=k, confirm_window=n), args.repeat)
-        print(f"| {setting} | {t['recordings']} | {t['frames']} | {t['labelled_signs']} | {t['labelled_signs_k']} | "
-              f"{t['events']} | {t['signs_found']} | {t['signs_found_k']} | {t['false_events']} | {t['duplicates']} | "
-              f"{t['false_positives'] / t['frames']:.3f} | {t['false_positives_confirmed'] / t['frames']:.3f} | "
-              f"{t['true_positives_confirmed']}/{t['true_positives']} |")
+        print(
+            f"| {setting} | {t['recordings']} | {t['frames']} | {t['labelled_signs']} | {t['labelled_signs_k']} | "
+            f"{t['events']} | {t['signs_found']} | {t['signs_found_k']} | {t['false_events']} | {t['duplicates']} | "
+            f"{t['false_positives'] / t['frames']:.3f} | {t['false_positives_confirmed'] / t['frames']:.3f} | "
+            f"{t['true_positives_confirmed']}/{t['true_positives']} |"
+        )
 
 
 if __name__ == "__main__":

@@ -25,61 +25,118 @@ RT, TR, BE = "packages/runtime/tests", "packages/trainer/tests", "packages/bench
 
 #: item -> (what now happens, the tests that make it happen)
 CATALOGUE: dict[int, tuple[str, list[str]]] = {
-    1: ("qat --resume writes into the resumed run's own layout; a finished run is refused in one line",
-        [f"{TR}/test_runs.py::test_interrupted_qat_resumes_with_identical_quantizer_state"]),
-    2: ("detect --save-video: .mkv plays after SIGKILL, .mp4 in segments (closed ones play), full disk -> exit 2",
-        [f"{RT}/test_faults.py::test_2_an_mkv_video_plays_after_the_process_is_killed",
-         f"{RT}/test_faults.py::test_2_an_mp4_is_written_in_segments_and_the_closed_ones_play_after_a_kill",
-         f"{RT}/test_faults.py::test_2_a_full_disk_stops_the_video_with_an_error_and_a_non_zero_exit"]),
-    3: ("export on a full disk leaves no truncated .onnx (temporary file + rename); read-only folder named",
-        [f"{TR}/test_export_onnx.py::test_a_full_disk_leaves_no_truncated_onnx_and_a_read_only_folder_is_named"]),
-    4: ("bench --out checked before measuring; latency saved before the memory pass",
-        [f"{BE}/test_faults.py::test_4_a_read_only_out_folder_is_refused_before_measuring",
-         f"{BE}/test_faults.py::test_4_the_latency_figures_are_saved_before_the_memory_pass"]),
-    5: ("--jsonl on a full disk: whole lines only, one message, exit 2",
-        [f"{RT}/test_faults.py::test_5_json_lines_on_a_full_disk_end_with_a_whole_line_and_one_message",
-         f"{RT}/test_faults.py::test_5_a_failed_line_is_cut_back_to_the_last_whole_line"]),
-    6: ("a schedule outside --epochs is scaled to the run and said; INT8 export refuses activations never enabled",
-        [f"{TR}/test_runs.py::test_a_schedule_longer_than_the_run_is_scaled_to_it_and_said",
-         f"{TR}/test_config.py::test_the_schedule_is_fitted_to_the_run_keeping_its_order",
-         f"{TR}/test_export_onnx.py::test_a_checkpoint_whose_activation_quantizers_never_ran_is_not_exported_as_int8"]),
-    7: ("detect --every-frame: the reader is woken per frame (no 0.1 s wait, no ~10 FPS cap)",
-        [f"{RT}/test_faults.py::test_7_every_frame_wakes_the_reader_instead_of_waiting_out_its_timeout"]),
-    8: ("evaluate of a model with other classes: refused, naming the count or the differing names",
-        [f"{TR}/test_faults.py::test_8_other_class_names_are_named_not_scored_as_zero",
-         f"{TR}/test_faults.py::test_8_evaluate_refuses_a_checkpoint_trained_on_other_classes"]),
-    9: ("check-data: half JPEG is an error, zero-size box a warning; bench --frames 0 and unreadable images named",
-        [f"{TR}/test_faults.py::test_9_check_data_finds_a_half_jpeg_and_a_zero_size_box",
-         f"{BE}/test_faults.py::test_9_frames_zero_and_an_unreadable_image_are_named"]),
-    10: ("a camera outage counts once, is announced (lost at, each attempt, back after) and backs off",
-         [f"{RT}/test_faults.py::test_10_one_outage_of_four_attempts_is_one_reconnect_and_each_is_announced"]),
-    11: ("--set ultralytics.mosiac=0.5: refused at load, 'did you mean mosaic?'",
-         [f"{TR}/test_faults.py::test_11_an_unknown_ultralytics_key_names_the_near_match"]),
-    12: ("text .pt, truncated / 2-D .onnx, non-JSON bench compare, read-only outputs: one line each, exit 2",
-         [f"{TR}/test_faults.py::test_12_a_text_file_renamed_pt_is_one_line_for_evaluate_and_export",
-          f"{TR}/test_faults.py::test_12_read_only_outputs_of_evaluate_and_calibrate_are_named",
-          f"{RT}/test_faults.py::test_12_a_truncated_onnx_is_named_in_one_line",
-          f"{RT}/test_faults.py::test_12_an_onnx_with_a_2d_input_is_refused_with_its_shape",
-          f"{RT}/test_faults.py::test_12_a_read_only_output_folder_is_named",
-          f"{BE}/test_faults.py::test_12_bench_compare_names_a_file_that_is_not_json",
-          f"{RT}/test_shipped_model.py"]),
-    13: ("TensorBoard that cannot be written warns once; training goes on",
-         [f"{TR}/test_faults.py::test_13_tensorboard_on_a_read_only_folder_warns_once_and_does_not_raise"]),
-    14: ("detect model.engine --threads N: the option is reported as not applying, never passed",
-         [f"{RT}/test_faults.py::test_14_threads_is_not_passed_to_a_backend_that_does_not_take_it"]),
-    15: ("deploy/jetson/install.sh builds pycuda with CUDA's nvcc on PATH and CUDA_ROOT set, or says how",
-         [f"{RT}/test_faults.py::test_15_the_install_scripts_cuda_environment_finds_nvcc_or_says_how"]),
-    16: ("missing TensorRT: says JetPack provides it (apt, --system-site-packages) and how to check",
-         [f"{RT}/test_faults.py::test_16_missing_tensorrt_says_what_jetpack_provides_not_an_empty_extra"]),
-    17: ("TensorRT 8.5 / 8.6 (JetPack 5.1 / 6.0) accepted; older ones told which JetPack and why",
-         [f"{RT}/test_faults.py::test_17_tensorrt_8_5_and_8_6_are_supported_and_older_ones_say_which_jetpack"]),
-    18: ("--backend onnxruntime-cuda / onnxruntime-tensorrt; the provider used is in the summary",
-         [f"{RT}/test_faults.py::test_18_onnxruntime_gpu_providers_are_choosable_and_the_one_used_is_reported"]),
-    19: ("not changed: the TensorRT layout keeps the head's final convs float (exp1); TensorRT figures are "
-         "for that head", []),
-    20: ("test_live checks the back-off delays; test_runs compares PTQ's mAP with FP32's on the same frames",
-         [f"{RT}/test_live.py::test_a_camera_that_drops_is_reopened_and_the_loop_goes_on",
-          f"{TR}/test_runs.py::test_ptq_writes_a_checkpoint_that_ultralytics_validates"]),
+    1: (
+        "qat --resume writes into the resumed run's own layout; a finished run is refused in one line",
+        [f"{TR}/test_runs.py::test_interrupted_qat_resumes_with_identical_quantizer_state"],
+    ),
+    2: (
+        "detect --save-video: .mkv plays after SIGKILL, .mp4 in segments (closed ones play), full disk -> exit 2",
+        [
+            f"{RT}/test_faults.py::test_2_an_mkv_video_plays_after_the_process_is_killed",
+            f"{RT}/test_faults.py::test_2_an_mp4_is_written_in_segments_and_the_closed_ones_play_after_a_kill",
+            f"{RT}/test_faults.py::test_2_a_full_disk_stops_the_video_with_an_error_and_a_non_zero_exit",
+        ],
+    ),
+    3: (
+        "export on a full disk leaves no truncated .onnx (temporary file + rename); read-only folder named",
+        [f"{TR}/test_export_onnx.py::test_a_full_disk_leaves_no_truncated_onnx_and_a_read_only_folder_is_named"],
+    ),
+    4: (
+        "bench --out checked before measuring; latency saved before the memory pass",
+        [
+            f"{BE}/test_faults.py::test_4_a_read_only_out_folder_is_refused_before_measuring",
+            f"{BE}/test_faults.py::test_4_the_latency_figures_are_saved_before_the_memory_pass",
+        ],
+    ),
+    5: (
+        "--jsonl on a full disk: whole lines only, one message, exit 2",
+        [
+            f"{RT}/test_faults.py::test_5_json_lines_on_a_full_disk_end_with_a_whole_line_and_one_message",
+            f"{RT}/test_faults.py::test_5_a_failed_line_is_cut_back_to_the_last_whole_line",
+        ],
+    ),
+    6: (
+        "a schedule outside --epochs is scaled to the run and said; INT8 export refuses activations never enabled",
+        [
+            f"{TR}/test_runs.py::test_a_schedule_longer_than_the_run_is_scaled_to_it_and_said",
+            f"{TR}/test_config.py::test_the_schedule_is_fitted_to_the_run_keeping_its_order",
+            f"{TR}/test_export_onnx.py::test_a_checkpoint_whose_activation_quantizers_never_ran_is_not_exported_as_int8",
+        ],
+    ),
+    7: (
+        "detect --every-frame: the reader is woken per frame (no 0.1 s wait, no ~10 FPS cap)",
+        [f"{RT}/test_faults.py::test_7_every_frame_wakes_the_reader_instead_of_waiting_out_its_timeout"],
+    ),
+    8: (
+        "evaluate of a model with other classes: refused, naming the count or the differing names",
+        [
+            f"{TR}/test_faults.py::test_8_other_class_names_are_named_not_scored_as_zero",
+            f"{TR}/test_faults.py::test_8_evaluate_refuses_a_checkpoint_trained_on_other_classes",
+        ],
+    ),
+    9: (
+        "check-data: half JPEG is an error, zero-size box a warning; bench --frames 0 and unreadable images named",
+        [
+            f"{TR}/test_faults.py::test_9_check_data_finds_a_half_jpeg_and_a_zero_size_box",
+            f"{BE}/test_faults.py::test_9_frames_zero_and_an_unreadable_image_are_named",
+        ],
+    ),
+    10: (
+        "a camera outage counts once, is announced (lost at, each attempt, back after) and backs off",
+        [f"{RT}/test_faults.py::test_10_one_outage_of_four_attempts_is_one_reconnect_and_each_is_announced"],
+    ),
+    11: (
+        "--set ultralytics.mosiac=0.5: refused at load, 'did you mean mosaic?'",
+        [f"{TR}/test_faults.py::test_11_an_unknown_ultralytics_key_names_the_near_match"],
+    ),
+    12: (
+        "text .pt, truncated / 2-D .onnx, non-JSON bench compare, read-only outputs: one line each, exit 2",
+        [
+            f"{TR}/test_faults.py::test_12_a_text_file_renamed_pt_is_one_line_for_evaluate_and_export",
+            f"{TR}/test_faults.py::test_12_read_only_outputs_of_evaluate_and_calibrate_are_named",
+            f"{RT}/test_faults.py::test_12_a_truncated_onnx_is_named_in_one_line",
+            f"{RT}/test_faults.py::test_12_an_onnx_with_a_2d_input_is_refused_with_its_shape",
+            f"{RT}/test_faults.py::test_12_a_read_only_output_folder_is_named",
+            f"{BE}/test_faults.py::test_12_bench_compare_names_a_file_that_is_not_json",
+            f"{RT}/test_shipped_model.py",
+        ],
+    ),
+    13: (
+        "TensorBoard that cannot be written warns once; training goes on",
+        [f"{TR}/test_faults.py::test_13_tensorboard_on_a_read_only_folder_warns_once_and_does_not_raise"],
+    ),
+    14: (
+        "detect model.engine --threads N: the option is reported as not applying, never passed",
+        [f"{RT}/test_faults.py::test_14_threads_is_not_passed_to_a_backend_that_does_not_take_it"],
+    ),
+    15: (
+        "deploy/jetson/install.sh builds pycuda with CUDA's nvcc on PATH and CUDA_ROOT set, or says how",
+        [f"{RT}/test_faults.py::test_15_the_install_scripts_cuda_environment_finds_nvcc_or_says_how"],
+    ),
+    16: (
+        "missing TensorRT: says JetPack provides it (apt, --system-site-packages) and how to check",
+        [f"{RT}/test_faults.py::test_16_missing_tensorrt_says_what_jetpack_provides_not_an_empty_extra"],
+    ),
+    17: (
+        "TensorRT 8.5 / 8.6 (JetPack 5.1 / 6.0) accepted; older ones told which JetPack and why",
+        [f"{RT}/test_faults.py::test_17_tensorrt_8_5_and_8_6_are_supported_and_older_ones_say_which_jetpack"],
+    ),
+    18: (
+        "--backend onnxruntime-cuda / onnxruntime-tensorrt; the provider used is in the summary",
+        [f"{RT}/test_faults.py::test_18_onnxruntime_gpu_providers_are_choosable_and_the_one_used_is_reported"],
+    ),
+    19: (
+        "not changed: the TensorRT layout keeps the head's final convs float (exp1); TensorRT figures are "
+        "for that head",
+        [],
+    ),
+    20: (
+        "test_live checks the back-off delays; test_runs compares PTQ's mAP with FP32's on the same frames",
+        [
+            f"{RT}/test_live.py::test_a_camera_that_drops_is_reopened_and_the_loop_goes_on",
+            f"{TR}/test_runs.py::test_ptq_writes_a_checkpoint_that_ultralytics_validates",
+        ],
+    ),
 }
 
 
@@ -110,20 +167,39 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         junit = Path(folder) / "faults.xml"
         if tests:
-            subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
-                            "-o", "junit_family=xunit1", *tests], cwd=ROOT, check=False,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    f"--junitxml={junit}",
+                    "-o",
+                    "junit_family=xunit1",
+                    *tests,
+                ],
+                cwd=ROOT,
+                check=False,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         seen = outcomes(junit) if junit.exists() else {}
     failed = 0
     for item, (what, item_tests) in items.items():
         if not item_tests:
             print(f"{item:>2}  note     {what}")
             continue
-        found = [seen.get(t, ("missing", "not run")) if "::" in t else
-                 next(((s, r) for k, (s, r) in seen.items() if k.startswith(t)), ("missing", "not run"))
-                 for t in item_tests]
-        worst = next((o for o in found if o[0] in ("failed", "missing")), None) or \
-            next((o for o in found if o[0] == "skipped"), ("passed", ""))
+        found = [
+            seen.get(t, ("missing", "not run"))
+            if "::" in t
+            else next(((s, r) for k, (s, r) in seen.items() if k.startswith(t)), ("missing", "not run"))
+            for t in item_tests
+        ]
+        worst = next((o for o in found if o[0] in ("failed", "missing")), None) or next(
+            (o for o in found if o[0] == "skipped"), ("passed", "")
+        )
         failed += worst[0] in ("failed", "missing")
         detail = f"  [{worst[1]}]" if worst[1] else ""
         print(f"{item:>2}  {worst[0]:<8} {what} ({len(found)} test{'s' if len(found) > 1 else ''}){detail}")

@@ -139,21 +139,34 @@ def main() -> None:
     reference = run_with_outputs(fp32, [*names, head], frames)
     ours = run_with_outputs(int8, [*names, head], frames)
     peer = run_with_outputs(static, [*names, head], frames)
-    rows = [(BLOCK_OUTPUT.match(n).group(1).replace("/", "."), sqnr(reference[n], ours[n]), sqnr(reference[n], peer[n]))
-            for n in names if n in ours and n in peer]
-    lines = [f"{len(frames)} val frames at {size}x{size}; FP32 `{fp32.name}`, INT8 `{int8.name}`, "
-             f"quantize_static calibrated on {args.calib} train frames. ONNX Runtime {ort.__version__}.", "",
-             "| block | bienbao INT8 SQNR dB | quantize_static SQNR dB |", "| --- | --- | --- |"]
+    rows = [
+        (BLOCK_OUTPUT.match(n).group(1).replace("/", "."), sqnr(reference[n], ours[n]), sqnr(reference[n], peer[n]))
+        for n in names
+        if n in ours and n in peer
+    ]
+    lines = [
+        f"{len(frames)} val frames at {size}x{size}; FP32 `{fp32.name}`, INT8 `{int8.name}`, "
+        f"quantize_static calibrated on {args.calib} train frames. ONNX Runtime {ort.__version__}.",
+        "",
+        "| block | bienbao INT8 SQNR dB | quantize_static SQNR dB |",
+        "| --- | --- | --- |",
+    ]
     lines += [f"| {name} | {a:.1f} | {b:.1f} |" for name, a, b in rows]
-    lines += ["", f"detection head output: bienbao {sqnr(reference[head], ours[head]):.1f} dB, "
-              f"quantize_static {sqnr(reference[head], peer[head]):.1f} dB"]
+    lines += [
+        "",
+        f"detection head output: bienbao {sqnr(reference[head], ours[head]):.1f} dB, "
+        f"quantize_static {sqnr(reference[head], peer[head]):.1f} dB",
+    ]
     deployed = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"])
     fused = np.concatenate([deployed.run(None, {deployed.get_inputs()[0].name: f})[0] for f in frames])
-    lines.append("optimised (deployed) session vs the reference Q/DQ semantics, head output: "
-                 f"{sqnr(ours[head], fused):.1f} dB")
+    lines.append(
+        f"optimised (deployed) session vs the reference Q/DQ semantics, head output: {sqnr(ours[head], fused):.1f} dB"
+    )
     differ, total, worst = first_conv_by_hand(int8, frames[0])
-    lines.append(f"first conv by hand (integer codes, scales, zero points) vs ONNX Runtime: {differ} of {total} "
-                 f"output codes differ, by at most {worst:.0f}")
+    lines.append(
+        f"first conv by hand (integer codes, scales, zero points) vs ONNX Runtime: {differ} of {total} "
+        f"output codes differ, by at most {worst:.0f}"
+    )
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -84,9 +84,11 @@ def main() -> None:
             fps[mode].append(rate)
             streamed += [frames] if mode == "view + client" else []
     cpu = describe_cpu()
-    print(f"CPU: {cpu['name']} ({'/'.join(cpu['isa'])}); model {args.model.name} ({detector.backend.name}); "
-          f"clip {args.clip.name}, every "
-          f"frame; {args.rounds} interleaved rounds; stream capped at {args.serve_fps} FPS")
+    print(
+        f"CPU: {cpu['name']} ({'/'.join(cpu['isa'])}); model {args.model.name} ({detector.backend.name}); "
+        f"clip {args.clip.name}, every "
+        f"frame; {args.rounds} interleaved rounds; stream capped at {args.serve_fps} FPS"
+    )
     print("| set-up | FPS (median) | FPS per round | vs no view |\n|---|---|---|---|")
     base = statistics.median(fps["no view"])
     for mode in modes:

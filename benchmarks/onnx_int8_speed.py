@@ -27,8 +27,12 @@ from bienbao.trainer.export import export_onnx
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fp32", required=True, help="FP32 checkpoint")
-    parser.add_argument("--int8", required=True, action="append",
-                        help="QAT or PTQ checkpoint (onnxruntime target); repeat to time several in the same run")
+    parser.add_argument(
+        "--int8",
+        required=True,
+        action="append",
+        help="QAT or PTQ checkpoint (onnxruntime target); repeat to time several in the same run",
+    )
     parser.add_argument("--data", required=True, help="dataset YAML (calibration frames for quantize_static)")
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--threads", type=int, default=2)
@@ -58,12 +62,16 @@ def main() -> None:
             session.run(None, {"images": x})
             times[name].append(time.perf_counter() - start)
     base = float(np.median(times["fp32"]))
-    print(f"ONNX Runtime {ort.__version__}, {args.threads} threads, {args.imgsz}x{args.imgsz}, {args.runs} runs each, "
-          "interleaved")
+    print(
+        f"ONNX Runtime {ort.__version__}, {args.threads} threads, {args.imgsz}x{args.imgsz}, {args.runs} runs each, "
+        "interleaved"
+    )
     for name, path in models.items():
         median = float(np.median(times[name]))
-        print(f"{name:24s} median {median * 1000:7.1f} ms  p90 {np.percentile(times[name], 90) * 1000:7.1f} ms  "
-              f"speed-up vs fp32 {base / median:4.2f}x  size {path.stat().st_size / 1e6:5.2f} MB")
+        print(
+            f"{name:24s} median {median * 1000:7.1f} ms  p90 {np.percentile(times[name], 90) * 1000:7.1f} ms  "
+            f"speed-up vs fp32 {base / median:4.2f}x  size {path.stat().st_size / 1e6:5.2f} MB"
+        )
 
 
 if __name__ == "__main__":

@@ -45,6 +45,13 @@ def quantize_static_peer(fp32: Path, frames: list[Path], out: Path, size: int) -
     out.mkdir(parents=True, exist_ok=True)
     pre, static = out / "quantize_static_pre.onnx", out / "quantize_static_u8.onnx"
     quant_pre_process(str(fp32), str(pre))
-    quantize_static(str(pre), str(static), Frames(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+    quantize_static(
+        str(pre),
+        str(static),
+        Frames(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+    )
     return static

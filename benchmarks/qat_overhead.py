@@ -63,8 +63,10 @@ def main() -> None:
             if step:  # the first step of each is warm-up
                 times[name].append(time.perf_counter() - start)
     fp32_s, qat_s = (float(np.median(times[n])) for n in ("fp32", "qat"))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} at {args.imgsz}, "
-          f"{args.steps} interleaved steps each")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} at {args.imgsz}, "
+        f"{args.steps} interleaved steps each"
+    )
     print(f"fp32 step {fp32_s:.2f} s   qat step {qat_s:.2f} s   qat / fp32 = {qat_s / fp32_s:.2f}")
 
 

@@ -70,8 +70,16 @@ def main() -> None:
     args = parser.parse_args()
 
     for name, code in (("bienbao.runtime", IMPORT_RUNTIME), ("ultralytics", IMPORT_ULTRALYTICS)):
-        times = [float(subprocess.run([sys.executable, "-c", code.format(model=args.model)], capture_output=True,
-                                      text=True, check=True).stdout.strip().splitlines()[-1]) for _ in range(3)]
+        times = [
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", code.format(model=args.model)], capture_output=True, text=True, check=True
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
+            for _ in range(3)
+        ]
         print(f"{name:16s} import + load: {', '.join(f'{t:.2f}' for t in times)} s")
 
     from ultralytics import YOLO
@@ -95,12 +103,27 @@ def main() -> None:
     model = YOLO(args.model, task="detect")
     model.predict(frames[0], verbose=False)
     speeds = [model.predict(frame, verbose=False)[0].speed for frame in frames]
-    print(f"{'bienbao.runtime':16s} pre {pre / len(frames) * 1000:.2f} ms + post {post / len(frames) * 1000:.2f} ms "
-          f"per frame ({len(frames)} frames)")
-    print(f"{'ultralytics':16s} pre {sum(s['preprocess'] for s in speeds) / len(frames):.2f} ms + post "
-          f"{sum(s['postprocess'] for s in speeds) / len(frames):.2f} ms per frame ({len(frames)} frames)")
-    ours = peak_rss_mb([sys.executable, "-m", "bienbao.cli", "detect", args.model, "--source", args.video,
-                        "--headless", "--every-frame"])
+    print(
+        f"{'bienbao.runtime':16s} pre {pre / len(frames) * 1000:.2f} ms + post {post / len(frames) * 1000:.2f} ms "
+        f"per frame ({len(frames)} frames)"
+    )
+    print(
+        f"{'ultralytics':16s} pre {sum(s['preprocess'] for s in speeds) / len(frames):.2f} ms + post "
+        f"{sum(s['postprocess'] for s in speeds) / len(frames):.2f} ms per frame ({len(frames)} frames)"
+    )
+    ours = peak_rss_mb(
+        [
+            sys.executable,
+            "-m",
+            "bienbao.cli",
+            "detect",
+            args.model,
+            "--source",
+            args.video,
+            "--headless",
+            "--every-frame",
+        ]
+    )
     theirs = peak_rss_mb([sys.executable, "-c", PREDICT_ULTRALYTICS.format(model=args.model, video=args.video)])
     print(f"{'bienbao detect':16s} peak RSS {ours[0]:.0f} MB ({ours[1]:.1f} s)")
     print(f"{'ultralytics':16s} peak RSS {theirs[0]:.0f} MB ({theirs[1]:.1f} s)")

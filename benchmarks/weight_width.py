@@ -52,8 +52,9 @@ def main() -> None:
     args = parser.parse_args()
 
     out = Path(tempfile.mkdtemp(prefix="bienbao-width-"))
-    files = {bits: export_onnx(args.checkpoint, out / f"w{bits}", "onnxruntime", weight_bits=bits).path
-             for bits in (7, 8)}
+    files = {
+        bits: export_onnx(args.checkpoint, out / f"w{bits}", "onnxruntime", weight_bits=bits).path for bits in (7, 8)
+    }
     frames = [letterbox(p, 640) for p in calibration_frames(Path(args.data), "val", args.frames)]
     sessions = {(bits, exact): session(path, exact) for bits, path in files.items() for exact in (False, True)}
     rows = {}
@@ -72,9 +73,11 @@ def main() -> None:
             times[key].append(time.perf_counter() - start)
     cpu = describe_cpu()
     isa = ", ".join(cpu["isa"]) or "no int8 ISA flags"
-    print(f"CPU: {cpu['name']} ({cpu['arch']}; {isa}: {cpu['int8']}); "
-          f"ONNX Runtime {ort.__version__}, 2 threads, 640x640, {args.frames} val frames, {args.runs} runs, "
-          "interleaved")
+    print(
+        f"CPU: {cpu['name']} ({cpu['arch']}; {isa}: {cpu['int8']}); "
+        f"ONNX Runtime {ort.__version__}, 2 threads, 640x640, {args.frames} val frames, {args.runs} runs, "
+        "interleaved"
+    )
     print()
     print("| weights | kernels | output vs Q/DQ reference, SQNR dB | largest class-score difference | median ms |")
     print("| --- | --- | --- | --- | --- |")

@@ -40,8 +40,10 @@ def main() -> None:
             writer.write(image)
     writer.release()
     partial.replace(args.out)
-    print(f"wrote {args.out}: {len(frames)} frames x {args.hold} at {args.fps} fps "
-          f"({len(frames) * args.hold / args.fps:.0f} s, {args.out.stat().st_size / 1e6:.2f} MB)")
+    print(
+        f"wrote {args.out}: {len(frames)} frames x {args.hold} at {args.fps} fps "
+        f"({len(frames) * args.hold / args.fps:.0f} s, {args.out.stat().st_size / 1e6:.2f} MB)"
+    )
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ def test_runtime_evaluation_matches_ultralytics_val(tmp_path, offline, fp32_weig
     onnx_path = export_onnx(fp32_weights, tmp_path, "fp32", imgsz=640).path
     ultralytics = evaluate(fp32_weights, sign_data, "val", imgsz=640)
     deployed = evaluate(onnx_path, sign_data, "val")
-    print(f"ultralytics val mAP50 {ultralytics.map50:.4f} mAP50-95 {ultralytics.map50_95:.4f}; "
-          f"runtime mAP50 {deployed.map50:.4f} mAP50-95 {deployed.map50_95:.4f}")
+    print(
+        f"ultralytics val mAP50 {ultralytics.map50:.4f} mAP50-95 {ultralytics.map50_95:.4f}; "
+        f"runtime mAP50 {deployed.map50:.4f} mAP50-95 {deployed.map50_95:.4f}"
+    )
     frames = len(list((sign_data.parent / "valid/images").iterdir()))
     assert deployed.images == ultralytics.images == frames and deployed.instances == ultralytics.instances
     assert abs(deployed.map50 - ultralytics.map50) <= 0.005

@@ -28,7 +28,9 @@ def test_one_bienbao_command_lists_every_installed_package() -> None:
 
 
 def test_help_lists_the_commands_and_stays_torch_free() -> None:
-    code = ("import sys; from bienbao.cli import build_parser; p, broken = build_parser(); "
-            "print(broken); print('torch' in sys.modules)")
+    code = (
+        "import sys; from bienbao.cli import build_parser; p, broken = build_parser(); "
+        "print(broken); print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.splitlines() == ["[]", "False"]

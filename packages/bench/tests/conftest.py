@@ -30,11 +30,18 @@ def conv_detector(path: Path, channels: int, size: int = 160) -> Path:
         helper.make_node("Sigmoid", ["c2"], ["s2"]),
         helper.make_node("Reshape", ["s2", "shape"], ["output0"]),
     ]
-    inits = [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2"),
-             numpy_helper.from_array(np.array([1, 6, anchors], np.int64), "shape")]
-    graph = helper.make_graph(nodes, "det", [helper.make_tensor_value_info("images", TensorProto.FLOAT,
-                                                                           [1, 3, size, size])],
-                              [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 6, anchors])], inits)
+    inits = [
+        numpy_helper.from_array(w1, "w1"),
+        numpy_helper.from_array(w2, "w2"),
+        numpy_helper.from_array(np.array([1, 6, anchors], np.int64), "shape"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "det",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 6, anchors])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     meta = ModelMetadata(names=("a", "b"), imgsz=(size, size), quantization=Quantization("fp32"))
     model.metadata_props.add(key=METADATA_KEY, value=meta.to_json())

@@ -7,7 +7,9 @@ import sys
 
 
 def test_import_and_command_registration_do_not_pull_torch() -> None:
-    code = ("import sys, bienbao.bench, bienbao.bench.cli, bienbao.runtime; "
-            "print(sorted(m for m in ('torch', 'ultralytics') if m in sys.modules))")
+    code = (
+        "import sys, bienbao.bench, bienbao.bench.cli, bienbao.runtime; "
+        "print(sorted(m for m in ('torch', 'ultralytics') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

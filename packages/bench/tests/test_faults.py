@@ -15,8 +15,13 @@ from bienbao.cli import build_parser
 
 
 def bench(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bienbao.cli", "bench", *map(str, args)], capture_output=True,
-                          text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "bienbao.cli", "bench", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_4_a_read_only_out_folder_is_refused_before_measuring(models, read_only_dir) -> None:
@@ -31,8 +36,9 @@ def test_4_the_latency_figures_are_saved_before_the_memory_pass(models, tmp_path
         raise RuntimeError("memory pass crashed")
 
     monkeypatch.setattr(runner, "_memory_pass", failing_memory_pass)
-    args = build_parser()[0].parse_args(["bench", "--model", str(models[0]), "--runs", "3", "--warmup", "0",
-                                      "--out", str(tmp_path / "out")])
+    args = build_parser()[0].parse_args(
+        ["bench", "--model", str(models[0]), "--runs", "3", "--warmup", "0", "--out", str(tmp_path / "out")]
+    )
     with pytest.raises(RuntimeError, match="memory pass crashed"):
         args.handler(args)
     saved = json.loads((tmp_path / "out/result.json").read_text())

@@ -40,8 +40,7 @@ def test_an_interrupted_run_keeps_what_it_measured(models, frame_folder) -> None
         if done == 2:
             raise KeyboardInterrupt
 
-    runs, interrupted = run_benchmark(models, frames(frame_folder), runs=10, warmup=0,
-                                      progress=interrupt_after_two)
+    runs, interrupted = run_benchmark(models, frames(frame_folder), runs=10, warmup=0, progress=interrupt_after_two)
     assert interrupted and all(len(r.samples_ms["end_to_end"]) == 2 for r in runs)
     assert build_result(runs, {"runs": 10}, interrupted)["interrupted"] is True
 
@@ -54,8 +53,24 @@ def test_bad_arguments(models, frame_folder, tmp_path) -> None:
 
 
 def test_the_command_writes_json_markdown_and_a_chart_and_compares(models, frame_folder, tmp_path) -> None:
-    command = [sys.executable, "-m", "bienbao.cli", "bench", "--model", str(models[0]), "--model", str(models[1]),
-               "--runs", "3", "--warmup", "1", "--source", str(frame_folder), "--frames", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "bienbao.cli",
+        "bench",
+        "--model",
+        str(models[0]),
+        "--model",
+        str(models[1]),
+        "--runs",
+        "3",
+        "--warmup",
+        "1",
+        "--source",
+        str(frame_folder),
+        "--frames",
+        "2",
+    ]
     for name in ("a", "b"):
         done = subprocess.run([*command, "--out", str(tmp_path / name)], capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stderr
@@ -64,14 +79,36 @@ def test_the_command_writes_json_markdown_and_a_chart_and_compares(models, frame
     assert result["schema"] == "bienbao-bench" and result["options"]["interleaved"] is True
     assert (tmp_path / "a" / "latency.png").stat().st_size > 0
     assert "| small |" in (tmp_path / "a" / "result.md").read_text()
-    compared = subprocess.run([sys.executable, "-m", "bienbao.cli", "bench", "compare",
-                               str(tmp_path / "a" / "result.json"), str(tmp_path / "b" / "result.json")],
-                              capture_output=True, text=True, check=True).stdout
+    compared = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bienbao.cli",
+            "bench",
+            "compare",
+            str(tmp_path / "a" / "result.json"),
+            str(tmp_path / "b" / "result.json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "small" in compared and "A/B" in compared
-    missing = subprocess.run([*command[:5], str(tmp_path / "nope.onnx")], capture_output=True, text=True,
-                             check=False)
+    missing = subprocess.run([*command[:5], str(tmp_path / "nope.onnx")], capture_output=True, text=True, check=False)
     assert missing.returncode == 2 and "model file not found" in missing.stderr
     (tmp_path / "bad.json").write_text(json.dumps({"schema": "other"}))
-    wrong = subprocess.run([sys.executable, "-m", "bienbao.cli", "bench", "compare", str(tmp_path / "bad.json"),
-                            str(tmp_path / "bad.json")], capture_output=True, text=True, check=False)
+    wrong = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bienbao.cli",
+            "bench",
+            "compare",
+            str(tmp_path / "bad.json"),
+            str(tmp_path / "bad.json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert wrong.returncode == 2 and "not a bienbao-bench" in wrong.stderr

@@ -23,8 +23,10 @@ def test_info_lists_this_package_and_its_libraries(capsys) -> None:
 
 
 def test_the_console_script_runs_without_torch() -> None:
-    code = ("import sys; from bienbao.cli import main; main(['info']); "
-            "print(sorted(m for m in ('torch', 'ultralytics') if m in sys.modules))")
+    code = (
+        "import sys; from bienbao.cli import main; main(['info']); "
+        "print(sorted(m for m in ('torch', 'ultralytics') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("[]")
 
@@ -43,6 +45,7 @@ def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
     import subprocess
     import sys
 
-    result = subprocess.run(f"'{sys.executable}' -m bienbao.cli info | head -c 10", shell=True, capture_output=True,
-                            text=True, check=False)
+    result = subprocess.run(
+        f"'{sys.executable}' -m bienbao.cli info | head -c 10", shell=True, capture_output=True, text=True, check=False
+    )
     assert len(result.stdout) == 10 and "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr

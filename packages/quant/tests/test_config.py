@@ -44,8 +44,8 @@ def test_later_rules_override_earlier_ones_field_by_field() -> None:
     four_bit = QuantizerConfig(QuantScheme(4, granularity=PerChannel(0)))
     base = get_preset("onnxruntime_cpu")
     policy = base.with_rules(
-        Rule("model.*", weight=four_bit),          # general
-        Rule("model.22.*", skip=True),            # more specific, later: wins
+        Rule("model.*", weight=four_bit),  # general
+        Rule("model.22.*", skip=True),  # more specific, later: wins
         Rule("model.22.cv3.*", input=base.default.input),  # later still: re-enables the input only
     )
     assert policy.resolve("model.3.conv").weight == four_bit
@@ -90,14 +90,17 @@ def test_configs_are_frozen_and_deep_copyable() -> None:
 
 
 def test_policy_from_dict_reads_preset_default_and_rules() -> None:
-    policy = policy_from_dict({
-        "preset": "onnxruntime_cpu",
-        "default": {"input": {"observer": {"name": "histogram", "method": "mse"}}},
-        "rules": [
-            {"pattern": "model.22.*", "skip": True},
-            {"pattern": "model.0.*", "weight": {"bits": 6}},
-        ],
-    }, source="quantization.yaml")
+    policy = policy_from_dict(
+        {
+            "preset": "onnxruntime_cpu",
+            "default": {"input": {"observer": {"name": "histogram", "method": "mse"}}},
+            "rules": [
+                {"pattern": "model.22.*", "skip": True},
+                {"pattern": "model.0.*", "weight": {"bits": 6}},
+            ],
+        },
+        source="quantization.yaml",
+    )
     default = policy.default
     assert default.input.observer == ObserverSpec("histogram", {"method": "mse"})
     assert default.input.scheme.signed is False  # unnamed keys kept from the preset
@@ -107,16 +110,19 @@ def test_policy_from_dict_reads_preset_default_and_rules() -> None:
     assert policy.resolve("model.22.dfl.conv").is_float
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    ({"preset": "onnxruntime_cpu", "rulez": []}, "unknown key.*rulez"),
-    ({"preset": "onnxruntime_cpu", "rules": [{"pattern": "a", "wieght": {}}]}, r"wieght in rules\[0\]"),
-    ({"preset": "nope"}, "preset.*onnxruntime_cpu"),
-    ({"preset": "tensorrt", "rules": [{"pattern": "a", "weight": {"bits": 1}}]}, r"rules\[0\]\.weight.*2 to 16"),
-    ({"preset": "tensorrt", "default": {"input": {"granularity": "per_row"}}}, "per_tensor or per_channel"),
-    ({"preset": "tensorrt", "default": {"input": {"axis": 1}}}, "axis is only meaningful"),
-    ({"preset": "tensorrt", "rules": [{"skip": True}]}, "needs a pattern"),
-    ({"rules": []}, "give a preset"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"preset": "onnxruntime_cpu", "rulez": []}, "unknown key.*rulez"),
+        ({"preset": "onnxruntime_cpu", "rules": [{"pattern": "a", "wieght": {}}]}, r"wieght in rules\[0\]"),
+        ({"preset": "nope"}, "preset.*onnxruntime_cpu"),
+        ({"preset": "tensorrt", "rules": [{"pattern": "a", "weight": {"bits": 1}}]}, r"rules\[0\]\.weight.*2 to 16"),
+        ({"preset": "tensorrt", "default": {"input": {"granularity": "per_row"}}}, "per_tensor or per_channel"),
+        ({"preset": "tensorrt", "default": {"input": {"axis": 1}}}, "axis is only meaningful"),
+        ({"preset": "tensorrt", "rules": [{"skip": True}]}, "needs a pattern"),
+        ({"rules": []}, "give a preset"),
+    ],
+)
 def test_policy_from_dict_names_the_file_and_the_key(data, message) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         policy_from_dict(data, source="configs/quantization.yaml")

@@ -6,13 +6,16 @@ from bienbao.quant.config_io import policy_from_dict
 
 
 def test_activations_sets_every_activation_role_the_layer_quantizes() -> None:
-    policy = policy_from_dict({
-        "preset": "onnxruntime_cpu",
-        "default": {"activations": {"observer": {"name": "histogram", "method": "mse"}, "learnable": True}},
-        "rules": [{"pattern": "head.*", "activations": None},
-                  {"pattern": "neck.*", "activations": {"observer": "minmax"},
-                   "output": {"observer": "moving_average"}}],
-    })
+    policy = policy_from_dict(
+        {
+            "preset": "onnxruntime_cpu",
+            "default": {"activations": {"observer": {"name": "histogram", "method": "mse"}, "learnable": True}},
+            "rules": [
+                {"pattern": "head.*", "activations": None},
+                {"pattern": "neck.*", "activations": {"observer": "minmax"}, "output": {"observer": "moving_average"}},
+            ],
+        }
+    )
     default = policy.default
     for role in ("input", "output"):
         config = getattr(default, role)

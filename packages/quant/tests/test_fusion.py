@@ -17,6 +17,7 @@ def conv_bn(randomize_bn):
     def make(bias: bool = False) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
         conv, bn = nn.Conv2d(3, 6, 3, padding=1, bias=bias), randomize_bn(nn.BatchNorm2d(6))
         return conv.eval(), bn.eval()
+
     return make
 
 

@@ -144,8 +144,12 @@ def test_state_survives_deepcopy_state_dict_and_reset(observer) -> None:
 
 def _options(observer) -> dict:
     if isinstance(observer, HistogramObserver):
-        return {"method": observer.method, "bins": observer.bins, "percentile": observer.percentile,
-                "candidates": observer.candidates}
+        return {
+            "method": observer.method,
+            "bins": observer.bins,
+            "percentile": observer.percentile,
+            "candidates": observer.candidates,
+        }
     if isinstance(observer, MovingAverageMinMaxObserver):
         return {"averaging_constant": observer.averaging_constant}
     return {}

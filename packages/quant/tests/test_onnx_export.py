@@ -31,8 +31,9 @@ class Net(nn.Module):
 def export(model: nn.Module, x: torch.Tensor, path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's tracer/deprecation chatter
-        torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=17,
-                          input_names=["images"], output_names=["out"])
+        torch.onnx.export(
+            model, (x,), str(path), dynamo=False, opset_version=17, input_names=["images"], output_names=["out"]
+        )
 
 
 def build(preset: str, weight: QuantizerConfig | None = None) -> nn.Module:

@@ -35,6 +35,7 @@ def run_all(batches):
     def forward_loop(model):
         for batch in batches:
             model(batch)
+
     return forward_loop
 
 
@@ -46,8 +47,14 @@ def test_prepare_swaps_layers_per_policy_and_leaves_the_original(small_net) -> N
     assert type(qat.head) is nn.Linear  # skipped by the rule
     assert type(small_net.conv1) is nn.Conv2d  # not inplace: the float model is untouched
     names = [name for name, _ in iter_quantizers(qat)]
-    assert names == ["conv1.input_quantizer", "conv1.weight_quantizer", "conv1.output_quantizer",
-                     "conv2.input_quantizer", "conv2.weight_quantizer", "conv2.output_quantizer"]
+    assert names == [
+        "conv1.input_quantizer",
+        "conv1.weight_quantizer",
+        "conv1.output_quantizer",
+        "conv2.input_quantizer",
+        "conv2.weight_quantizer",
+        "conv2.output_quantizer",
+    ]
 
 
 def test_prepare_refuses_a_prepared_model_and_a_non_policy(small_net) -> None:

@@ -51,8 +51,9 @@ def test_qat_conv_is_conv_of_fake_quantized_input_and_weight() -> None:
     iq, wq, oq = qat.input_quantizer, qat.weight_quantizer, qat.output_quantizer
     xq = reference_fake_quantize(x, iq.scale, iq.zero_point, 0, 255)
     wq_ = reference_fake_quantize(conv.weight, wq.scale, wq.zero_point, -8, 7, axis=0)
-    expected = reference_fake_quantize(nn.functional.conv2d(xq, wq_, conv.bias, padding=1),
-                                       oq.scale, oq.zero_point, 0, 255)
+    expected = reference_fake_quantize(
+        nn.functional.conv2d(xq, wq_, conv.bias, padding=1), oq.scale, oq.zero_point, 0, 255
+    )
     assert torch.equal(y, expected)
 
 

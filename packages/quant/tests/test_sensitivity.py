@@ -22,8 +22,9 @@ from bienbao.quant import (
 
 def build(policy):
     torch.manual_seed(1)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
-                          nn.Conv2d(8, 4, 1)).eval()
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 1)
+    ).eval()
     data = [torch.randn(2, 3, 12, 12) for _ in range(3)]
     reference = [model(x).detach() for x in data]
     qat = prepare_qat(model, policy)

@@ -26,8 +26,9 @@ NAMES = ("cam-re-trai", "cam-re-phai")
 BOXES = np.array([[[100, 300], [100, 300], [40, 20], [20, 40]]], np.float32)  # (1, 4, 2): cx, cy, w, h
 
 
-def _brightness_model(path, with_metadata: bool = True, size: int = 320,
-                      quantization: Quantization | None = None) -> str:
+def _brightness_model(
+    path, with_metadata: bool = True, size: int = 320, quantization: Quantization | None = None
+) -> str:
     nodes = [
         helper.make_node("ReduceMean", ["images"], ["mean"], keepdims=1),  # (1, 1, 1, 1)
         helper.make_node("Reshape", ["mean", "shape"], ["mean3"]),  # (1, 1, 1)
@@ -42,8 +43,12 @@ def _brightness_model(path, with_metadata: bool = True, size: int = 320,
         numpy_helper.from_array(BOXES, "boxes"),
     ]
     graph = helper.make_graph(
-        nodes, "brightness", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 6, 2])], initializers)
+        nodes,
+        "brightness",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 6, 2])],
+        initializers,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     if with_metadata:
         meta = ModelMetadata(names=NAMES, imgsz=(size, size), quantization=quantization or Quantization("fp32"))
@@ -77,6 +82,7 @@ def sign_video(tmp_path, real_frames):
             writer.write(real_frames[index % len(real_frames)])
         writer.release()
         return path
+
     return make
 
 

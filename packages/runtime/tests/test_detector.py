@@ -19,7 +19,7 @@ def test_a_bright_frame_gives_the_fixed_boxes_in_frame_pixels(tmp_path, brightne
     frame = np.full((360, 640, 3), 255, np.uint8)  # letterboxed: gain 0.5, 70 px of padding on top
     found = detector.detect(frame)
     assert found.class_ids.tolist() == [0, 0] and found.labels == ["cam-re-trai", "cam-re-trai"]
-    padding_mean = (360 * 640 * 255 * 0.5 ** 2 + (320 * 320 - 180 * 320) * 114) / (320 * 320 * 255)
+    padding_mean = (360 * 640 * 255 * 0.5**2 + (320 * 320 - 180 * 320) * 114) / (320 * 320 * 255)
     assert np.allclose(found.scores, padding_mean, atol=1e-3)
     cx, cy, w, h = brightness_model.boxes[0]
     expected = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)  # network xyxy

@@ -29,13 +29,19 @@ SHIPPED = ROOT / "models/pretrained/yolov8n-vn-signs-int8-onnxruntime.onnx"
 
 
 def detect(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bienbao.cli", "detect", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "bienbao.cli", "detect", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def kill_after_lines(command: list[str], lines: Path, count: int) -> None:
-    process = subprocess.Popen([sys.executable, "-m", "bienbao.cli", "detect", *command], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bienbao.cli", "detect", *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not lines.exists() or len(lines.read_bytes().splitlines()) < count):
         time.sleep(0.05)
@@ -46,26 +52,54 @@ def kill_after_lines(command: list[str], lines: Path, count: int) -> None:
 # -- 2: a video that survives a power cut, and a full disk that is reported --------------------
 def test_2_an_mkv_video_plays_after_the_process_is_killed(tmp_path, brightness_model, sign_video, count_frames) -> None:
     video, out, lines = sign_video(frames=300, fps=30), tmp_path / "out.mkv", tmp_path / "d.jsonl"
-    kill_after_lines([brightness_model(tmp_path / "m.onnx"), "--source", video, "--headless", "--save-video", out,
-                      "--jsonl", lines], lines, 40)
+    kill_after_lines(
+        [brightness_model(tmp_path / "m.onnx"), "--source", video, "--headless", "--save-video", out, "--jsonl", lines],
+        lines,
+        40,
+    )
     assert count_frames(out) >= 20  # playable up to its last written frames, no index needed
 
 
-def test_2_an_mp4_is_written_in_segments_and_the_closed_ones_play_after_a_kill(tmp_path, brightness_model,
-                                                                               sign_video, count_frames) -> None:
+def test_2_an_mp4_is_written_in_segments_and_the_closed_ones_play_after_a_kill(
+    tmp_path, brightness_model, sign_video, count_frames
+) -> None:
     video, out, lines = sign_video(frames=300, fps=30), tmp_path / "out.mp4", tmp_path / "d.jsonl"
-    kill_after_lines([brightness_model(tmp_path / "m.onnx"), "--source", video, "--headless", "--save-video", out,
-                      "--video-segment", "0.5", "--jsonl", lines], lines, 70)
+    kill_after_lines(
+        [
+            brightness_model(tmp_path / "m.onnx"),
+            "--source",
+            video,
+            "--headless",
+            "--save-video",
+            out,
+            "--video-segment",
+            "0.5",
+            "--jsonl",
+            lines,
+        ],
+        lines,
+        70,
+    )
     segments = [out, *sorted(tmp_path.glob("out.*.mp4"))]
     assert segments[1].name == "out.0001.mp4" and len(segments) >= 3
     assert all(count_frames(s) == 15 for s in segments[:-1])  # 0.5 s at 30 FPS each; only the open one is lost
 
 
-def test_2_a_full_disk_stops_the_video_with_an_error_and_a_non_zero_exit(small_disk, brightness_model,
-                                                                         sign_video, tmp_path, count_frames) -> None:
+def test_2_a_full_disk_stops_the_video_with_an_error_and_a_non_zero_exit(
+    small_disk, brightness_model, sign_video, tmp_path, count_frames
+) -> None:
     disk = small_disk(1536)
-    result = detect(brightness_model(tmp_path / "m.onnx"), "--source", sign_video(frames=200), "--every-frame",
-                    "--headless", "--save-video", disk / "out.mp4", "--video-segment", "1")
+    result = detect(
+        brightness_model(tmp_path / "m.onnx"),
+        "--source",
+        sign_video(frames=200),
+        "--every-frame",
+        "--headless",
+        "--save-video",
+        disk / "out.mp4",
+        "--video-segment",
+        "1",
+    )
     assert result.returncode == 2, result.stderr
     assert "disk full" in result.stderr and str(disk / "out") in result.stderr
     assert "Traceback" not in result.stderr
@@ -75,11 +109,19 @@ def test_2_a_full_disk_stops_the_video_with_an_error_and_a_non_zero_exit(small_d
 
 
 # -- 5: JSON lines on a full disk -----------------------------------------------------------------
-def test_5_json_lines_on_a_full_disk_end_with_a_whole_line_and_one_message(small_disk, brightness_model,
-                                                                           sign_video, tmp_path) -> None:
+def test_5_json_lines_on_a_full_disk_end_with_a_whole_line_and_one_message(
+    small_disk, brightness_model, sign_video, tmp_path
+) -> None:
     disk = small_disk(24)
-    result = detect(brightness_model(tmp_path / "m.onnx"), "--source", sign_video(frames=200), "--every-frame",
-                    "--headless", "--jsonl", disk / "d.jsonl")
+    result = detect(
+        brightness_model(tmp_path / "m.onnx"),
+        "--source",
+        sign_video(frames=200),
+        "--every-frame",
+        "--headless",
+        "--jsonl",
+        disk / "d.jsonl",
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"cannot write {disk / 'd.jsonl'}: No space left on device" in result.stderr
     text = (disk / "d.jsonl").read_text()
@@ -98,8 +140,9 @@ def test_5_a_failed_line_is_cut_back_to_the_last_whole_line(small_disk) -> None:
 
 
 # -- 7: --every-frame is not capped by the capture's wait ---------------------------------------
-def test_7_every_frame_wakes_the_reader_instead_of_waiting_out_its_timeout(tmp_path, brightness_model,
-                                                                          sign_video) -> None:
+def test_7_every_frame_wakes_the_reader_instead_of_waiting_out_its_timeout(
+    tmp_path, brightness_model, sign_video
+) -> None:
     detector = Detector(brightness_model(tmp_path / "m.onnx"))
     capture = LatestFrameCapture(parse_source(str(sign_video(frames=40))), realtime=False)
     stats = run_live(detector, capture, threading.Event())
@@ -108,8 +151,9 @@ def test_7_every_frame_wakes_the_reader_instead_of_waiting_out_its_timeout(tmp_p
 
 
 # -- 10: an outage counts once, says that it is reconnecting, and backs off ------------------------
-def test_10_one_outage_of_four_attempts_is_one_reconnect_and_each_is_announced(tmp_path, brightness_model,
-                                                                             sign_video, dropping_camera) -> None:
+def test_10_one_outage_of_four_attempts_is_one_reconnect_and_each_is_announced(
+    tmp_path, brightness_model, sign_video, dropping_camera
+) -> None:
     video, attempts, messages = sign_video(frames=60), [], []
 
     def opener(source):
@@ -139,9 +183,12 @@ def test_12_a_truncated_onnx_is_named_in_one_line(tmp_path) -> None:
 
 
 def test_12_an_onnx_with_a_2d_input_is_refused_with_its_shape(tmp_path) -> None:
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "flat",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "flat",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])],
+    )
     path = tmp_path / "flat.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     result = detect(path, "--source", ROOT / "datasets/vn-signs-sample.mp4", "--headless")
@@ -151,8 +198,15 @@ def test_12_an_onnx_with_a_2d_input_is_refused_with_its_shape(tmp_path) -> None:
 
 def test_12_a_read_only_output_folder_is_named(read_only_dir, brightness_model, sign_video, tmp_path) -> None:
     for option, name in (("--jsonl", "d.jsonl"), ("--events", "e.jsonl"), ("--save-video", "v.mkv")):
-        result = detect(brightness_model(tmp_path / "m.onnx"), "--source", sign_video(frames=5), "--every-frame",
-                        "--headless", option, read_only_dir / name)
+        result = detect(
+            brightness_model(tmp_path / "m.onnx"),
+            "--source",
+            sign_video(frames=5),
+            "--every-frame",
+            "--headless",
+            option,
+            read_only_dir / name,
+        )
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert str(read_only_dir / name) in result.stderr
 
@@ -177,8 +231,9 @@ def test_18_onnxruntime_gpu_providers_are_choosable_and_the_one_used_is_reported
         assert result.returncode == 2 and "has no CUDAExecutionProvider" in result.stderr
     detector = Detector(SHIPPED)
     assert backend_label(detector.backend) == "onnxruntime (CPUExecutionProvider)"
-    result = detect(SHIPPED, "--source", ROOT / "datasets/vn-signs-sample.mp4", "--every-frame", "--headless",
-                    "--max-frames", "2")
+    result = detect(
+        SHIPPED, "--source", ROOT / "datasets/vn-signs-sample.mp4", "--every-frame", "--headless", "--max-frames", "2"
+    )
     assert result.returncode == 0 and "(onnxruntime (CPUExecutionProvider), 640x640)" in result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1])["summary"]["backend"] == backend_label(detector.backend)
 
@@ -190,6 +245,7 @@ def test_16_missing_tensorrt_says_what_jetpack_provides_not_an_empty_extra(tmp_p
 
     try:
         import tensorrt  # noqa: F401
+
         pytest.skip("TensorRT is installed here: the missing-package message cannot be shown")
     except ImportError:
         pass
@@ -203,16 +259,20 @@ def test_16_missing_tensorrt_says_what_jetpack_provides_not_an_empty_extra(tmp_p
     assert "print(tensorrt.__version__)" in message  # how to check
 
 
-@pytest.mark.parametrize("version, strongly_typed, expected", [
-    ("8.5.2.2", False, (8, 5)),  # JetPack 5.1
-    ("8.6.2.3", False, (8, 6)),  # JetPack 6.0
-    ("10.3.0.30", True, (10, 3)),  # JetPack 6.1+
-    ("8.4.1.5", False, "TensorRT 8.5 or newer (JetPack 5.1"),
-    ("8.6.2.3", True, "strongly typed networks need TensorRT 9"),
-    ("garbage", False, "cannot read the TensorRT version"),
-])
-def test_17_tensorrt_8_5_and_8_6_are_supported_and_older_ones_say_which_jetpack(version, strongly_typed,
-                                                                              expected) -> None:
+@pytest.mark.parametrize(
+    "version, strongly_typed, expected",
+    [
+        ("8.5.2.2", False, (8, 5)),  # JetPack 5.1
+        ("8.6.2.3", False, (8, 6)),  # JetPack 6.0
+        ("10.3.0.30", True, (10, 3)),  # JetPack 6.1+
+        ("8.4.1.5", False, "TensorRT 8.5 or newer (JetPack 5.1"),
+        ("8.6.2.3", True, "strongly typed networks need TensorRT 9"),
+        ("garbage", False, "cannot read the TensorRT version"),
+    ],
+)
+def test_17_tensorrt_8_5_and_8_6_are_supported_and_older_ones_say_which_jetpack(
+    version, strongly_typed, expected
+) -> None:
     from bienbao.runtime.backends.tensorrt import check_tensorrt_version
 
     if isinstance(expected, tuple):
@@ -231,13 +291,22 @@ def test_15_the_install_scripts_cuda_environment_finds_nvcc_or_says_how(tmp_path
     nvcc.chmod(0o755)
     common = ROOT / "deploy/install-common.sh"
     script = f'source "{common}"; PATH=/usr/bin:/bin; cuda_build_env; echo "$CUDA_ROOT"; command -v nvcc; nvcc'
-    found = subprocess.run(["bash", "-c", script], env={"CUDA_HOME": str(cuda), "PATH": "/usr/bin:/bin"},
-                           capture_output=True, text=True, check=False)
+    found = subprocess.run(
+        ["bash", "-c", script],
+        env={"CUDA_HOME": str(cuda), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert found.returncode == 0, found.stderr
     assert found.stdout.splitlines() == [str(cuda), str(nvcc), "Cuda compilation tools, release 12.6"]
-    missing = subprocess.run(["bash", "-c", f'source "{common}"; cuda_build_env; echo unreachable'],
-                             env={"CUDA_HOME": str(tmp_path / "none"), "PATH": "/usr/bin:/bin"},
-                             capture_output=True, text=True, check=False)
+    missing = subprocess.run(
+        ["bash", "-c", f'source "{common}"; cuda_build_env; echo unreachable'],
+        env={"CUDA_HOME": str(tmp_path / "none"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert missing.returncode == 2 and "nvcc not found" in missing.stderr and "unreachable" not in missing.stdout
     install = (ROOT / "deploy/jetson/install.sh").read_text()
     assert install.index("cuda_build_env") < install.index("pycuda==")  # set before pycuda's build

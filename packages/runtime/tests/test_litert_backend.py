@@ -32,8 +32,12 @@ def test_quantize_rounds_half_to_even_and_saturates(dtype) -> None:
 
 
 def test_tensor_parameters_are_read_or_refused() -> None:
-    per_tensor = {"name": "images", "dtype": np.int8, "quantization": (0.5, 3),
-                  "quantization_parameters": {"scales": np.array([0.5]), "zero_points": np.array([3])}}
+    per_tensor = {
+        "name": "images",
+        "dtype": np.int8,
+        "quantization": (0.5, 3),
+        "quantization_parameters": {"scales": np.array([0.5]), "zero_points": np.array([3])},
+    }
     assert _scale_zero_point(per_tensor) == (0.5, 3)
     legacy = {"name": "images", "dtype": np.int8, "quantization": (0.25, -1)}
     assert _scale_zero_point(legacy) == (0.25, -1)

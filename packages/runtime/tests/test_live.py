@@ -23,13 +23,20 @@ def read_jsonl(path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def test_every_frame_of_a_file_gives_a_video_and_json_lines(tmp_path, brightness_model, sign_video,
-                                                            count_frames) -> None:
+def test_every_frame_of_a_file_gives_a_video_and_json_lines(
+    tmp_path, brightness_model, sign_video, count_frames
+) -> None:
     video = sign_video(frames=20)
     detector = Detector(brightness_model(tmp_path / "m.onnx"), conf=0.2)
     capture = LatestFrameCapture(parse_source(str(video)), realtime=False)
-    stats = run_live(detector, capture, threading.Event(), video=tmp_path / "out.mp4", jsonl=tmp_path / "d.jsonl",
-                     annotator=Annotator(vietnamese=True))
+    stats = run_live(
+        detector,
+        capture,
+        threading.Event(),
+        video=tmp_path / "out.mp4",
+        jsonl=tmp_path / "d.jsonl",
+        annotator=Annotator(vietnamese=True),
+    )
     assert stats.processed == 20 and stats.dropped == 0
     lines = read_jsonl(tmp_path / "d.jsonl")
     assert [line["frame"] for line in lines] == list(range(20))
@@ -52,8 +59,9 @@ def test_a_slow_model_drops_frames_instead_of_lagging(tmp_path, brightness_model
     assert stats.processed < 20
 
 
-def test_a_camera_that_drops_is_reopened_and_the_loop_goes_on(tmp_path, brightness_model, sign_video,
-                                                              dropping_camera) -> None:
+def test_a_camera_that_drops_is_reopened_and_the_loop_goes_on(
+    tmp_path, brightness_model, sign_video, dropping_camera
+) -> None:
     video = sign_video(frames=60)
     opened = []
 
@@ -70,14 +78,31 @@ def test_a_camera_that_drops_is_reopened_and_the_loop_goes_on(tmp_path, brightne
     assert capture.reconnect_attempts == 1 and capture.backoff_delays == []  # reopened at the first try
 
 
-def test_sigterm_leaves_a_playable_video_and_whole_json_lines(tmp_path, brightness_model, sign_video,
-                                                              count_frames) -> None:
+def test_sigterm_leaves_a_playable_video_and_whole_json_lines(
+    tmp_path, brightness_model, sign_video, count_frames
+) -> None:
     video = sign_video(frames=300, fps=30)  # 10 s played in real time
     model = brightness_model(tmp_path / "m.onnx")
     out, lines = tmp_path / "out.mp4", tmp_path / "d.jsonl"
-    process = subprocess.Popen([sys.executable, "-m", "bienbao.cli", "detect", model, "--source", str(video),
-                                "--save-video", str(out), "--jsonl", str(lines), "--headless"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bienbao.cli",
+            "detect",
+            model,
+            "--source",
+            str(video),
+            "--save-video",
+            str(out),
+            "--jsonl",
+            str(lines),
+            "--headless",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 30
     while (not lines.exists() or len(lines.read_text().splitlines()) < 10) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -105,8 +130,9 @@ def test_sources_and_the_csi_pipeline() -> None:
 def test_vietnamese_names_are_drawn_when_a_font_exists(real_frames) -> None:
     from bienbao.runtime import Detections
 
-    detections = Detections(np.array([[100, 100, 140, 140]], np.float32), np.array([0.9], np.float32),
-                            np.array([0]), ("cam-re-trai",))
+    detections = Detections(
+        np.array([[100, 100, 140, 140]], np.float32), np.array([0.9], np.float32), np.array([0]), ("cam-re-trai",)
+    )
     vietnamese, ascii_only = Annotator(vietnamese=True), Annotator(vietnamese=False)
     if not vietnamese.vietnamese:
         pytest.skip("no DejaVu Sans font or Pillow here: the ASCII fallback is what runs")
@@ -129,8 +155,12 @@ def test_events_are_one_confirmed_and_one_ended_line_per_tracked_sign(tmp_path, 
     outputs = LiveOutputs(events=tmp_path / "out/events.jsonl", jsonl=tmp_path / "d.jsonl")
     stats = run_live(detector, capture, threading.Event(), outputs=outputs, tracker=tracker)
     events = read_jsonl(tmp_path / "out/events.jsonl")
-    assert [(e["event"], e["track"]) for e in events] == [("confirmed", 1), ("confirmed", 2), ("ended", 1),
-                                                           ("ended", 2)]
+    assert [(e["event"], e["track"]) for e in events] == [
+        ("confirmed", 1),
+        ("confirmed", 2),
+        ("ended", 1),
+        ("ended", 2),
+    ]
     assert all(e["name"] == "cam-re-trai" for e in events)  # class 0 outscores class 1 on every frame
     assert [e["frames"] for e in events] == [3, 3, 12, 12] and events[0]["first_frame"] == 0
     assert events[2]["last_frame"] == 11 and stats.summary()["events"] == 2
@@ -139,6 +169,10 @@ def test_events_are_one_confirmed_and_one_ended_line_per_tracked_sign(tmp_path, 
 
 
 def test_a_bad_confirm_setting_is_refused_by_the_command(tmp_path, brightness_model) -> None:
-    result = subprocess.run([sys.executable, "-m", "bienbao.cli", "detect", brightness_model(tmp_path / "m.onnx"),
-                             "--confirm", "4/3"], check=False, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "bienbao.cli", "detect", brightness_model(tmp_path / "m.onnx"), "--confirm", "4/3"],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "1 <= K <= N" in result.stderr

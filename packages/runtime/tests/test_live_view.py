@@ -24,8 +24,14 @@ from bienbao.runtime.sources import parse_source
 ROOT = Path(__file__).resolve().parents[3]
 MODEL = ROOT / "models/pretrained/yolov8n-vn-signs-int8-onnxruntime.onnx"
 CLIP = ROOT / "datasets/vn-signs-sample.mp4"
-CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium")
-                 if p and Path(p).exists()), None)
+CHROMIUM = next(
+    (
+        p
+        for p in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium")
+        if p and Path(p).exists()
+    ),
+    None,
+)
 
 
 class Running:
@@ -37,8 +43,12 @@ class Running:
         self.stop = threading.Event()
         detector = Detector(model)
         capture = LatestFrameCapture(parse_source(str(CLIP)), realtime=True)
-        self.thread = threading.Thread(target=lambda: setattr(self, "stats", run_live(
-            detector, capture, self.stop, outputs=LiveOutputs(view=self.view))), daemon=True)
+        self.thread = threading.Thread(
+            target=lambda: setattr(
+                self, "stats", run_live(detector, capture, self.stop, outputs=LiveOutputs(view=self.view))
+            ),
+            daemon=True,
+        )
         self.thread.start()
 
     def get(self, path: str, headers: dict | None = None) -> tuple[int, bytes]:
@@ -53,9 +63,6 @@ class Running:
         self.stop.set()
         self.thread.join(20)
         self.view.close()
-
-
-
 
 
 def test_serve_addresses_default_to_this_board_only() -> None:
@@ -118,9 +125,18 @@ def test_a_real_headless_browser_shows_the_stream_and_live_figures() -> None:
     run = Running(token="tok")
     try:
         with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"])
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                ],
+            )
             page = browser.new_page(viewport={"width": 1280, "height": 720})
             page.goto(run.view.url)
             assert page.title() == "bienbao live"

@@ -22,8 +22,9 @@ from bienbao.runtime.publish import DiskQueue, MqttPublisher, parse_mqtt_url
 
 paho = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt (bienbao-runtime[mqtt]) is not installed")
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
-needs_broker = pytest.mark.skipif(MOSQUITTO is None, reason="no Mosquitto broker here (apt-get install mosquitto; "
-                                  ".ci/run installs it)")
+needs_broker = pytest.mark.skipif(
+    MOSQUITTO is None, reason="no Mosquitto broker here (apt-get install mosquitto; .ci/run installs it)"
+)
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -44,12 +45,15 @@ class Broker:
         folder.chmod(0o777)
         self.port, self.folder, self.process = free_port(), folder, None
         self.config = folder / "mosquitto.conf"
-        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                               f"persistence_location {folder}/\nautosave_interval 1\n")
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"persistence_location {folder}/\nautosave_interval 1\n"
+        )
 
     def start(self) -> Broker:
-        self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.config)], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [MOSQUITTO, "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -75,8 +79,9 @@ class Consumer:
 
     def __init__(self, broker: Broker) -> None:
         self.monitor, self.raw = FleetMonitor(), []
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"consumer-{broker.port}",
-                                  clean_session=False)
+        self.client = paho.Client(
+            paho.CallbackAPIVersion.VERSION2, client_id=f"consumer-{broker.port}", clean_session=False
+        )
         self.client.on_connect = lambda c, *_: c.subscribe("fleet/+/+", qos=1)
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.1, 0.5)
@@ -94,9 +99,6 @@ class Consumer:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
-
-
-
 
 
 @pytest.fixture
@@ -147,8 +149,10 @@ def test_broker_down_at_start_every_message_arrives_once_in_order_when_it_comes_
     message = consumer.raw[0]
     assert message["model"] == "abc" and message["kind"] == "event" and message["data"]["i"] == 0
     assert consumer.monitor.boards["car-1"].confirmed == 40 and consumer.monitor.boards["car-1"].gaps == 0
-    print(f"broker down at start: 40 queued, {len(consumer.seqs('car-1'))} received once, "
-          f"{consumer.monitor.boards['car-1'].duplicates} duplicates dropped, {status['dropped']} dropped")
+    print(
+        f"broker down at start: 40 queued, {len(consumer.seqs('car-1'))} received once, "
+        f"{consumer.monitor.boards['car-1'].duplicates} duplicates dropped, {status['dropped']} dropped"
+    )
     consumer.close()
 
 
@@ -170,13 +174,14 @@ def test_broker_killed_mid_run_and_restarted_nothing_is_lost(tmp_path, broker, w
             assert publisher.status()["queued"] >= 40  # held on the board's disk while the broker is gone
             broker.start()
         time.sleep(0.005)
-    assert wait_for(lambda: len(consumer.seqs("car-2")) == 150, 30), (len(consumer.seqs("car-2")),
-                                                                        publisher.status())
+    assert wait_for(lambda: len(consumer.seqs("car-2")) == 150, 30), (len(consumer.seqs("car-2")), publisher.status())
     status = publisher.close()
     assert status["queued"] == 0 and status["outages"] == 1 and status["dropped"] == 0
     assert consumer.seqs("car-2") == list(range(1, 151))
-    print(f"broker killed mid-run: 150 published, {len(consumer.seqs('car-2'))} received once, "
-          f"{consumer.monitor.boards['car-2'].duplicates} duplicates dropped, outages {status['outages']}")
+    print(
+        f"broker killed mid-run: 150 published, {len(consumer.seqs('car-2'))} received once, "
+        f"{consumer.monitor.boards['car-2'].duplicates} duplicates dropped, outages {status['outages']}"
+    )
     consumer.close()
 
 
@@ -197,27 +202,50 @@ def test_a_full_queue_drops_the_oldest_and_the_consumer_sees_the_gap(tmp_path, b
 
 
 def detect(args: list[str], **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "bienbao.cli", "detect", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bienbao.cli", "detect", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 @needs_broker
-def test_detect_killed_and_restarted_sends_what_it_had_queued_and_the_monitor_counts_it_once(tmp_path,
-                                                                                              broker, wait_for) -> None:
+def test_detect_killed_and_restarted_sends_what_it_had_queued_and_the_monitor_counts_it_once(
+    tmp_path, broker, wait_for
+) -> None:
     model = ROOT / "models/pretrained/yolov8n-vn-signs-int8-onnxruntime.onnx"
     clip = ROOT / "datasets/vn-signs-sample.mp4"
     queue, events = tmp_path / "state/queue.sqlite", tmp_path / "events.jsonl"
     broker.start()
-    monitor = subprocess.Popen([sys.executable, "-m", "bienbao.cli", "monitor", broker.url, "--lines",
-                                "--client-id", "fleet-server"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    monitor = subprocess.Popen(
+        [sys.executable, "-m", "bienbao.cli", "monitor", broker.url, "--lines", "--client-id", "fleet-server"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(iter(monitor.stdout.readline, "")), daemon=True).start()
     assert "subscribed" in monitor.stderr.readline()
     time.sleep(1.2)  # the broker saved the monitor's session
     broker.stop()  # the network is down while the board drives
-    common = [str(model), "--source", str(clip), "--every-frame", "--headless", "--board-id", "car-4",
-              "--publish", broker.url, "--queue", str(queue), "--events", str(events), "--append"]
+    common = [
+        str(model),
+        "--source",
+        str(clip),
+        "--every-frame",
+        "--headless",
+        "--board-id",
+        "car-4",
+        "--publish",
+        broker.url,
+        "--queue",
+        str(queue),
+        "--events",
+        str(events),
+        "--append",
+    ]
     first = detect(common)
     assert wait_for(lambda: events.exists() and len(events.read_text().splitlines()) >= 6, 120)
     first.send_signal(signal.SIGKILL)  # a power cut on the board
@@ -242,5 +270,7 @@ def test_detect_killed_and_restarted_sends_what_it_had_queued_and_the_monitor_co
     seqs = [json.loads(line)["seq"] for line in lines]
     assert sorted(seqs) == list(range(1, total + 1)), (seqs, err)  # each exactly once, the restart included
     assert "car-4" in err  # the final table
-    print(f"detect killed and restarted: {len(written)} events written before the kill, {queued} queued on disk, "
-          f"{total} messages in all, {len(seqs)} received by bienbao monitor, {len(set(seqs))} distinct")
+    print(
+        f"detect killed and restarted: {len(written)} events written before the kill, {queued} queued on disk, "
+        f"{total} messages in all, {len(seqs)} received by bienbao monitor, {len(set(seqs))} distinct"
+    )

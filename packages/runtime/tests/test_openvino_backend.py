@@ -42,8 +42,9 @@ def test_the_metadata_comes_through_openvino(fp32_weights) -> None:
 def test_openvino_finds_what_onnx_runtime_finds_on_real_frames(sample_frames) -> None:
     # measured here (AMD EPYC Zen3, AVX2): 48 of 51 INT8 detections have an OpenVINO twin; its INT8 kernels
     # round differently from ONNX Runtime's, so a few low-score boxes near the threshold differ
-    agree, total = agreement(Detector(INT8_ONNX, conf=0.25), Detector(INT8_ONNX, backend="openvino", conf=0.25),
-                             sample_frames)
+    agree, total = agreement(
+        Detector(INT8_ONNX, conf=0.25), Detector(INT8_ONNX, backend="openvino", conf=0.25), sample_frames
+    )
     assert total > 20 and agree / total >= 0.8, f"{agree} of {total}"
 
 

@@ -21,6 +21,7 @@ def brute_force_nms(boxes, scores, threshold):
         h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
         inter = w * h
         return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
     keep = []
     for i in sorted(range(len(scores)), key=lambda k: -scores[k]):
         if all(iou(boxes[i], boxes[j]) <= threshold for j in keep):
@@ -38,8 +39,9 @@ def test_nms_matches_its_definition() -> None:
 
 
 def test_overlapping_boxes_of_different_classes_both_survive() -> None:
-    output = raw_output([[100, 100, 20, 20], [101, 100, 20, 20], [300, 300, 10, 10]],
-                        [[0.9, 0.0], [0.0, 0.8], [0.1, 0.0]])
+    output = raw_output(
+        [[100, 100, 20, 20], [101, 100, 20, 20], [300, 300, 10, 10]], [[0.9, 0.0], [0.0, 0.8], [0.1, 0.0]]
+    )
     found = postprocess(output, IDENTITY, conf=0.25, iou=0.45, names=("a", "b"))
     assert found.class_ids.tolist() == [0, 1] and found.labels == ["a", "b"]
     assert np.allclose(found.boxes[0], [90, 90, 110, 110])

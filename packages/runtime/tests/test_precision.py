@@ -23,16 +23,19 @@ def test_only_x86_without_vnni_saturates() -> None:
     assert not any(u8s8_saturates(cpu) for cpu in (SAPPHIRE_RAPIDS, ALDER_LAKE, ORIN))
 
 
-@pytest.mark.parametrize(("backend", "bits", "cpu", "exact", "note"), [
-    ("onnxruntime", 8, ZEN3, True, "exact u8u8"),
-    ("onnxruntime", 7, ZEN3, False, None),
-    ("onnxruntime", 8, SAPPHIRE_RAPIDS, False, None),
-    ("onnxruntime", 7, SAPPHIRE_RAPIDS, False, "more accurate"),
-    ("onnxruntime", 7, ORIN, False, "more accurate"),
-    ("openvino", 8, ZEN3, False, "may saturate"),
-    ("openvino", 7, ALDER_LAKE, False, "more accurate"),
-    ("onnxruntime", 0, ZEN3, False, None),  # float weights: nothing to say
-])
+@pytest.mark.parametrize(
+    ("backend", "bits", "cpu", "exact", "note"),
+    [
+        ("onnxruntime", 8, ZEN3, True, "exact u8u8"),
+        ("onnxruntime", 7, ZEN3, False, None),
+        ("onnxruntime", 8, SAPPHIRE_RAPIDS, False, None),
+        ("onnxruntime", 7, SAPPHIRE_RAPIDS, False, "more accurate"),
+        ("onnxruntime", 7, ORIN, False, "more accurate"),
+        ("openvino", 8, ZEN3, False, "may saturate"),
+        ("openvino", 7, ALDER_LAKE, False, "more accurate"),
+        ("onnxruntime", 0, ZEN3, False, None),  # float weights: nothing to say
+    ],
+)
 def test_the_plan_per_backend_and_cpu(backend, bits, cpu, exact, note) -> None:
     plan = weight_width_plan(backend, bits, cpu)
     assert plan.exact_kernels is exact

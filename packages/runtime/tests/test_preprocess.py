@@ -20,15 +20,18 @@ def test_a_dashcam_frame_by_hand() -> None:
     assert (big.gain, big.resized, big.pad_y) == (0.65, (468, 832), 6)
 
 
-@pytest.mark.parametrize(("source", "target"), [
-    ((360, 640), (640, 640)),   # landscape dashcam frame
-    ((1080, 1920), (640, 640)),  # landscape, downscaled
-    ((1280, 720), (640, 640)),  # portrait phone video
-    ((500, 500), (640, 640)),   # square, upscaled
-    ((481, 853), (384, 640)),   # odd sizes into a non-square input
-    ((360, 640), (384, 640)),   # a dashcam frame into its 16:9 input
-    ((1080, 1920), (544, 960)),  # full HD into 960 x 544
-])
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [
+        ((360, 640), (640, 640)),  # landscape dashcam frame
+        ((1080, 1920), (640, 640)),  # landscape, downscaled
+        ((1280, 720), (640, 640)),  # portrait phone video
+        ((500, 500), (640, 640)),  # square, upscaled
+        ((481, 853), (384, 640)),  # odd sizes into a non-square input
+        ((360, 640), (384, 640)),  # a dashcam frame into its 16:9 input
+        ((1080, 1920), (544, 960)),  # full HD into 960 x 544
+    ],
+)
 def test_boxes_round_trip_through_the_letterbox(source, target) -> None:
     box = Letterbox.fit(source, target)
     height, width = source

@@ -11,8 +11,10 @@ from bienbao.runtime import DISPLAY_NAMES, MissingDependencyError, display_name,
 
 
 def test_import_does_not_pull_torch_or_ultralytics() -> None:
-    code = ("import sys, bienbao.runtime; "
-            "print(sorted(m for m in ('torch', 'ultralytics', 'torchvision') if m in sys.modules))")
+    code = (
+        "import sys, bienbao.runtime; "
+        "print(sorted(m for m in ('torch', 'ultralytics', 'torchvision') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

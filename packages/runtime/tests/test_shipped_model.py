@@ -25,8 +25,11 @@ HAS_LITERT = bool(importlib.util.find_spec("ai_edge_litert") or importlib.util.f
 
 
 def _labels(image: Path, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    rows = [[float(v) for v in line.split()] for line in
-            (image.parents[1] / "labels" / f"{image.stem}.txt").read_text().splitlines() if line.strip()]
+    rows = [
+        [float(v) for v in line.split()]
+        for line in (image.parents[1] / "labels" / f"{image.stem}.txt").read_text().splitlines()
+        if line.strip()
+    ]
     boxes = [r for r in rows if len(r) == 5]
     classes = np.array([int(r[0]) for r in boxes])
     xywh = np.array([r[1:] for r in boxes]).reshape(-1, 4) * [width, height, width, height]
@@ -82,9 +85,27 @@ def test_the_tflite_file_agrees_with_the_onnx_file(sample_frames) -> None:
 def test_the_readme_detect_line_writes_an_annotated_video_and_json_lines(tmp_path) -> None:
     video, jsonl = tmp_path / "out/signs.mp4", tmp_path / "out/signs.jsonl"
     (tmp_path / "out").mkdir()
-    result = subprocess.run([sys.executable, "-m", "bienbao.cli", "detect", str(INT8_ONNX), "--source", str(CLIP),
-                             "--headless", "--every-frame", "--save-video", str(video), "--jsonl", str(jsonl)],
-                            check=False, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bienbao.cli",
+            "detect",
+            str(INT8_ONNX),
+            "--source",
+            str(CLIP),
+            "--headless",
+            "--every-frame",
+            "--save-video",
+            str(video),
+            "--jsonl",
+            str(jsonl),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
     capture = cv2.VideoCapture(str(CLIP))
@@ -99,8 +120,26 @@ def test_the_readme_detect_line_writes_an_annotated_video_and_json_lines(tmp_pat
 
 def test_jsonl_creates_its_folder_like_the_video_does(tmp_path) -> None:
     jsonl = tmp_path / "new/folder/signs.jsonl"
-    result = subprocess.run([sys.executable, "-m", "bienbao.cli", "detect", str(INT8_ONNX), "--source", str(CLIP),
-                             "--headless", "--every-frame", "--max-frames", "3", "--jsonl", str(jsonl)],
-                            check=False, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bienbao.cli",
+            "detect",
+            str(INT8_ONNX),
+            "--source",
+            str(CLIP),
+            "--headless",
+            "--every-frame",
+            "--max-frames",
+            "3",
+            "--jsonl",
+            str(jsonl),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert len(jsonl.read_text().splitlines()) == 3

@@ -60,9 +60,14 @@ def test_k_of_n_counts_within_the_window() -> None:
     box = [100.0, 100.0, 120.0, 120.0]
     tracker = SignTracker(TrackerConfig(confirm_hits=3, confirm_window=5), NAMES)
     seen = [True, False, True, False, True]  # the 3rd hit in a window of 5: confirmed on frame 4
-    confirmed_at = [i for i, s in enumerate(seen)
-                    if any(e["event"] == "confirmed"
-                           for e in tracker.update(frame((box, 0.9, 0)) if s else frame(), float(i), i).events)]
+    confirmed_at = [
+        i
+        for i, s in enumerate(seen)
+        if any(
+            e["event"] == "confirmed"
+            for e in tracker.update(frame((box, 0.9, 0)) if s else frame(), float(i), i).events
+        )
+    ]
     assert confirmed_at == [4]
 
 
@@ -76,7 +81,9 @@ def test_two_signs_side_by_side_keep_their_own_tracks() -> None:
     assert ids == {(1, 2)}
     events = tracker.flush()
     assert sorted((e["track"], e["name"], e["frames"]) for e in events) == [
-        (1, "cam-dung-xe-va-do-xe", 8), (2, "toc-do-toi-da-60", 8)]
+        (1, "cam-dung-xe-va-do-xe", 8),
+        (2, "toc-do-toi-da-60", 8),
+    ]
 
 
 def test_a_tiny_fast_sign_is_followed_by_its_motion() -> None:
@@ -121,13 +128,16 @@ def test_current_lists_confirmed_signs_in_view() -> None:
     assert tracker.current() == [{"track": 1, "name": "toc-do-toi-da-60", "frames": 2, "best_score": 0.9}]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"confirm_hits": 4, "confirm_window": 3}, "confirm_hits <= confirm_window"),
-    ({"confirm_hits": 0}, "confirm_hits"),
-    ({"max_missed": -1}, "max_missed"),
-    ({"match_iou": 0.0}, "match_iou"),
-    ({"match_distance": -1.0}, "match_distance"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"confirm_hits": 4, "confirm_window": 3}, "confirm_hits <= confirm_window"),
+        ({"confirm_hits": 0}, "confirm_hits"),
+        ({"max_missed": -1}, "max_missed"),
+        ({"match_iou": 0.0}, "match_iou"),
+        ({"match_distance": -1.0}, "match_distance"),
+    ],
+)
 def test_bad_tracker_settings_are_refused_with_the_setting_named(kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):
         TrackerConfig(**kwargs)

@@ -32,8 +32,9 @@ def make_subset(dst: Path, train: int = 8, val: int = 4) -> Path:
             if label.exists():
                 shutil.copy(label, dst / split / "labels" / label.name)
     names = yaml.safe_load((SAMPLE / "dataset.yaml").read_text())["names"]
-    (dst / "dataset.yaml").write_text(yaml.safe_dump({"train": "train/images", "val": "valid/images",
-                                                      "nc": len(names), "names": names}))
+    (dst / "dataset.yaml").write_text(
+        yaml.safe_dump({"train": "train/images", "val": "valid/images", "nc": len(names), "names": names})
+    )
     return dst / "dataset.yaml"
 
 
@@ -78,10 +79,14 @@ def ptq_checkpoint(tmp_path_factory, tiny_data, fp32_weights):
             cwd = Path.cwd()
             os.chdir(folder)  # runs write models/ and logs/ relative to the working folder
             try:
-                train = load_train_config(CONFIGS / "base.yaml",
-                                          {"data": str(tiny_data), "imgsz": imgsz, "workers": 0})
-                made[key] = folder / run_ptq(train, str(fp32_weights), str(CONFIGS / policy),
-                                             CalibrationConfig(batches=batches, batch_size=4), name=Path(policy).stem)
+                train = load_train_config(CONFIGS / "base.yaml", {"data": str(tiny_data), "imgsz": imgsz, "workers": 0})
+                made[key] = folder / run_ptq(
+                    train,
+                    str(fp32_weights),
+                    str(CONFIGS / policy),
+                    CalibrationConfig(batches=batches, batch_size=4),
+                    name=Path(policy).stem,
+                )
             finally:
                 os.chdir(cwd)
         return made[key]

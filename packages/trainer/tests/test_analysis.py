@@ -86,7 +86,7 @@ def test_layer_error_isolates_quantization(models, tiny_data) -> None:
     # the first block sees the image in both networks: its own error is all the error there is
     assert own[0].local_sqnr_db == pytest.approx(own[0].sqnr_db, abs=0.01)
     # deeper, a block alone is far better than the network up to it
-    deep = own[len(own) // 2:]
+    deep = own[len(own) // 2 :]
     assert sum(e.local_sqnr_db for e in deep) > sum(e.sqnr_db for e in deep) + 3 * len(deep)
     with pytest.raises(ValueError, match="no quantizers"):
         layer_error(models["fp32"], frames)
@@ -100,8 +100,15 @@ def test_sensitivity_writes_a_policy_that_qat_accepts(models, tiny_data, tmp_pat
     from bienbao.trainer.config import load_policy
     from bienbao.trainer.yolo_qat import prepare_yolo_qat
 
-    report = layer_sensitivity(models["ptq"], tiny_data, "val", images=2, imgsz=IMGSZ,
-                               layers=["model.0.conv", "model.1.conv"], progress=lambda _: None)
+    report = layer_sensitivity(
+        models["ptq"],
+        tiny_data,
+        "val",
+        images=2,
+        imgsz=IMGSZ,
+        layers=["model.0.conv", "model.1.conv"],
+        progress=lambda _: None,
+    )
     assert [layer.name for layer in report.layers] == ["model.0.conv", "model.1.conv"]
     policy_file = tmp_path / "quantization.yaml"
     policy_file.write_text(yaml.safe_dump(sensitivity_policy(CONFIGS / "quantization.yaml", report, 1)))
@@ -122,16 +129,37 @@ def test_activation_histograms_and_drift_chart(models, tiny_data, tmp_path) -> N
     with pytest.raises(ValueError, match="no quantizer matches"):
         activation_histograms(models["ptq"], frames, tmp_path / "none.png", layers=["nothing*"])
     csv = tmp_path / "drift.csv"
-    csv.write_text("epoch,weights,activations,observing,bn_frozen,qat_mAP50,fp32_mAP50,qat_mAP50-95,fp32_mAP50-95\n"
-                   "1,True,False,True,False,0.21,0.27,0.14,0.18\n2,True,True,True,False,0.25,0.27,0.16,0.18\n"
-                   "3,True,True,False,True,0.28,0.27,0.19,0.18\n")
+    csv.write_text(
+        "epoch,weights,activations,observing,bn_frozen,qat_mAP50,fp32_mAP50,qat_mAP50-95,fp32_mAP50-95\n"
+        "1,True,False,True,False,0.21,0.27,0.14,0.18\n2,True,True,True,False,0.25,0.27,0.16,0.18\n"
+        "3,True,True,False,True,0.28,0.27,0.19,0.18\n"
+    )
     assert drift_chart(read_drift(tmp_path), tmp_path / "drift.png").stat().st_size > 10_000
     with pytest.raises(FileNotFoundError, match="drift.csv"):
         read_drift(tmp_path / "nowhere")
 
 
 def test_analyze_cli_says_what_is_wrong(models, tiny_data, tmp_path) -> None:
-    done = subprocess.run([sys.executable, "-m", "bienbao.cli", "analyze", "error", "--model", str(models["fp32"]),
-                           "--data", str(tiny_data), "--images", "1", "--imgsz", str(IMGSZ), "--out", str(tmp_path)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bienbao.cli",
+            "analyze",
+            "error",
+            "--model",
+            str(models["fp32"]),
+            "--data",
+            str(tiny_data),
+            "--images",
+            "1",
+            "--imgsz",
+            str(IMGSZ),
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode != 0 and "no quantizers" in done.stderr and "Traceback" not in done.stderr

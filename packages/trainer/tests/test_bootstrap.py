@@ -19,8 +19,9 @@ def evaluation(found: list[bool], split: str = "val+test") -> Evaluation:
         stats["tp"].append(np.full((1, 10), hit, bool))
         stats["conf"].append(np.array([0.9 if hit else 0.95], np.float32))
         stats["pred_cls"].append(np.zeros(1, np.int64))
-    return Evaluation("m", "d.yaml", split, "bienbao.runtime", len(found), len(found), 0.0, 0.0, 0.0, 0.0,
-                      per_image=stats)
+    return Evaluation(
+        "m", "d.yaml", split, "bienbao.runtime", len(found), len(found), 0.0, 0.0, 0.0, 0.0, per_image=stats
+    )
 
 
 def test_a_model_against_itself_differs_by_nothing_with_a_zero_width_interval() -> None:

@@ -13,7 +13,6 @@ from bienbao.trainer.config_files import PACKAGED as CONFIGS
 REPO = Path(__file__).resolve().parents[3]
 
 
-
 def test_the_shipped_configs_load() -> None:
     assert isinstance(load_train_config(CONFIGS / "base.yaml"), TrainConfig)
     qat = load_qat_config(CONFIGS / "qat.yaml")
@@ -41,12 +40,15 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("imgsz: 640\nepoch: 3\n", "unknown key.*epoch"),
-    ("imgsz: 600\n", "multiple of 32"),
-    ("batch: sixteen\n", "batch must be int"),
-    ("paths:\n  logz: x\n", "paths.logz"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("imgsz: 640\nepoch: 3\n", "unknown key.*epoch"),
+        ("imgsz: 600\n", "multiple of 32"),
+        ("batch: sixteen\n", "batch must be int"),
+        ("paths:\n  logz: x\n", "paths.logz"),
+    ],
+)
 def test_bad_train_configs_name_the_key_and_file(tmp_path, text, message) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError, match=message) as info:
@@ -54,11 +56,14 @@ def test_bad_train_configs_name_the_key_and_file(tmp_path, text, message) -> Non
     assert str(path) in str(info.value)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("schedule:\n  enable_activations_epoch: 0\n  enable_weights_epoch: 2\n", "weights first"),
-    ("calibration:\n  batchez: 3\n", "calibration.batchez"),
-    ("lr0: 2\n", "small learning rate"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("schedule:\n  enable_activations_epoch: 0\n  enable_weights_epoch: 2\n", "weights first"),
+        ("calibration:\n  batchez: 3\n", "calibration.batchez"),
+        ("lr0: 2\n", "small learning rate"),
+    ],
+)
 def test_bad_qat_configs_name_the_key_and_file(tmp_path, text, message) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError, match=message) as info:
@@ -71,21 +76,29 @@ def test_a_missing_config_file_is_named(tmp_path) -> None:
         load_train_config(tmp_path / "nope.yaml")
 
 
-@pytest.mark.parametrize("epochs, expected, changed", [
-    (10, (0, 1, 6, 8), False),  # the packaged schedule fits its 10 epochs
-    (3, (0, 0, 1, 2), True),
-    (5, (0, 0, 3, 4), True),
-    (1, (0, 0, 0, 0), True),
-    (9, (0, 1, 6, 8), False),
-])
+@pytest.mark.parametrize(
+    "epochs, expected, changed",
+    [
+        (10, (0, 1, 6, 8), False),  # the packaged schedule fits its 10 epochs
+        (3, (0, 0, 1, 2), True),
+        (5, (0, 0, 3, 4), True),
+        (1, (0, 0, 0, 0), True),
+        (9, (0, 1, 6, 8), False),
+    ],
+)
 def test_the_schedule_is_fitted_to_the_run_keeping_its_order(epochs, expected, changed) -> None:
     from bienbao.trainer.config import QATSchedule
 
-    packaged = QATSchedule(enable_weights_epoch=0, enable_activations_epoch=1, freeze_bn_epoch=6,
-                           freeze_observers_epoch=8)
+    packaged = QATSchedule(
+        enable_weights_epoch=0, enable_activations_epoch=1, freeze_bn_epoch=6, freeze_observers_epoch=8
+    )
     fitted, note = packaged.fit(epochs)
-    assert (fitted.enable_weights_epoch, fitted.enable_activations_epoch, fitted.freeze_bn_epoch,
-            fitted.freeze_observers_epoch) == expected
+    assert (
+        fitted.enable_weights_epoch,
+        fitted.enable_activations_epoch,
+        fitted.freeze_bn_epoch,
+        fitted.freeze_observers_epoch,
+    ) == expected
     assert (note is not None) == changed
     never = QATSchedule(enable_activations_epoch=0, freeze_bn_epoch=None, freeze_observers_epoch=None)
     assert never.fit(1) == (never, None)  # "never" stays never

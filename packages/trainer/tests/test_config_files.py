@@ -31,8 +31,9 @@ def test_an_empty_folder_uses_the_packaged_defaults_as_if_they_were_in_configs(t
 def test_relative_paths_in_a_config_resolve_against_its_folder(tmp_path, monkeypatch) -> None:
     project = tmp_path / "project"
     (project / "cfg").mkdir(parents=True)
-    (project / "cfg/base.yaml").write_text(yaml.safe_dump({"data": "../data/signs.yaml", "model": "yolov8n.pt",
-                                                           "paths": {"checkpoints": "out/ckpt"}}))
+    (project / "cfg/base.yaml").write_text(
+        yaml.safe_dump({"data": "../data/signs.yaml", "model": "yolov8n.pt", "paths": {"checkpoints": "out/ckpt"}})
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -64,8 +65,13 @@ def test_a_local_configs_folder_wins_over_the_package(tmp_path, monkeypatch) -> 
 
 def test_init_never_overwrites_an_edited_config_without_force(tmp_path) -> None:
     written = init_configs(tmp_path)
-    assert {p.name for p in written} >= {"base.yaml", "qat.yaml", "quantization.yaml", "export.yaml",
-                                          "exp1_symmetric_quant.yaml"}
+    assert {p.name for p in written} >= {
+        "base.yaml",
+        "qat.yaml",
+        "quantization.yaml",
+        "export.yaml",
+        "exp1_symmetric_quant.yaml",
+    }
     edited = tmp_path / "configs/qat.yaml"
     edited.write_text("epochs: 3\n")
     with pytest.raises(ConfigError, match="already exist"):
@@ -91,10 +97,20 @@ def test_experiments_are_found_by_name(tmp_path, monkeypatch) -> None:
 
 
 def test_init_command_from_an_empty_folder(tmp_path) -> None:
-    result = subprocess.run([sys.executable, "-m", "bienbao.cli", "init", str(tmp_path / "proj")],
-                            check=False, capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "bienbao.cli", "init", str(tmp_path / "proj")],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "proj/configs/experiments/exp4_float_head.yaml").is_file()
-    again = subprocess.run([sys.executable, "-m", "bienbao.cli", "init", str(tmp_path / "proj")],
-                           check=False, capture_output=True, text=True, cwd=tmp_path)
+    again = subprocess.run(
+        [sys.executable, "-m", "bienbao.cli", "init", str(tmp_path / "proj")],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert again.returncode != 0 and "already exist" in again.stderr

@@ -23,14 +23,17 @@ def test_the_real_subset_has_no_errors(tiny_data) -> None:
     report.raise_for_errors()
 
 
-@pytest.mark.parametrize(("line", "kind"), [
-    ("33 0.5 0.5 0.1 0.1", "class id out of range"),
-    ("1.5 0.5 0.5 0.1 0.1", "class id out of range"),
-    ("3 1.2 0.5 0.1 0.1", "coordinate outside [0, 1]"),
-    ("3 0.5 0.5 0.1", "wrong number of values"),
-    ("3 0.5 0.5 0.1 0.1 0.2", "wrong number of values"),
-    ("three 0.5 0.5 0.1 0.1", "not numbers"),
-])
+@pytest.mark.parametrize(
+    ("line", "kind"),
+    [
+        ("33 0.5 0.5 0.1 0.1", "class id out of range"),
+        ("1.5 0.5 0.5 0.1 0.1", "class id out of range"),
+        ("3 1.2 0.5 0.1 0.1", "coordinate outside [0, 1]"),
+        ("3 0.5 0.5 0.1", "wrong number of values"),
+        ("3 0.5 0.5 0.1 0.1 0.2", "wrong number of values"),
+        ("three 0.5 0.5 0.1 0.1", "not numbers"),
+    ],
+)
 def test_a_broken_label_line_is_an_error_naming_the_file(fresh_data, line, kind) -> None:
     label = first_label(fresh_data)
     label.write_text(label.read_text().rstrip("\n") + "\n" + line)  # also: no trailing newline
@@ -71,7 +74,11 @@ def test_an_image_that_does_not_decode_and_a_missing_folder(fresh_data) -> None:
 def test_check_data_command_exits_2_and_names_the_file(fresh_data) -> None:
     label = first_label(fresh_data)
     label.write_text("99 0.5 0.5 0.1 0.1\n")
-    result = subprocess.run([sys.executable, "-m", "bienbao.cli", "check-data", str(fresh_data)],
-                            check=False, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "bienbao.cli", "check-data", str(fresh_data)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert label.name in result.stderr and "class id out of range" in result.stderr

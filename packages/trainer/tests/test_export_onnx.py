@@ -22,7 +22,8 @@ def exported(tmp_path_factory, ptq_checkpoint, fp32_weights) -> dict[str, Path]:
     ort_ckpt = ptq_checkpoint(IMGSZ)
     trt_ckpt = ptq_checkpoint(IMGSZ, "experiments/exp1_symmetric_quant.yaml")
     return {
-        "ort_ckpt": ort_ckpt, "trt_ckpt": trt_ckpt,
+        "ort_ckpt": ort_ckpt,
+        "trt_ckpt": trt_ckpt,
         "onnxruntime": export_onnx(ort_ckpt, folder / "onnx", "onnxruntime", imgsz=IMGSZ).path,
         "tensorrt": export_onnx(trt_ckpt, folder / "onnx", "tensorrt", imgsz=IMGSZ).path,
         "fp32": export_onnx(fp32_weights, folder / "onnx", "fp32", imgsz=IMGSZ).path,
@@ -116,8 +117,9 @@ def test_a_checkpoint_whose_activation_quantizers_never_ran_is_not_exported_as_i
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
-def test_a_full_disk_leaves_no_truncated_onnx_and_a_read_only_folder_is_named(exported, small_disk,
-                                                                              read_only_dir) -> None:
+def test_a_full_disk_leaves_no_truncated_onnx_and_a_read_only_folder_is_named(
+    exported, small_disk, read_only_dir
+) -> None:
     disk = small_disk(256)  # the INT8 file is about 3 MB: the write fails part-way
     with pytest.raises(OSError) as failure:
         export_onnx(exported["ort_ckpt"], disk, "onnxruntime", imgsz=IMGSZ)
@@ -127,8 +129,9 @@ def test_a_full_disk_leaves_no_truncated_onnx_and_a_read_only_folder_is_named(ex
         export_onnx(exported["ort_ckpt"], read_only_dir, "onnxruntime", imgsz=IMGSZ)
 
 
-def test_onnx_runtime_matches_the_fake_quant_model_on_real_frames(exported, valid_frames, tmp_path,
-                                                                  agreeing_detections) -> None:
+def test_onnx_runtime_matches_the_fake_quant_model_on_real_frames(
+    exported, valid_frames, tmp_path, agreeing_detections
+) -> None:
     """At 640 on real frames, ONNX Runtime (fused integer kernels) and the fake-quant model give the
     same detections: >= 90% of the fake-quant model's boxes (conf 0.05) have a twin of the same
     class, IoU > 0.9. Measured: 74 of 81 for a 1-batch PTQ of the shipped model on the sample's 32
@@ -201,8 +204,11 @@ def test_the_weight_width_is_chosen_per_export_and_written_into_the_file(exporte
     def codes(path: Path) -> dict[str, torch.Tensor]:
         graph = onnx.load(str(path)).graph
         consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-        return {n.name: torch.from_numpy(consts[n.input[0]].astype("int32")) for n in graph.node
-                if n.op_type == "DequantizeLinear" and n.input[0] in consts and consts[n.input[0]].dtype.name == "int8"}
+        return {
+            n.name: torch.from_numpy(consts[n.input[0]].astype("int32"))
+            for n in graph.node
+            if n.op_type == "DequantizeLinear" and n.input[0] in consts and consts[n.input[0]].dtype.name == "int8"
+        }
 
     c7, c8 = codes(seven), codes(eight)
     assert c7.keys() == c8.keys() and len(c7) > 50
@@ -230,5 +236,9 @@ def test_weight_widths_no_runtime_executes_are_refused_with_the_reason(exported,
     torch.save(saved, checkpoint)
     with pytest.raises(ExportError, match=r"model\.8\.cv1\.conv \(4-bit\).*--weight-bits 8"):
         export_onnx(checkpoint, tmp_path, "onnxruntime", imgsz=IMGSZ)
-    assert metadata_of(export_onnx(checkpoint, tmp_path, "onnxruntime", imgsz=IMGSZ,
-                                   weight_bits=8).path).quantization.weight_bits == 8
+    assert (
+        metadata_of(
+            export_onnx(checkpoint, tmp_path, "onnxruntime", imgsz=IMGSZ, weight_bits=8).path
+        ).quantization.weight_bits
+        == 8
+    )

@@ -32,8 +32,11 @@ def test_sizes_from_a_camera_aspect() -> None:
 def files(tmp_path_factory, ptq_checkpoint):
     folder = tmp_path_factory.mktemp("rect")
     checkpoint = ptq_checkpoint(640)
-    return {"checkpoint": checkpoint, "square": export_onnx(checkpoint, folder, "onnxruntime", imgsz=640).path,
-            "rect": export_onnx(checkpoint, folder, "onnxruntime", imgsz=rect_size(640)).path}
+    return {
+        "checkpoint": checkpoint,
+        "square": export_onnx(checkpoint, folder, "onnxruntime", imgsz=640).path,
+        "rect": export_onnx(checkpoint, folder, "onnxruntime", imgsz=rect_size(640)).path,
+    }
 
 
 def test_the_rect_file_carries_its_size(files) -> None:

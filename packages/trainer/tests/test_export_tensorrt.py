@@ -17,8 +17,12 @@ HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 
 def tiny_onnx(path, target: str | None) -> str:
     node = helper.make_node("Relu", ["images"], ["output0"])
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 32, 32])],
-                              [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 3, 32, 32])])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 3, 32, 32])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     if target is not None:
         meta = ModelMetadata(names=("a",), imgsz=(32, 32), quantization=Quantization(target))

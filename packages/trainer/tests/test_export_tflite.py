@@ -40,8 +40,7 @@ def test_int8_kernels_carry_the_checkpoints_own_scales(exported, litert) -> None
     interpreter = litert.Interpreter(str(exported["int8"]))
     interpreter.allocate_tensors()
     tensors = interpreter.get_tensor_details()
-    per_channel_int8 = [t for t in tensors if t["dtype"] == np.int8
-                        and len(t["quantization_parameters"]["scales"]) > 1]
+    per_channel_int8 = [t for t in tensors if t["dtype"] == np.int8 and len(t["quantization_parameters"]["scales"]) > 1]
     assert len(per_channel_int8) == 63  # every conv's weights (the DFL is not a learned conv)
     model, _ = load_checkpoint(exported["ckpt"])
     first = model.model[0].conv.input_quantizer  # the image's quantizer: uint8 grid, written as int8
@@ -115,8 +114,21 @@ def test_bienbao_detect_runs_the_tflite_file_on_a_video(exported, valid_frames, 
         writer.write(cv2.resize(cv2.imread(str(image)), (640, 360)))
     writer.release()
     jsonl = tmp_path / "detections.jsonl"
-    command = [sys.executable, "-m", "bienbao.cli", "detect", str(exported["int8"]), "--source", str(video),
-               "--headless", "--every-frame", "--jsonl", str(jsonl), "--threads", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "bienbao.cli",
+        "detect",
+        str(exported["int8"]),
+        "--source",
+        str(video),
+        "--headless",
+        "--every-frame",
+        "--jsonl",
+        str(jsonl),
+        "--threads",
+        "2",
+    ]
     done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in jsonl.read_text().splitlines()]

@@ -26,8 +26,15 @@ COCO_NAMES = ("person", "bicycle", "car")
 
 def bienbao(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "YOLO_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "bienbao.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, check=False, cwd=cwd, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "bienbao.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=cwd,
+        env=env,
+    )
 
 
 # -- 8: a model of other classes is refused, and the message says which differ -------------------
@@ -89,8 +96,10 @@ def test_11_an_unknown_ultralytics_key_names_the_near_match(sample_data) -> None
 def test_12_a_text_file_renamed_pt_is_one_line_for_evaluate_and_export(sample_data, tmp_path) -> None:
     fake = tmp_path / "model.pt"
     fake.write_text("this is a note, not weights\n")
-    for command in (["evaluate", "--model", fake, "--data", sample_data],
-                    ["export", "--checkpoint", fake, "--format", "onnx", "--output", tmp_path / "out"]):
+    for command in (
+        ["evaluate", "--model", fake, "--data", sample_data],
+        ["export", "--checkpoint", fake, "--format", "onnx", "--output", tmp_path / "out"],
+    ):
         result = bienbao(*command)
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert f"{fake} is not an ultralytics checkpoint" in result.stderr
@@ -102,8 +111,9 @@ def test_12_read_only_outputs_of_evaluate_and_calibrate_are_named(sample_data, r
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert str(read_only_dir / "e.json") in result.stderr
     weights = ROOT / "models/pretrained/yolov8n-vn-signs-fp32.pt"
-    result = bienbao("calibrate", "--data", sample_data, "--weights", weights, "--batches", "1",
-                     cwd=read_only_dir)  # it writes models/ and logs/ here
+    result = bienbao(
+        "calibrate", "--data", sample_data, "--weights", weights, "--batches", "1", cwd=read_only_dir
+    )  # it writes models/ and logs/ here
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "Read-only file system" in result.stderr
 

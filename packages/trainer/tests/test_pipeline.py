@@ -14,11 +14,18 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def test_pipeline_runs_every_step_and_resumes(workdir, tiny_data, fp32_weights, capsys) -> None:
-    train = load_train_config(CONFIGS / "base.yaml", {
-        "model": str(fp32_weights), "data": str(tiny_data), "imgsz": 96, "batch": 4, "workers": 0, "epochs": 1})
-    qat = load_qat_config(CONFIGS / "qat.yaml", {
-        "quantization": str(CONFIGS / "quantization.yaml"), "epochs": 1,
-        "calibration": {"batches": 1, "batch_size": 4}})
+    train = load_train_config(
+        CONFIGS / "base.yaml",
+        {"model": str(fp32_weights), "data": str(tiny_data), "imgsz": 96, "batch": 4, "workers": 0, "epochs": 1},
+    )
+    qat = load_qat_config(
+        CONFIGS / "qat.yaml",
+        {
+            "quantization": str(CONFIGS / "quantization.yaml"),
+            "epochs": 1,
+            "calibration": {"batches": 1, "batch_size": 4},
+        },
+    )
     options = PipelineOptions(train, qat, split="val", bench_runs=2)
     report = run_pipeline(options)
 

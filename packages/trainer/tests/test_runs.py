@@ -27,14 +27,21 @@ IMGSZ = 96
 
 
 def train_config(data: Path, **extra):
-    return load_train_config(CONFIGS / "base.yaml", {
-        "data": str(data), "imgsz": IMGSZ, "batch": 4, "workers": 0, "epochs": 1, **extra})
+    return load_train_config(
+        CONFIGS / "base.yaml", {"data": str(data), "imgsz": IMGSZ, "batch": 4, "workers": 0, "epochs": 1, **extra}
+    )
 
 
 def qat_config(weights: Path, **extra):
-    return load_qat_config(CONFIGS / "qat.yaml", {
-        "weights": str(weights), "quantization": str(CONFIGS / "quantization.yaml"),
-        "calibration": {"batches": 1, "batch_size": 4}, **extra})
+    return load_qat_config(
+        CONFIGS / "qat.yaml",
+        {
+            "weights": str(weights),
+            "quantization": str(CONFIGS / "quantization.yaml"),
+            "calibration": {"batches": 1, "batch_size": 4},
+            **extra,
+        },
+    )
 
 
 def quantizer_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -67,8 +74,12 @@ def test_a_missing_pretrained_checkpoint_is_a_clear_error(workdir, tiny_data) ->
 
 
 def test_qat_follows_its_schedule_and_freezes_ranges(workdir, tiny_data, fp32_weights) -> None:
-    schedule = {"enable_weights_epoch": 0, "enable_activations_epoch": 1, "freeze_bn_epoch": 1,
-                "freeze_observers_epoch": 2}
+    schedule = {
+        "enable_weights_epoch": 0,
+        "enable_activations_epoch": 1,
+        "freeze_bn_epoch": 1,
+        "freeze_observers_epoch": 2,
+    }
     trainer = build_qat_trainer(train_config(tiny_data), qat_config(fp32_weights, epochs=3, schedule=schedule))
     seen: dict[int, dict] = {}
 
@@ -95,7 +106,10 @@ def test_qat_follows_its_schedule_and_freezes_ranges(workdir, tiny_data, fp32_we
     assert {s["threads"] for s in seen.values()} == {os.cpu_count() or 1}
 
     assert [(s["weights"], s["activations"], s["observing"], s["bn_frozen"]) for s in seen.values()] == [
-        (True, False, True, False), (True, True, True, True), (True, True, False, True)]
+        (True, False, True, False),
+        (True, True, True, True),
+        (True, True, False, True),
+    ]
     final = quantizer_state(trainer.model)
     assert final.keys() == seen[2]["state"].keys()
     assert all(torch.equal(final[k], seen[2]["state"][k]) for k in final)  # frozen in the last epoch
@@ -165,8 +179,12 @@ def test_a_schedule_longer_than_the_run_is_scaled_to_it_and_said(workdir, tiny_d
 
 
 def test_ptq_writes_a_checkpoint_that_ultralytics_validates(workdir, tiny_data, fp32_weights) -> None:
-    output = run_ptq(train_config(tiny_data), str(fp32_weights), str(CONFIGS / "quantization.yaml"),
-                     CalibrationConfig(batches=1, batch_size=4))
+    output = run_ptq(
+        train_config(tiny_data),
+        str(fp32_weights),
+        str(CONFIGS / "quantization.yaml"),
+        CalibrationConfig(batches=1, batch_size=4),
+    )
     checkpoint = torch.load(output, weights_only=False)
     assert checkpoint["bienbao"]["kind"] == "ptq"
     quantizers = list(iter_quantizers(checkpoint["model"]))
@@ -189,8 +207,7 @@ def test_distillation_from_the_fp32_teacher(workdir, tiny_data, fp32_weights) ->
     assert type(student).__name__ == "DetectionModel" and list(iter_quantizers(student))
 
 
-def test_a_ddp_worker_rebuilds_the_trainer_from_the_environment(workdir, tiny_data, fp32_weights,
-                                                                monkeypatch) -> None:
+def test_a_ddp_worker_rebuilds_the_trainer_from_the_environment(workdir, tiny_data, fp32_weights, monkeypatch) -> None:
     """ultralytics' DDP workers construct the trainer class from its arguments alone."""
     from bienbao.trainer.qat import SETUP_ENV, QATDetectionTrainer
 

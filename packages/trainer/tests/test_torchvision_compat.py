@@ -15,6 +15,7 @@ def brute_force_nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float)
         inter = w * h
         union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
         return inter / union
+
     keep: list[int] = []
     for i in sorted(range(len(scores)), key=lambda k: -scores[k].item()):
         if all(iou(boxes[i].tolist(), boxes[j].tolist()) <= threshold for j in keep):

@@ -43,8 +43,9 @@ def test_every_conv_is_quantized_except_what_the_policy_keeps_float(qat) -> None
     qat_convs = [m for m in qat.modules() if isinstance(m, QATConvBn2d)]
     assert len(qat_convs) == 57  # every Conv block of YOLOv8 but the float head convs
     assert all(m.weight_quantizer is not None for m in qat_convs)
-    assert not any(isinstance(m, nn.BatchNorm2d) and not isinstance(p, QATConvBn2d)
-                   for p in qat.modules() for m in p.children())  # every BN folded into its conv
+    assert not any(
+        isinstance(m, nn.BatchNorm2d) and not isinstance(p, QATConvBn2d) for p in qat.modules() for m in p.children()
+    )  # every BN folded into its conv
 
 
 def test_concat_inputs_share_one_quantizer(qat) -> None:

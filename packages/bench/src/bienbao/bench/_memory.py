@@ -46,8 +46,12 @@ def measure(model: str, frames: np.ndarray, backend: str, threads: int | None, r
             run_frame(runner, frames[index % len(frames)])
         done.set()
         sampler.join()
-    result = {"baseline_rss_mb": round(baseline, 1), "rss_after_load_mb": round(loaded, 1),
-              "peak_rss_mb": round(peak[0], 1), "rss_added_by_model_mb": round(peak[0] - baseline, 1)}
+    result = {
+        "baseline_rss_mb": round(baseline, 1),
+        "rss_after_load_mb": round(loaded, 1),
+        "peak_rss_mb": round(peak[0], 1),
+        "rss_added_by_model_mb": round(peak[0] - baseline, 1),
+    }
     gpu = gpu_memory_mb()
     if gpu is not None:
         result["gpu_memory_mb"] = gpu

@@ -21,19 +21,28 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 def register_bench(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "bench", help="latency / memory / power of models on this device (or: bench compare A.json B.json)",
+        "bench",
+        help="latency / memory / power of models on this device (or: bench compare A.json B.json)",
         description="Measures every --model in one run, interleaved (A B A B ...), so a comparison holds while the "
         "machine's speed drifts: latency per stage (pre-process, inference, post-process, end to end) with mean, "
         "std, p50, p90, p99, throughput, load time, file size; memory in a separate pass afterwards (resident set "
         "sampled from a thread, never during the latency runs); on a Jetson the board power from tegrastats. "
         "Writes result.json (documented schema), result.md and latency.png. "
-        "`bienbao bench compare A.json B.json` puts two results side by side.")
+        "`bienbao bench compare A.json B.json` puts two results side by side.",
+    )
     parser.add_argument("compare", nargs="*", metavar="compare A.json B.json", help=argparse.SUPPRESS)
     parser.add_argument("--model", action="append", default=[], help="exported model (.onnx, .engine, .tflite); repeat")
-    parser.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
-                        help="default: from the file suffix (.onnx, .engine/.plan, .tflite)")
-    parser.add_argument("--source", help="a folder of images, an image or a video (default: one grey 640x360 "
-                        "frame; timings do not depend on the content, detections counts do)")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", *BACKENDS],
+        help="default: from the file suffix (.onnx, .engine/.plan, .tflite)",
+    )
+    parser.add_argument(
+        "--source",
+        help="a folder of images, an image or a video (default: one grey 640x360 "
+        "frame; timings do not depend on the content, detections counts do)",
+    )
     parser.add_argument("--frames", type=int, default=16, help="frames taken from the source (default 16)")
     parser.add_argument("--runs", type=int, default=50, help="measured runs per model (default 50)")
     parser.add_argument("--warmup", type=int, default=5, help="warm-up runs per model (default 5)")
@@ -126,12 +135,28 @@ def _bench(args: argparse.Namespace) -> int:
 
     try:
         frames = _frames(args.source, args.frames)
-        options.update({"runs": args.runs, "warmup": args.warmup, "threads": args.threads, "backend": args.backend,
-                        "source": args.source or "synthetic 640x360 frame", "frames": len(frames)})
+        options.update(
+            {
+                "runs": args.runs,
+                "warmup": args.warmup,
+                "threads": args.threads,
+                "backend": args.backend,
+                "source": args.source or "synthetic 640x360 frame",
+                "frames": len(frames),
+            }
+        )
         # the latency figures are saved the moment they exist; the memory pass then completes them
         runs, interrupted = run_benchmark(
-            args.model, frames, args.backend, args.runs, args.warmup, args.threads, memory=not args.no_memory,
-            progress=_progress, measured=lambda r, i: save(r, i, "pending" if not args.no_memory else "skipped"))
+            args.model,
+            frames,
+            args.backend,
+            args.runs,
+            args.warmup,
+            args.threads,
+            memory=not args.no_memory,
+            progress=_progress,
+            measured=lambda r, i: save(r, i, "pending" if not args.no_memory else "skipped"),
+        )
     except (MissingDependencyError, FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
     except OSError as exc:
@@ -144,6 +169,8 @@ def _bench(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CommandError(f"cannot write the results into {out}: {exc}") from exc
     print(report.table(result))
-    print(f"wrote {out / 'result.json'}, {out / 'result.md'}" + (f", {chart}" if chart else
-                                                                   " (install matplotlib for latency.png)"))
+    print(
+        f"wrote {out / 'result.json'}, {out / 'result.md'}"
+        + (f", {chart}" if chart else " (install matplotlib for latency.png)")
+    )
     return 0

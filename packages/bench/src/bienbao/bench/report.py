@@ -44,22 +44,35 @@ def build_result(runs: Sequence[ModelRun], options: dict, interrupted: bool) -> 
             continue
         latency = {stage: LatencyStats.of(run.samples_ms[stage]).to_dict() for stage in STAGES}
         metadata = run.backend.metadata
-        models.append({
-            "name": run.name, "path": str(run.path), "backend": backend_label(run.backend),
-            "file_size_bytes": run.path.stat().st_size, "load_time_s": round(run.load_seconds, 3),
-            "input_size": list(run.backend.input_size),
-            "quantization": None if metadata is None else vars(metadata.quantization),
-            "throughput_fps": round(1000 / latency["end_to_end"]["mean"], 2),
-            "latency_ms": latency, "memory": run.memory, "power": run.power,
-        })
+        models.append(
+            {
+                "name": run.name,
+                "path": str(run.path),
+                "backend": backend_label(run.backend),
+                "file_size_bytes": run.path.stat().st_size,
+                "load_time_s": round(run.load_seconds, 3),
+                "input_size": list(run.backend.input_size),
+                "quantization": None if metadata is None else vars(metadata.quantization),
+                "throughput_fps": round(1000 / latency["end_to_end"]["mean"], 2),
+                "latency_ms": latency,
+                "memory": run.memory,
+                "power": run.power,
+            }
+        )
     if models:
         first = models[0]["latency_ms"]["end_to_end"]["mean"]
         for model in models:
             model["ratio_vs_first"] = round(first / model["latency_ms"]["end_to_end"]["mean"], 3)
-    return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "device": device_info(), "libraries": library_versions(), "options": {**options, "interleaved": True},
-            "interrupted": interrupted, "models": models}
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "device": device_info(),
+        "libraries": library_versions(),
+        "options": {**options, "interleaved": True},
+        "interrupted": interrupted,
+        "models": models,
+    }
 
 
 def load_result(path: str | Path) -> dict:
@@ -73,8 +86,10 @@ def load_result(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise ValueError(f"{path} is not a bench result: its JSON is a {type(data).__name__}, not an object")
     if data.get("schema") != SCHEMA or data.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"{path} is not a {SCHEMA} v{SCHEMA_VERSION} result "
-                         f"(schema {data.get('schema')!r} v{data.get('schema_version')!r})")
+        raise ValueError(
+            f"{path} is not a {SCHEMA} v{SCHEMA_VERSION} result "
+            f"(schema {data.get('schema')!r} v{data.get('schema_version')!r})"
+        )
     return data
 
 
@@ -83,36 +98,65 @@ def _rows(result: dict) -> list[list[str]]:
     for model in result["models"]:
         lat = model["latency_ms"]
         e2e = lat["end_to_end"]
-        rows.append([
-            model["name"], model["backend"], f"{model['file_size_bytes'] / 1e6:.2f}",
-            f"{lat['preprocess']['mean']:.1f}", f"{lat['inference']['mean']:.1f}", f"{lat['postprocess']['mean']:.1f}",
-            f"{e2e['mean']:.1f} ± {e2e['std']:.1f}", f"{e2e['p50']:.1f}", f"{e2e['p90']:.1f}", f"{e2e['p99']:.1f}",
-            f"{model['throughput_fps']:.1f}", f"{model['load_time_s']:.2f}",
-            f"{model['memory'].get('rss_added_by_model_mb', float('nan')):.0f}",
-            f"{model['memory'].get('peak_rss_mb', float('nan')):.0f}",
-            f"{model['power']['input_power_mean_mw'] / 1000:.2f}" if model.get("power") else "-",
-            f"{model['ratio_vs_first']:.2f}x",
-        ])
+        rows.append(
+            [
+                model["name"],
+                model["backend"],
+                f"{model['file_size_bytes'] / 1e6:.2f}",
+                f"{lat['preprocess']['mean']:.1f}",
+                f"{lat['inference']['mean']:.1f}",
+                f"{lat['postprocess']['mean']:.1f}",
+                f"{e2e['mean']:.1f} ± {e2e['std']:.1f}",
+                f"{e2e['p50']:.1f}",
+                f"{e2e['p90']:.1f}",
+                f"{e2e['p99']:.1f}",
+                f"{model['throughput_fps']:.1f}",
+                f"{model['load_time_s']:.2f}",
+                f"{model['memory'].get('rss_added_by_model_mb', float('nan')):.0f}",
+                f"{model['memory'].get('peak_rss_mb', float('nan')):.0f}",
+                f"{model['power']['input_power_mean_mw'] / 1000:.2f}" if model.get("power") else "-",
+                f"{model['ratio_vs_first']:.2f}x",
+            ]
+        )
     return rows
 
 
-HEADER = ["model", "backend", "MB", "pre ms", "infer ms", "post ms", "e2e mean ms", "p50", "p90", "p99", "FPS",
-          "load s", "+RSS MB", "peak MB", "power W", "vs first"]
+HEADER = [
+    "model",
+    "backend",
+    "MB",
+    "pre ms",
+    "infer ms",
+    "post ms",
+    "e2e mean ms",
+    "p50",
+    "p90",
+    "p99",
+    "FPS",
+    "load s",
+    "+RSS MB",
+    "peak MB",
+    "power W",
+    "vs first",
+]
 
 
 def table(result: dict) -> str:
     rows = [HEADER, *_rows(result)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
-    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths,
-                                                                                              strict=True)))
-             for row in rows]
+    lines = [
+        "  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
+        for row in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     device = result["device"]
     options = result["options"]
     isa = f", {'/'.join(device['cpu_isa'])}" if device.get("cpu_isa") else ""
-    head = (f"{device['cpu']} ({device['cores']} cores{isa}{', ' + ', '.join(device['gpus']) if device['gpus'] else ''}"
-            f"{', L4T ' + device['l4t'] if device.get('l4t') else ''}); {options['runs']} interleaved runs, "
-            f"{options.get('threads') or 'default'} threads, source {options.get('source')}")
+    head = (
+        f"{device['cpu']} ({device['cores']} cores{isa}{', ' + ', '.join(device['gpus']) if device['gpus'] else ''}"
+        f"{', L4T ' + device['l4t'] if device.get('l4t') else ''}); {options['runs']} interleaved runs, "
+        f"{options.get('threads') or 'default'} threads, source {options.get('source')}"
+    )
     note = "\n(interrupted: figures cover the runs completed)" if result.get("interrupted") else ""
     return head + "\n" + "\n".join(lines) + note
 
@@ -121,10 +165,12 @@ def markdown(result: dict) -> str:
     rows = [HEADER, ["---"] * len(HEADER), *_rows(result)]
     body = "\n".join("| " + " | ".join(row) + " |" for row in rows)
     device = result["device"]
-    return (f"Measured {result['created']} on {device['cpu']} ({device['cores']} cores"
-            f"{', ' + '/'.join(device['cpu_isa']) if device.get('cpu_isa') else ''}), "
-            f"{result['options']['runs']} interleaved runs per model; latency in milliseconds, memory measured "
-            f"in a separate pass.\n\n{body}\n")
+    return (
+        f"Measured {result['created']} on {device['cpu']} ({device['cores']} cores"
+        f"{', ' + '/'.join(device['cpu_isa']) if device.get('cpu_isa') else ''}), "
+        f"{result['options']['runs']} interleaved runs per model; latency in milliseconds, memory measured "
+        f"in a separate pass.\n\n{body}\n"
+    )
 
 
 def plot(result: dict, path: str | Path) -> Path | None:
@@ -136,10 +182,18 @@ def plot(result: dict, path: str | Path) -> Path | None:
     models = result["models"]
     figure = Figure(figsize=(1.8 + 1.6 * len(models), 4))
     axis = figure.subplots()
-    stats = [{"label": m["name"], "med": m["latency_ms"]["end_to_end"]["p50"],
-              "q1": m["latency_ms"]["end_to_end"]["p50"], "q3": m["latency_ms"]["end_to_end"]["p90"],
-              "whislo": m["latency_ms"]["end_to_end"]["min"], "whishi": m["latency_ms"]["end_to_end"]["p99"],
-              "mean": m["latency_ms"]["end_to_end"]["mean"]} for m in models]
+    stats = [
+        {
+            "label": m["name"],
+            "med": m["latency_ms"]["end_to_end"]["p50"],
+            "q1": m["latency_ms"]["end_to_end"]["p50"],
+            "q3": m["latency_ms"]["end_to_end"]["p90"],
+            "whislo": m["latency_ms"]["end_to_end"]["min"],
+            "whishi": m["latency_ms"]["end_to_end"]["p99"],
+            "mean": m["latency_ms"]["end_to_end"]["mean"],
+        }
+        for m in models
+    ]
     axis.bxp(stats, showmeans=True, showfliers=False)
     axis.set_ylabel("end-to-end latency (ms)")
     axis.set_title(f"{result['device']['cpu']}: box p50-p90, whiskers min-p99, triangle mean", fontsize=9)
@@ -152,14 +206,19 @@ def plot(result: dict, path: str | Path) -> Path | None:
 def compare(first: dict, second: dict) -> str:
     """Side by side: each model present in both results, end-to-end mean and the ratio."""
     others = {m["name"]: m for m in second["models"]}
-    lines = [f"A: {first['device']['cpu']} ({first['created']})", f"B: {second['device']['cpu']} ({second['created']})",
-             f"{'model':30s} {'A e2e ms':>10s} {'B e2e ms':>10s} {'A/B':>7s} {'A MB':>8s} {'B MB':>8s}"]
+    lines = [
+        f"A: {first['device']['cpu']} ({first['created']})",
+        f"B: {second['device']['cpu']} ({second['created']})",
+        f"{'model':30s} {'A e2e ms':>10s} {'B e2e ms':>10s} {'A/B':>7s} {'A MB':>8s} {'B MB':>8s}",
+    ]
     for model in first["models"]:
         other = others.get(model["name"])
         if other is None:
             lines.append(f"{model['name']:30s} {model['latency_ms']['end_to_end']['mean']:10.1f} {'-':>10s}")
             continue
         a, b = model["latency_ms"]["end_to_end"]["mean"], other["latency_ms"]["end_to_end"]["mean"]
-        lines.append(f"{model['name']:30s} {a:10.1f} {b:10.1f} {a / b:7.2f} "
-                     f"{model['memory'].get('peak_rss_mb', 0):8.0f} {other['memory'].get('peak_rss_mb', 0):8.0f}")
+        lines.append(
+            f"{model['name']:30s} {a:10.1f} {b:10.1f} {a / b:7.2f} "
+            f"{model['memory'].get('peak_rss_mb', 0):8.0f} {other['memory'].get('peak_rss_mb', 0):8.0f}"
+        )
     return "\n".join(lines)

@@ -75,13 +75,21 @@ def _one(run: ModelRun, frame: np.ndarray, record: bool) -> None:
             run.samples_ms[stage].append(value * 1000)
 
 
-def _memory_pass(run: ModelRun, frames: Sequence[np.ndarray], backend: str, threads: int | None,
-                 repeats: int) -> None:
+def _memory_pass(run: ModelRun, frames: Sequence[np.ndarray], backend: str, threads: int | None, repeats: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         frames_file = Path(folder) / "frames.npy"
         np.save(frames_file, np.stack([f for f in frames if f.shape == frames[0].shape]))
-        command = [sys.executable, "-m", "bienbao.bench._memory", str(run.path), str(frames_file),
-                   "--backend", backend, "--repeats", str(repeats)]
+        command = [
+            sys.executable,
+            "-m",
+            "bienbao.bench._memory",
+            str(run.path),
+            str(frames_file),
+            "--backend",
+            backend,
+            "--repeats",
+            str(repeats),
+        ]
         if threads:
             command += ["--threads", str(threads)]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -92,10 +100,17 @@ def _memory_pass(run: ModelRun, frames: Sequence[np.ndarray], backend: str, thre
     run.memory = measured
 
 
-def run_benchmark(paths: Sequence[str | Path], frames: Sequence[np.ndarray], backend: str = "auto",
-                  runs: int = 50, warmup: int = 5, threads: int | None = None, memory: bool = True,
-                  progress: Callable[[int, int], None] | None = None,
-                  measured: Callable[[list[ModelRun], bool], None] | None = None) -> tuple[list[ModelRun], bool]:
+def run_benchmark(
+    paths: Sequence[str | Path],
+    frames: Sequence[np.ndarray],
+    backend: str = "auto",
+    runs: int = 50,
+    warmup: int = 5,
+    threads: int | None = None,
+    memory: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    measured: Callable[[list[ModelRun], bool], None] | None = None,
+) -> tuple[list[ModelRun], bool]:
     """Measure every model; returns the runs and whether the latency loop was interrupted.
     ``measured(runs, interrupted)`` is called as soon as the latency loop ends (before the memory
     pass), so a caller can save what is measured before anything else can fail."""

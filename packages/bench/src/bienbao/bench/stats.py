@@ -26,8 +26,16 @@ class LatencyStats:
         if values.size == 0:
             raise ValueError("no latency samples")
         p50, p90, p99 = np.percentile(values, [50, 90, 99])
-        return cls(int(values.size), float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else 0.0,
-                   float(p50), float(p90), float(p99), float(values.min()), float(values.max()))
+        return cls(
+            int(values.size),
+            float(values.mean()),
+            float(values.std(ddof=1)) if values.size > 1 else 0.0,
+            float(p50),
+            float(p90),
+            float(p99),
+            float(values.min()),
+            float(values.max()),
+        )
 
     def to_dict(self) -> dict:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}

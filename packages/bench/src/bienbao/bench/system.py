@@ -13,8 +13,18 @@ from bienbao.cli.cpu import describe_cpu
 
 __all__ = ["device_info", "gpu_memory_mb", "library_versions"]
 
-LIBRARIES = ("bienbao-runtime", "bienbao-bench", "onnxruntime", "onnxruntime-gpu", "numpy", "opencv-python",
-             "opencv-python-headless", "tensorrt", "pycuda", "psutil")
+LIBRARIES = (
+    "bienbao-runtime",
+    "bienbao-bench",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "numpy",
+    "opencv-python",
+    "opencv-python-headless",
+    "tensorrt",
+    "pycuda",
+    "psutil",
+)
 
 
 def _l4t_release() -> str | None:
@@ -29,8 +39,13 @@ def _l4t_release() -> str | None:
 def _gpus() -> list[str]:
     if shutil.which("nvidia-smi") is None:
         return []
-    result = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-                            capture_output=True, text=True, timeout=10, check=False)
+    result = subprocess.run(
+        ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
     return [line.strip() for line in result.stdout.splitlines() if line.strip()]
 
 
@@ -39,10 +54,16 @@ def device_info() -> dict:
 
     cpu = describe_cpu()
     return {
-        "cpu": cpu["name"], "cpu_isa": cpu["isa"], "int8_path": cpu["int8"], "cores": os.cpu_count(),
+        "cpu": cpu["name"],
+        "cpu_isa": cpu["isa"],
+        "int8_path": cpu["int8"],
+        "cores": os.cpu_count(),
         "machine": platform.machine(),
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "os": platform.platform(),
-        "python": platform.python_version(), "gpus": _gpus(), "l4t": _l4t_release(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "gpus": _gpus(),
+        "l4t": _l4t_release(),
         "hostname": platform.node(),
     }
 
@@ -62,8 +83,13 @@ def gpu_memory_mb(pid: int | None = None) -> float | None:
     if shutil.which("nvidia-smi") is None:
         return None
     pid = pid or os.getpid()
-    result = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-                            capture_output=True, text=True, timeout=10, check=False)
+    result = subprocess.run(
+        ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
     for line in result.stdout.splitlines():
         fields = [f.strip() for f in line.split(",")]
         if len(fields) == 2 and fields[0] == str(pid):

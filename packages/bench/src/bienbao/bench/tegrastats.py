@@ -85,8 +85,12 @@ class TegrastatsSampler:
 
     def __enter__(self) -> TegrastatsSampler:
         if self.available:
-            self._process = subprocess.Popen([self.command, "--interval", str(self.interval_ms)],
-                                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            self._process = subprocess.Popen(
+                [self.command, "--interval", str(self.interval_ms)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
             self._thread = threading.Thread(target=self._read, daemon=True)
             self._thread.start()
         return self

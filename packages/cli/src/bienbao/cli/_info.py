@@ -13,13 +13,25 @@ from .cpu import describe_cpu
 
 #: Libraries whose presence decides what this machine can do (looked up, never imported:
 #: importing torch on a Jetson that has only the runtime would be slow or fail).
-OPTIONAL_LIBRARIES = ("torch", "ultralytics", "onnxruntime", "openvino", "tensorrt", "pycuda", "ai_edge_litert",
-                      "tflite_runtime", "cv2", "numpy", "paho")
+OPTIONAL_LIBRARIES = (
+    "torch",
+    "ultralytics",
+    "onnxruntime",
+    "openvino",
+    "tensorrt",
+    "pycuda",
+    "ai_edge_litert",
+    "tflite_runtime",
+    "cv2",
+    "numpy",
+    "paho",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser("info", help="show installed bienbao packages, commands and libraries",
-                                   description=__doc__)
+    parser = subparsers.add_parser(
+        "info", help="show installed bienbao packages, commands and libraries", description=__doc__
+    )
     parser.set_defaults(handler=run, prog=parser.prog)
     return parser
 
@@ -39,8 +51,12 @@ def library_versions() -> dict[str, str | None]:
         if importlib.util.find_spec(module) is None:
             result[module] = None
             continue
-        dist_name = {"cv2": "opencv-python", "ai_edge_litert": "ai-edge-litert",
-                     "tflite_runtime": "tflite-runtime", "paho": "paho-mqtt"}.get(module, module)
+        dist_name = {
+            "cv2": "opencv-python",
+            "ai_edge_litert": "ai-edge-litert",
+            "tflite_runtime": "tflite-runtime",
+            "paho": "paho-mqtt",
+        }.get(module, module)
         try:
             result[module] = version(dist_name)
         except PackageNotFoundError:

@@ -17,8 +17,14 @@ __all__ = ["INT8_FLAGS", "describe_cpu", "int8_path"]
 
 #: /proc/cpuinfo flag -> the name people use, in the order they matter for INT8
 INT8_FLAGS = {
-    "avx2": "avx2", "avx512f": "avx512", "avx512_vnni": "avx512_vnni", "avx_vnni": "avx_vnni",
-    "amx_int8": "amx_int8", "asimd": "neon", "asimddp": "dotprod", "i8mm": "i8mm",
+    "avx2": "avx2",
+    "avx512f": "avx512",
+    "avx512_vnni": "avx512_vnni",
+    "avx_vnni": "avx_vnni",
+    "amx_int8": "amx_int8",
+    "asimd": "neon",
+    "asimddp": "dotprod",
+    "i8mm": "i8mm",
 }
 
 

@@ -218,14 +218,18 @@ class QuantPolicy:
 
 # -- presets ------------------------------------------------------------------------------------
 
+
 def _weight_per_channel(bits: int = 8) -> QuantizerConfig:
-    return QuantizerConfig(QuantScheme(bits, symmetric=True, signed=True, granularity=PerChannel(0)),
-                           ObserverSpec("minmax"))
+    return QuantizerConfig(
+        QuantScheme(bits, symmetric=True, signed=True, granularity=PerChannel(0)), ObserverSpec("minmax")
+    )
 
 
 def _activation(symmetric: bool, signed: bool) -> QuantizerConfig:
-    return QuantizerConfig(QuantScheme(8, symmetric=symmetric, signed=signed, granularity=PerTensor()),
-                           ObserverSpec("moving_average", {"averaging_constant": 0.01}))
+    return QuantizerConfig(
+        QuantScheme(8, symmetric=symmetric, signed=signed, granularity=PerTensor()),
+        ObserverSpec("moving_average", {"averaging_constant": 0.01}),
+    )
 
 
 #: Named presets.
@@ -242,16 +246,22 @@ def _activation(symmetric: bool, signed: bool) -> QuantizerConfig:
 #: ``tensorrt``: per-channel symmetric int8 weights and per-tensor symmetric int8 activations,
 #: what TensorRT's explicit quantization wants.
 #: ``weight_only``: per-channel symmetric int8 weights, float activations.
-PRESETS: Mapping[str, QuantPolicy] = MappingProxyType({
-    "onnxruntime_cpu": QuantPolicy(
-        LayerQConfig(input=_activation(symmetric=False, signed=False), weight=_weight_per_channel(7),
-                     output=_activation(symmetric=False, signed=False)),
-        name="onnxruntime_cpu"),
-    "tensorrt": QuantPolicy(
-        LayerQConfig(input=_activation(symmetric=True, signed=True), weight=_weight_per_channel()),
-        name="tensorrt"),
-    "weight_only": QuantPolicy(LayerQConfig(weight=_weight_per_channel()), name="weight_only"),
-})
+PRESETS: Mapping[str, QuantPolicy] = MappingProxyType(
+    {
+        "onnxruntime_cpu": QuantPolicy(
+            LayerQConfig(
+                input=_activation(symmetric=False, signed=False),
+                weight=_weight_per_channel(7),
+                output=_activation(symmetric=False, signed=False),
+            ),
+            name="onnxruntime_cpu",
+        ),
+        "tensorrt": QuantPolicy(
+            LayerQConfig(input=_activation(symmetric=True, signed=True), weight=_weight_per_channel()), name="tensorrt"
+        ),
+        "weight_only": QuantPolicy(LayerQConfig(weight=_weight_per_channel()), name="weight_only"),
+    }
+)
 
 
 def get_preset(name: str) -> QuantPolicy:

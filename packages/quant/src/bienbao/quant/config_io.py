@@ -67,8 +67,9 @@ def _observer_from(value: Any) -> ObserverSpec:
     raise ConfigError(f"observer must be a name or a mapping with a name, got {value!r}")
 
 
-def quantizer_from_dict(data: Any, base: QuantizerConfig | None, role: str, where: str,
-                        source: str = "<dict>") -> QuantizerConfig | None:
+def quantizer_from_dict(
+    data: Any, base: QuantizerConfig | None, role: str, where: str, source: str = "<dict>"
+) -> QuantizerConfig | None:
     """One quantizer; ``None``/``null`` means float, keys not given come from ``base``."""
     if data is None:
         return None
@@ -107,12 +108,14 @@ def _layer_fields(data: Any, base: LayerQConfig, where: str, source: str) -> dic
     if "activations" in data:
         for role in ACTIVATION_ROLES:
             if data["activations"] is None or getattr(base, role) is not None:
-                fields[role] = quantizer_from_dict(data["activations"], getattr(base, role), role,
-                                                   f"{where}.activations", source)
+                fields[role] = quantizer_from_dict(
+                    data["activations"], getattr(base, role), role, f"{where}.activations", source
+                )
     for role in ROLES:
         if role in data:
-            fields[role] = quantizer_from_dict(data[role], fields.get(role, getattr(base, role)), role,
-                                               f"{where}.{role}", source)
+            fields[role] = quantizer_from_dict(
+                data[role], fields.get(role, getattr(base, role)), role, f"{where}.{role}", source
+            )
     return fields
 
 

@@ -94,8 +94,10 @@ class FakeQuantize(KeepStateDtype, nn.Module):
         from dataclasses import replace
 
         if not (self.scheme.symmetric and self.scheme.signed):
-            raise ValueError(f"regrid_bits: {self.scheme} is not symmetric signed (a weight grid); "
-                             "an asymmetric grid cannot be refined by a power of two around zero")
+            raise ValueError(
+                f"regrid_bits: {self.scheme} is not symmetric signed (a weight grid); "
+                "an asymmetric grid cannot be refined by a power of two around zero"
+            )
         if not self.has_qparams:
             raise QuantizerNotReadyError("regrid_bits: this quantizer has no range yet")
         factor = 2.0 ** (self.scheme.bits - bits)
@@ -162,9 +164,11 @@ class FakeQuantize(KeepStateDtype, nn.Module):
             grad_factor = 1.0 / math.sqrt(max(n, 1) * qmax)
             if axis is None:
                 return torch._fake_quantize_learnable_per_tensor_affine(  # wants shape (1,)
-                    x, scale.reshape(1), zero_point.reshape(1), qmin, qmax, grad_factor)
+                    x, scale.reshape(1), zero_point.reshape(1), qmin, qmax, grad_factor
+                )
             return torch._fake_quantize_learnable_per_channel_affine(
-                x, scale, zero_point, axis, qmin, qmax, grad_factor)
+                x, scale, zero_point, axis, qmin, qmax, grad_factor
+            )
         scale = self.scale.detach() if self.learnable else self.scale
         if self.scheme.bits < 8 and torch.onnx.is_in_onnx_export():
             x, qmin, qmax = self._in_int8_container(x, scale)
@@ -173,20 +177,23 @@ class FakeQuantize(KeepStateDtype, nn.Module):
         return torch.fake_quantize_per_channel_affine(x, scale, self.zero_point, axis, qmin, qmax)
 
     # -- state ---------------------------------------------------------------------------------
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         # scale and zero_point take their shape from the data: adopt the saved shape
         for name in ("scale", "zero_point"):
             key = prefix + name
             if key in state_dict:
                 resize_for_load(self, name, state_dict[key])
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     def extra_repr(self) -> str:
-        state = ", ".join(
-            name for name, on in (("observing", self.observing), ("quantizing", self.quantizing)) if on
-        ) or "off"
+        state = (
+            ", ".join(name for name, on in (("observing", self.observing), ("quantizing", self.quantizing)) if on)
+            or "off"
+        )
         learn = ", learnable" if self.learnable else ""
         return f"{self.scheme}{learn}, {state}"
 

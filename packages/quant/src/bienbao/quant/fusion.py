@@ -63,8 +63,9 @@ def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
 def fold_linear_bn(linear: nn.Linear, bn: nn.BatchNorm1d) -> nn.Linear:
     """A new Linear computing ``bn(linear(x))`` of eval mode."""
     factor, shift = _bn_affine(bn)
-    fused = nn.Linear(linear.in_features, linear.out_features, bias=True,
-                      device=linear.weight.device, dtype=linear.weight.dtype)
+    fused = nn.Linear(
+        linear.in_features, linear.out_features, bias=True, device=linear.weight.device, dtype=linear.weight.dtype
+    )
     fused.weight.copy_(linear.weight * factor[:, None])
     bias = linear.bias if linear.bias is not None else torch.zeros_like(shift)
     fused.bias.copy_(bias * factor + shift)

@@ -21,12 +21,12 @@ def quantizable_layers(model: nn.Module, fuse: Sequence[Sequence[str]] = ()) -> 
     The norm of a fusion group is not a layer of its own (it joins the layer it follows).
     """
     norms = {group[1] for group in fuse}
-    return [name for name, module in model.named_modules()
-            if type(module) in QAT_MODULES and name not in norms]
+    return [name for name, module in model.named_modules() if type(module) in QAT_MODULES and name not in norms]
 
 
-def prepare_qat(model: nn.Module, policy: QuantPolicy, *, fuse: Sequence[Sequence[str]] = (),
-                inplace: bool = False) -> nn.Module:
+def prepare_qat(
+    model: nn.Module, policy: QuantPolicy, *, fuse: Sequence[Sequence[str]] = (), inplace: bool = False
+) -> nn.Module:
     """A QAT-ready model: each quantizable layer that ``policy`` does not leave float is replaced
     by its QAT module; each ``fuse`` group ``[conv, bn(, act)]`` becomes one ``QATConvBn2d``.
 
@@ -54,14 +54,16 @@ def _fuse_group(model: nn.Module, group: tuple[str, ...], plan: dict) -> None:
     layer, norm = group_pair(model, group)
     config = plan.get(group[0])
     if config is None:
-        raise ValueError(f"fusion group {list(group)}: {group[0]!r} is not a quantizable layer "
-                         f"({type(layer).__name__})")
+        raise ValueError(
+            f"fusion group {list(group)}: {group[0]!r} is not a quantizable layer ({type(layer).__name__})"
+        )
     if config.is_float:  # the policy keeps this layer float: leave layer and norm as they are
         return
     fuser = QAT_FUSERS.get((type(layer), type(norm)))
     if fuser is None:
         known = ", ".join(f"({a.__name__}, {b.__name__})" for a, b in QAT_FUSERS)
-        raise ValueError(f"no QAT fuser for {list(group)} = ({type(layer).__name__}, "
-                         f"{type(norm).__name__}); known: {known}")
+        raise ValueError(
+            f"no QAT fuser for {list(group)} = ({type(layer).__name__}, {type(norm).__name__}); known: {known}"
+        )
     set_submodule(model, group[0], fuser(layer, norm, config))
     set_submodule(model, group[1], nn.Identity())

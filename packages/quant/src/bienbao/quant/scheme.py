@@ -88,9 +88,7 @@ class QuantScheme:
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"QuantScheme({name}={getattr(self, name)!r}): write True or False")
         if not isinstance(self.granularity, (PerTensor, PerChannel)):
-            raise TypeError(
-                f"QuantScheme(granularity={self.granularity!r}): write PerTensor() or PerChannel(axis=...)"
-            )
+            raise TypeError(f"QuantScheme(granularity={self.granularity!r}): write PerTensor() or PerChannel(axis=...)")
 
     # -- code range ---------------------------------------------------------------------------
     @property
@@ -137,8 +135,14 @@ class QuantScheme:
         return self.describe()
 
 
-def reference_fake_quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor,
-                            quant_min: int, quant_max: int, axis: int | None = None) -> torch.Tensor:
+def reference_fake_quantize(
+    x: torch.Tensor,
+    scale: torch.Tensor,
+    zero_point: torch.Tensor,
+    quant_min: int,
+    quant_max: int,
+    axis: int | None = None,
+) -> torch.Tensor:
     """The textbook formula ``(clamp(round(x / s) + z, qmin, qmax) - z) * s`` (round half to even).
 
     Written out by hand: the reference the native op is tested against, and the quantize-dequantize

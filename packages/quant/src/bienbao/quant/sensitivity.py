@@ -54,8 +54,9 @@ class SensitivityReport:
         key = getattr(self, by)
         return sorted(self.layers, key=key, reverse=True)
 
-    def critical_rules(self, top_k: int, keep: str | QuantizerConfig = "float",
-                       by: str = "drop_when_quantized") -> tuple[Rule, ...]:
+    def critical_rules(
+        self, top_k: int, keep: str | QuantizerConfig = "float", by: str = "drop_when_quantized"
+    ) -> tuple[Rule, ...]:
         """Rules for the ``top_k`` most sensitive layers: ``keep="float"`` skips them, a
         ``QuantizerConfig`` (e.g. 16-bit weights) replaces their weight quantizer."""
         if top_k < 0:
@@ -72,16 +73,21 @@ class SensitivityReport:
             "float_metric": self.float_metric,
             "quantized_metric": self.quantized_metric,
             "layers": [
-                {"name": layer.name, "only_quantized": layer.only_quantized, "only_float": layer.only_float,
-                 "drop_when_quantized": self.drop_when_quantized(layer),
-                 "gain_when_float": self.gain_when_float(layer)}
+                {
+                    "name": layer.name,
+                    "only_quantized": layer.only_quantized,
+                    "only_float": layer.only_float,
+                    "drop_when_quantized": self.drop_when_quantized(layer),
+                    "gain_when_float": self.gain_when_float(layer),
+                }
                 for layer in self.ranking()
             ],
         }
 
 
-def sensitivity_analysis(model: nn.Module, evaluate: Callable[[nn.Module], float],
-                         layers: Sequence[str] | None = None) -> SensitivityReport:
+def sensitivity_analysis(
+    model: nn.Module, evaluate: Callable[[nn.Module], float], layers: Sequence[str] | None = None
+) -> SensitivityReport:
     """Measure each QAT layer's sensitivity (see module docstring); ``layers`` limits which."""
     available = dict(qat_layers(model))
     names = list(available) if layers is None else list(layers)
@@ -111,7 +117,8 @@ def sensitivity_analysis(model: nn.Module, evaluate: Callable[[nn.Module], float
     return SensitivityReport(float_metric, quantized_metric, tuple(results))
 
 
-def with_critical_layers(policy: QuantPolicy, report: SensitivityReport, top_k: int,
-                         keep: str | QuantizerConfig = "float") -> QuantPolicy:
+def with_critical_layers(
+    policy: QuantPolicy, report: SensitivityReport, top_k: int, keep: str | QuantizerConfig = "float"
+) -> QuantPolicy:
     """``policy`` with the report's critical rules appended (so they take precedence)."""
     return policy.with_rules(*report.critical_rules(top_k, keep))

@@ -36,8 +36,11 @@ STREAM_TIMEOUT_MS = 5000  # a stalled RTSP/HTTP stream's read fails after this, 
 def _open_with_cv2(source: Source) -> Any:
     cv2 = require("cv2", "opencv", "or the system OpenCV on a Jetson")
     if source.kind == "stream":
-        capture = cv2.VideoCapture(source.target, cv2.CAP_FFMPEG, [
-            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
+        capture = cv2.VideoCapture(
+            source.target,
+            cv2.CAP_FFMPEG,
+            [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS],
+        )
     else:
         capture = cv2.VideoCapture(*source.open_args())
     if not capture.isOpened():
@@ -46,8 +49,14 @@ def _open_with_cv2(source: Source) -> Any:
 
 
 class LatestFrameCapture:
-    def __init__(self, source: Source, realtime: bool = True, opener: Callable[[Source], Any] = _open_with_cv2,
-                 max_backoff: float = 8.0, on_status: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        source: Source,
+        realtime: bool = True,
+        opener: Callable[[Source], Any] = _open_with_cv2,
+        max_backoff: float = 8.0,
+        on_status: Callable[[str], None] | None = None,
+    ) -> None:
         """``opener(source)`` returns an object with OpenCV's ``read``/``get``/``release``;
         ``on_status(message)`` hears of a lost source, each retry and the recovery."""
         self._on_status = on_status or (lambda message: None)
@@ -151,14 +160,18 @@ class LatestFrameCapture:
             self.reconnect_attempts += 1
             try:
                 self._capture = self._opener(self.source)
-                self._on_status(f"source {self.source.target!r} back after {time.time() - self.down_since:.1f} s "
-                                f"({attempt} attempt{'s' if attempt > 1 else ''})")
+                self._on_status(
+                    f"source {self.source.target!r} back after {time.time() - self.down_since:.1f} s "
+                    f"({attempt} attempt{'s' if attempt > 1 else ''})"
+                )
                 self.down_since = None
                 return
             except OSError as exc:
                 self.error = str(exc)
-                self._on_status(f"source {self.source.target!r} down since {lost} (attempt {attempt} failed: {exc}; "
-                                f"next in {delay:g} s)")
+                self._on_status(
+                    f"source {self.source.target!r} down since {lost} (attempt {attempt} failed: {exc}; "
+                    f"next in {delay:g} s)"
+                )
                 self.backoff_delays.append(delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, self._max_backoff)

@@ -22,71 +22,120 @@ __all__ = ["register_detect", "register_monitor"]
 
 def register_detect(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "detect", help="live traffic-sign detection (camera, CSI, RTSP, video file)",
+        "detect",
+        help="live traffic-sign detection (camera, CSI, RTSP, video file)",
         description="Runs an exported model on a video source, always on the newest frame (a slow model drops "
         "frames instead of lagging; drops are counted). Shows a window when a display exists, and can write an "
         "annotated video and JSON lines of detections. A camera or stream that drops is reopened with back-off. "
-        "Ctrl-C or SIGTERM finish the outputs properly and print a summary.")
+        "Ctrl-C or SIGTERM finish the outputs properly and print a summary.",
+    )
     parser.add_argument("model", help="exported model (.onnx, .engine or .tflite) with bienbao metadata")
-    parser.add_argument("--source", default="0",
-                        help="camera index (0), /dev/videoN, rtsp://... or http://..., csi or csi:N (Jetson CSI "
-                        "camera through GStreamer), or a video file (default 0)")
-    parser.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
-                        help="default: from the file suffix (.onnx, .engine/.plan, .tflite)")
+    parser.add_argument(
+        "--source",
+        default="0",
+        help="camera index (0), /dev/videoN, rtsp://... or http://..., csi or csi:N (Jetson CSI "
+        "camera through GStreamer), or a video file (default 0)",
+    )
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", *BACKENDS],
+        help="default: from the file suffix (.onnx, .engine/.plan, .tflite)",
+    )
     parser.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default 0.25)")
     parser.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")
     parser.add_argument("--threads", type=int, help="CPU threads (ONNX Runtime, LiteRT)")
     parser.add_argument("--width", type=int, default=1280, help="CSI capture width")
     parser.add_argument("--height", type=int, default=720, help="CSI capture height")
     parser.add_argument("--fps", type=int, default=30, help="CSI capture frame rate")
-    parser.add_argument("--save-video", metavar="PATH",
-                        help="write the annotated video: PATH.mkv is one file that stays playable if power is cut; "
-                        "PATH.mp4 is written in segments of --video-segment seconds (PATH.mp4, PATH.0001.mp4, ...), "
-                        "since an mp4 cut short does not play")
-    parser.add_argument("--video-segment", type=float, default=60.0, metavar="SECONDS",
-                        help="length of each .mp4 segment (default 60)")
+    parser.add_argument(
+        "--save-video",
+        metavar="PATH",
+        help="write the annotated video: PATH.mkv is one file that stays playable if power is cut; "
+        "PATH.mp4 is written in segments of --video-segment seconds (PATH.mp4, PATH.0001.mp4, ...), "
+        "since an mp4 cut short does not play",
+    )
+    parser.add_argument(
+        "--video-segment", type=float, default=60.0, metavar="SECONDS", help="length of each .mp4 segment (default 60)"
+    )
     parser.add_argument("--jsonl", metavar="PATH", help="write one JSON line of detections per processed frame")
-    parser.add_argument("--append", action="store_true",
-                        help="append to the --jsonl and --events files instead of replacing them (a service that "
-                        "restarts)")
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="append to the --jsonl and --events files instead of replacing them (a service that restarts)",
+    )
     events = parser.add_argument_group(
-        "confirmed sign events", "Each sign is tracked across frames; it becomes one event once seen in K of the "
+        "confirmed sign events",
+        "Each sign is tracked across frames; it becomes one event once seen in K of the "
         "last N processed frames, with the majority class over its frames, its first/last time, frame count and "
-        "best score. The overlay shows track ids and the speed limit in force.")
-    events.add_argument("--events", metavar="PATH",
-                        help="write events as JSON lines: one 'confirmed' line when a sign is confirmed, one 'ended' "
-                        "line with its final figures when it leaves")
-    events.add_argument("--confirm", metavar="K/N", default="3/5", type=_k_of_n,
-                        help="confirm a sign seen in K of the last N processed frames (default 3/5)")
-    events.add_argument("--max-missed", type=int, default=10, metavar="FRAMES",
-                        help="a track ends after this many processed frames without its sign (default 10)")
+        "best score. The overlay shows track ids and the speed limit in force.",
+    )
+    events.add_argument(
+        "--events",
+        metavar="PATH",
+        help="write events as JSON lines: one 'confirmed' line when a sign is confirmed, one 'ended' "
+        "line with its final figures when it leaves",
+    )
+    events.add_argument(
+        "--confirm",
+        metavar="K/N",
+        default="3/5",
+        type=_k_of_n,
+        help="confirm a sign seen in K of the last N processed frames (default 3/5)",
+    )
+    events.add_argument(
+        "--max-missed",
+        type=int,
+        default=10,
+        metavar="FRAMES",
+        help="a track ends after this many processed frames without its sign (default 10)",
+    )
     serve = parser.add_argument_group(
-        "live view in a browser", "A page with the annotated stream (MJPEG), the live figures and the events. "
-        "Frames are encoded only while a browser watches, at most --serve-fps a second.")
-    serve.add_argument("--serve", metavar="HOST:PORT",
-                       help="serve the live view there; PORT or :PORT binds 127.0.0.1 (this board only); a network "
-                       "address such as 0.0.0.0:8080 is an explicit choice (use --serve-token with it)")
-    serve.add_argument("--serve-token", metavar="TOKEN", default=os.environ.get("BIENBAO_SERVE_TOKEN"),
-                       help="require ?token=TOKEN (or an 'Authorization: Bearer TOKEN' header) on every request "
-                       "(default: $BIENBAO_SERVE_TOKEN)")
+        "live view in a browser",
+        "A page with the annotated stream (MJPEG), the live figures and the events. "
+        "Frames are encoded only while a browser watches, at most --serve-fps a second.",
+    )
+    serve.add_argument(
+        "--serve",
+        metavar="HOST:PORT",
+        help="serve the live view there; PORT or :PORT binds 127.0.0.1 (this board only); a network "
+        "address such as 0.0.0.0:8080 is an explicit choice (use --serve-token with it)",
+    )
+    serve.add_argument(
+        "--serve-token",
+        metavar="TOKEN",
+        default=os.environ.get("BIENBAO_SERVE_TOKEN"),
+        help="require ?token=TOKEN (or an 'Authorization: Bearer TOKEN' header) on every request "
+        "(default: $BIENBAO_SERVE_TOKEN)",
+    )
     serve.add_argument("--serve-fps", type=float, default=5.0, help="most stream frames a second (default 5)")
     feed = parser.add_argument_group(
-        "fleet feed (MQTT)", "Events (and optionally detections) go to an MQTT broker through an on-disk queue: "
+        "fleet feed (MQTT)",
+        "Events (and optionally detections) go to an MQTT broker through an on-disk queue: "
         "nothing is lost while the broker or the network is down (oldest dropped first past --queue-max, and "
         "counted), and a restarted detect sends what is still queued. Each message carries the board id, the "
-        "model's hash and a sequence number. Topics: TOPIC/BOARD/event and TOPIC/BOARD/detections.")
+        "model's hash and a sequence number. Topics: TOPIC/BOARD/event and TOPIC/BOARD/detections.",
+    )
     feed.add_argument("--publish", metavar="mqtt://HOST[:PORT]/TOPIC", help="publish to this broker and topic")
-    feed.add_argument("--publish-detections", action="store_true",
-                      help="also publish each frame's detections (frames with any)")
+    feed.add_argument(
+        "--publish-detections", action="store_true", help="also publish each frame's detections (frames with any)"
+    )
     feed.add_argument("--board-id", help="this board's id in topics and messages (default: the host name)")
-    feed.add_argument("--queue", metavar="PATH", help="the on-disk queue (default: "
-                      "$BIENBAO_STATE_DIR, $STATE_DIRECTORY or ~/.local/state/bienbao, file mqtt-queue.sqlite)")
+    feed.add_argument(
+        "--queue",
+        metavar="PATH",
+        help="the on-disk queue (default: "
+        "$BIENBAO_STATE_DIR, $STATE_DIRECTORY or ~/.local/state/bienbao, file mqtt-queue.sqlite)",
+    )
     feed.add_argument("--queue-max", type=int, default=100000, help="most queued messages (default 100000)")
     display = parser.add_mutually_exclusive_group()
     display.add_argument("--show", action="store_true", help="force the on-screen window")
     display.add_argument("--headless", action="store_true", help="never open a window")
-    parser.add_argument("--every-frame", action="store_true",
-                        help="video files: process every frame in order instead of playing at the file's frame rate")
+    parser.add_argument(
+        "--every-frame",
+        action="store_true",
+        help="video files: process every frame in order instead of playing at the file's frame rate",
+    )
     parser.add_argument("--max-frames", type=int, help="stop after this many processed frames")
     parser.add_argument("--ascii-names", action="store_true", help="draw class slugs instead of Vietnamese names")
     parser.add_argument("--font", help="TrueType font for Vietnamese names (default: DejaVu Sans if installed)")
@@ -119,15 +168,22 @@ def _view_and_feed(args: argparse.Namespace):
         view = LiveView(host, port, token=args.serve_token, max_fps=args.serve_fps)
         view.info = {"model": Path(args.model).name, "model_hash": model_hash}
         if view.exposed and not view.token:
-            print(f"bienbao detect: the live view listens on {host}, reachable from the network, without a "
-                  "token: anyone who can reach this board sees the camera (use --serve-token)", file=sys.stderr)
+            print(
+                f"bienbao detect: the live view listens on {host}, reachable from the network, without a "
+                "token: anyone who can reach this board sees the camera (use --serve-token)",
+                file=sys.stderr,
+            )
     if args.publish:
         from .publish import MqttPublisher
 
         try:
-            publisher = MqttPublisher(args.publish, board=args.board_id, model=model_hash,
-                                      queue=Path(args.queue) if args.queue else _state_dir() / "mqtt-queue.sqlite",
-                                      max_queued=args.queue_max)
+            publisher = MqttPublisher(
+                args.publish,
+                board=args.board_id,
+                model=model_hash,
+                queue=Path(args.queue) if args.queue else _state_dir() / "mqtt-queue.sqlite",
+                max_queued=args.queue_max,
+            )
         except BaseException:
             if view is not None:
                 view.close()
@@ -137,17 +193,23 @@ def _view_and_feed(args: argparse.Namespace):
 
 def _start_and_announce(args: argparse.Namespace, detector, source, annotator, show: bool, view, publisher) -> None:
     """Start the live view, and say on stderr what runs: model, backend and provider, source, outputs."""
-    print(f"bienbao detect: {args.model} ({backend_label(detector.backend)}, "
-          f"{detector.input_size[1]}x{detector.input_size[0]}) "
-          f"on {source.kind} {args.source}; names in {'Vietnamese' if annotator.vietnamese else 'ASCII'}"
-          f"{'; window' if show else '; headless'}", file=sys.stderr)
+    print(
+        f"bienbao detect: {args.model} ({backend_label(detector.backend)}, "
+        f"{detector.input_size[1]}x{detector.input_size[0]}) "
+        f"on {source.kind} {args.source}; names in {'Vietnamese' if annotator.vietnamese else 'ASCII'}"
+        f"{'; window' if show else '; headless'}",
+        file=sys.stderr,
+    )
     if view is not None:
         view.start()
         print(f"bienbao detect: live view at {view.url}", file=sys.stderr)
     if publisher is not None:
         queued = len(publisher.queue)
-        print(f"bienbao detect: publishing to {args.publish} as board {publisher.board!r} (queue "
-              f"{publisher.queue.path}{f', {queued} messages from an earlier run' if queued else ''})", file=sys.stderr)
+        print(
+            f"bienbao detect: publishing to {args.publish} as board {publisher.board!r} (queue "
+            f"{publisher.queue.path}{f', {queued} messages from an earlier run' if queued else ''})",
+            file=sys.stderr,
+        )
 
 
 def _detect(args: argparse.Namespace) -> int:
@@ -166,14 +228,20 @@ def _detect(args: argparse.Namespace) -> int:
         source = parse_source(args.source, args.width, args.height, args.fps)
         options, ignored = split_options(args.backend, args.model, {"threads": args.threads} if args.threads else {})
         for option in ignored:
-            print(f"bienbao detect: --{option} does not apply to the {args.backend} backend of {args.model}: ignored",
-                  file=sys.stderr)
+            print(
+                f"bienbao detect: --{option} does not apply to the {args.backend} backend of {args.model}: ignored",
+                file=sys.stderr,
+            )
         detector = Detector(args.model, backend=args.backend, conf=args.conf, iou=args.iou, **options)
-        tracker = SignTracker(TrackerConfig(confirm_hits=args.confirm[0], confirm_window=args.confirm[1],
-                                            max_missed=args.max_missed), detector.names)
-        capture = LatestFrameCapture(source, realtime=not args.every_frame,
-                                     on_status=lambda message: print(f"bienbao detect: {message}", file=sys.stderr,
-                                                                     flush=True))
+        tracker = SignTracker(
+            TrackerConfig(confirm_hits=args.confirm[0], confirm_window=args.confirm[1], max_missed=args.max_missed),
+            detector.names,
+        )
+        capture = LatestFrameCapture(
+            source,
+            realtime=not args.every_frame,
+            on_status=lambda message: print(f"bienbao detect: {message}", file=sys.stderr, flush=True),
+        )
         view, publisher = _view_and_feed(args)
     except (FileNotFoundError, OSError, ValueError, MetadataError, MissingDependencyError) as exc:
         raise CommandError(str(exc)) from exc
@@ -183,13 +251,22 @@ def _detect(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     annotator = Annotator(vietnamese=not args.ascii_names, font=args.font)
     _start_and_announce(args, detector, source, annotator, show, view, publisher)
-    outputs = LiveOutputs(video=args.save_video, video_segment_seconds=args.video_segment, jsonl=args.jsonl,
-                          events=args.events, append=args.append, show=show,
-                          view=view, publisher=publisher, publish_detections=args.publish_detections)
+    outputs = LiveOutputs(
+        video=args.save_video,
+        video_segment_seconds=args.video_segment,
+        jsonl=args.jsonl,
+        events=args.events,
+        append=args.append,
+        show=show,
+        view=view,
+        publisher=publisher,
+        publish_detections=args.publish_detections,
+    )
     failure = None
     try:
-        stats = run_live(detector, capture, stop, annotator=annotator, max_frames=args.max_frames, outputs=outputs,
-                         tracker=tracker)
+        stats = run_live(
+            detector, capture, stop, annotator=annotator, max_frames=args.max_frames, outputs=outputs, tracker=tracker
+        )
     except OutputError as exc:  # what was written is whole; say what failed, after the summary
         stats, failure = exc.stats, exc
     except OSError as exc:  # an output that could not even be opened (a read-only folder)
@@ -202,13 +279,19 @@ def _detect(args: argparse.Namespace) -> int:
     if feed is not None:
         summary["publish"] = feed
     print(json.dumps({"summary": summary}), flush=True)
-    print(f"processed {summary['frames_processed']} frames ({summary['frames_dropped']} dropped), "
-          f"latency mean {summary['latency_mean_ms']} ms p95 {summary['latency_p95_ms']} ms, "
-          f"{summary['fps']} FPS; {summary['events']} signs confirmed ({tracker.discarded} unconfirmed tracks "
-          "discarded)", file=sys.stderr)
+    print(
+        f"processed {summary['frames_processed']} frames ({summary['frames_dropped']} dropped), "
+        f"latency mean {summary['latency_mean_ms']} ms p95 {summary['latency_p95_ms']} ms, "
+        f"{summary['fps']} FPS; {summary['events']} signs confirmed ({tracker.discarded} unconfirmed tracks "
+        "discarded)",
+        file=sys.stderr,
+    )
     if feed is not None:
-        print(f"published {feed['sent']} messages, {feed['queued']} still queued for the next run, "
-              f"{feed['dropped']} dropped (queue full) in all", file=sys.stderr)
+        print(
+            f"published {feed['sent']} messages, {feed['queued']} still queued for the next run, "
+            f"{feed['dropped']} dropped (queue full) in all",
+            file=sys.stderr,
+        )
     if failure is not None:
         raise CommandError(f"stopped: {failure}")
     return 0
@@ -216,18 +299,22 @@ def _detect(args: argparse.Namespace) -> int:
 
 def register_monitor(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "monitor", help="watch a fleet's sign events from an MQTT broker (a live table per board)",
+        "monitor",
+        help="watch a fleet's sign events from an MQTT broker (a live table per board)",
         description="Subscribes to TOPIC/+/event (and detections) on the broker that boards publish to with "
         "`bienbao detect --publish`, drops duplicates by (board, sequence number), and shows a live table per "
         "board: confirmed signs, the last one, messages, sequence gaps (messages that never arrived) and "
-        "duplicates dropped. On a terminal the table is redrawn every second; otherwise one line per event.")
+        "duplicates dropped. On a terminal the table is redrawn every second; otherwise one line per event.",
+    )
     parser.add_argument("url", metavar="mqtt://HOST[:PORT]/TOPIC", help="the broker and the boards' topic")
     parser.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     parser.add_argument("--lines", action="store_true", help="one line per new message, even on a terminal")
     parser.add_argument("--vietnamese", action="store_true", help="sign names in Vietnamese")
-    parser.add_argument("--client-id", default="bienbao-monitor",
-                        help="a fixed id keeps this consumer's session on the broker between runs (default "
-                        "bienbao-monitor)")
+    parser.add_argument(
+        "--client-id",
+        default="bienbao-monitor",
+        help="a fixed id keeps this consumer's session on the broker between runs (default bienbao-monitor)",
+    )
     parser.set_defaults(handler=_monitor, prog=parser.prog)
     return parser
 
@@ -263,8 +350,7 @@ def _monitor(args: argparse.Namespace) -> int:
         with lock:
             new = monitor.receive(message.payload)
         if new is not None and lines and new["kind"] == "event":
-            print(json.dumps({"board": new["board"], "seq": new["seq"], **new["data"]}, ensure_ascii=False),
-                  flush=True)
+            print(json.dumps({"board": new["board"], "seq": new["seq"], **new["data"]}, ensure_ascii=False), flush=True)
 
     # clean_session=False: the broker keeps this consumer's subscription and queues its messages
     # while it is away (QoS 1), so a restarted monitor misses nothing

@@ -24,9 +24,16 @@ from .preprocess import preprocess
 __all__ = ["Detector", "run_stages"]
 
 
-def run_stages(infer: Callable[[np.ndarray], np.ndarray], frame: np.ndarray, input_size: tuple[int, int],
-               names: tuple[str, ...] = (), conf: float = 0.25, iou: float = 0.45, max_det: int = 300,
-               multi_label: bool = False) -> tuple[Detections, tuple[float, float, float]]:
+def run_stages(
+    infer: Callable[[np.ndarray], np.ndarray],
+    frame: np.ndarray,
+    input_size: tuple[int, int],
+    names: tuple[str, ...] = (),
+    conf: float = 0.25,
+    iou: float = 0.45,
+    max_det: int = 300,
+    multi_label: bool = False,
+) -> tuple[Detections, tuple[float, float, float]]:
     """One BGR frame through preprocess -> ``infer`` -> postprocess; the detections and the
     seconds each stage took (pre-process, inference, post-process)."""
     t0 = time.perf_counter()
@@ -39,8 +46,16 @@ def run_stages(infer: Callable[[np.ndarray], np.ndarray], frame: np.ndarray, inp
 
 
 class Detector:
-    def __init__(self, model_path: str | Path, backend: str = "auto", conf: float = 0.25, iou: float = 0.45,
-                 max_det: int = 300, names: Sequence[str] | None = None, **backend_options) -> None:
+    def __init__(
+        self,
+        model_path: str | Path,
+        backend: str = "auto",
+        conf: float = 0.25,
+        iou: float = 0.45,
+        max_det: int = 300,
+        names: Sequence[str] | None = None,
+        **backend_options,
+    ) -> None:
         """``names`` is needed only for a file without bienbao metadata (it then must be given)."""
         if not 0.0 <= conf <= 1.0 or not 0.0 <= iou <= 1.0:
             raise ValueError(f"conf={conf}, iou={iou}: both must be in [0, 1]")
@@ -51,8 +66,10 @@ class Detector:
                 raise ValueError("names given, but the model carries different ones in its metadata")
             self.names = self.metadata.names
         elif names is None:
-            raise ValueError(f"{model_path} is not a bienbao export (no metadata): pass names=[...] (the class "
-                             "names, in training order) to run it anyway")
+            raise ValueError(
+                f"{model_path} is not a bienbao export (no metadata): pass names=[...] (the class "
+                "names, in training order) to run it anyway"
+            )
         else:
             self.names = tuple(names)
         self.input_size = self.backend.input_size
@@ -63,8 +80,7 @@ class Detector:
 
     def detect_timed(self, frame: np.ndarray) -> tuple[Detections, tuple[float, float, float]]:
         """``detect``, with the seconds spent in pre-process, inference and post-process."""
-        return run_stages(self.backend.infer, frame, self.input_size, self.names, self.conf, self.iou,
-                          self.max_det)
+        return run_stages(self.backend.infer, frame, self.input_size, self.names, self.conf, self.iou, self.max_det)
 
     def detect_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
         """Frames of any sizes; run one at a time (exports have a fixed batch of 1)."""

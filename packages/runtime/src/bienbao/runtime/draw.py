@@ -28,7 +28,7 @@ FONT_CANDIDATES = (
 
 def find_font(explicit: str | None = None) -> str | None:
     """A TrueType font able to draw Vietnamese, or ``None``."""
-    for candidate in ((explicit,) if explicit else FONT_CANDIDATES):
+    for candidate in (explicit,) if explicit else FONT_CANDIDATES:
         if candidate and Path(candidate).is_file():
             return candidate
     return None
@@ -58,16 +58,24 @@ class Annotator:
     def label(self, slug: str, score: float) -> str:
         return f"{self.name(slug)} {score:.2f}"
 
-    def draw(self, frame: np.ndarray, detections: Detections, overlay: str = "", *,
-             track_ids: np.ndarray | None = None, confirmed: np.ndarray | None = None,
-             status: tuple[str, ...] = ()) -> np.ndarray:
+    def draw(
+        self,
+        frame: np.ndarray,
+        detections: Detections,
+        overlay: str = "",
+        *,
+        track_ids: np.ndarray | None = None,
+        confirmed: np.ndarray | None = None,
+        status: tuple[str, ...] = (),
+    ) -> np.ndarray:
         """``track_ids`` (per detection, -1 for none) prefix the labels with ``#id``; a detection of
         a ``confirmed`` track gets a thicker box; ``status`` lines go under the overlay line."""
         cv2 = self.cv2
         image = frame.copy()
         texts = []
-        for i, (box, score, class_id, slug) in enumerate(zip(detections.boxes, detections.scores,
-                                                              detections.class_ids, detections.labels, strict=True)):
+        for i, (box, score, class_id, slug) in enumerate(
+            zip(detections.boxes, detections.scores, detections.class_ids, detections.labels, strict=True)
+        ):
             x1, y1, x2, y2 = box.round().astype(int).tolist()
             color = _color(int(class_id))
             thick = confirmed is not None and bool(confirmed[i])

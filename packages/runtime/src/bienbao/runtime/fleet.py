@@ -65,14 +65,17 @@ class FleetMonitor:
         return message
 
     def table(self, vietnamese: bool = False) -> str:
-        header = (f"{'board':<16} {'model':<16} {'signs':>6} {'last sign':<34} {'at':>8} {'msgs':>6} {'gaps':>5} "
-                  f"{'dup':>4}")
+        header = (
+            f"{'board':<16} {'model':<16} {'signs':>6} {'last sign':<34} {'at':>8} {'msgs':>6} {'gaps':>5} {'dup':>4}"
+        )
         rows = [header, "-" * len(header)]
         for state in sorted(self.boards.values(), key=lambda s: s.board):
             name = display_name(state.last_sign) if vietnamese else state.last_sign
             at = time.strftime("%H:%M:%S", time.localtime(state.last_time)) if state.last_time else "-"
-            rows.append(f"{state.board:<16.16} {state.model:<16.16} {state.confirmed:>6} {name or '-':<34.34} {at:>8} "
-                        f"{len(state.seqs):>6} {state.gaps:>5} {state.duplicates:>4}")
+            rows.append(
+                f"{state.board:<16.16} {state.model:<16.16} {state.confirmed:>6} {name or '-':<34.34} {at:>8} "
+                f"{len(state.seqs):>6} {state.gaps:>5} {state.duplicates:>4}"
+            )
         if self.invalid:
             rows.append(f"({self.invalid} messages that were not bienbao messages ignored)")
         return "\n".join(rows)

@@ -87,10 +87,15 @@ class LiveStats:
         elapsed = max((self.ended or time.perf_counter()) - self.started, 1e-9)
         latencies = np.asarray(self.latencies_ms or [0.0])
         return {
-            "frames_processed": self.processed, "frames_captured": self.captured, "frames_dropped": self.dropped,
-            "reconnects": self.reconnects, "latency_mean_ms": round(float(latencies.mean()), 2),
+            "frames_processed": self.processed,
+            "frames_captured": self.captured,
+            "frames_dropped": self.dropped,
+            "reconnects": self.reconnects,
+            "latency_mean_ms": round(float(latencies.mean()), 2),
             "latency_p95_ms": round(float(np.percentile(latencies, 95)), 2),
-            "fps": round(self.processed / elapsed, 2), "seconds": round(elapsed, 2), "events": self.events,
+            "fps": round(self.processed / elapsed, 2),
+            "seconds": round(elapsed, 2),
+            "events": self.events,
         }
 
 
@@ -132,14 +137,20 @@ def _status_lines(tracker: SignTracker, annotator: Annotator) -> tuple[str, ...]
     return tuple(lines)
 
 
-def _view_stats(detector: Detector, stats: LiveStats, capture: LatestFrameCapture, tracker: SignTracker,
-                publisher) -> dict[str, Any]:
+def _view_stats(
+    detector: Detector, stats: LiveStats, capture: LatestFrameCapture, tracker: SignTracker, publisher
+) -> dict[str, Any]:
     current = [{**c, "display_name": display_name(c["name"])} for c in tracker.current()]
     return {
         "backend": backend_label(detector.backend),
-        "input": f"{detector.input_size[1]}x{detector.input_size[0]}", "frames_processed": stats.processed,
-        "fps": stats.recent_fps(), "frames_dropped": capture.dropped, "reconnects": capture.reconnects,
-        "stages_ms": stats.stages(), "events": stats.events, "current": current,
+        "input": f"{detector.input_size[1]}x{detector.input_size[0]}",
+        "frames_processed": stats.processed,
+        "fps": stats.recent_fps(),
+        "frames_dropped": capture.dropped,
+        "reconnects": capture.reconnects,
+        "stages_ms": stats.stages(),
+        "events": stats.events,
+        "current": current,
         "speed_limit": tracker.speed_limit,
         "speed_limit_name": display_name(tracker.speed_limit) if tracker.speed_limit else None,
         "publish": publisher.status() if publisher is not None else None,
@@ -173,19 +184,34 @@ class _OpenOutputs:
         """Everything one processed frame goes to; False when the user closed the window."""
         publish = self.publisher is not None and self.outputs.publish_detections and len(detections)
         if self.lines is not None or publish:
-            records = [{**record, "track": int(track)}
-                       for record, track in zip(detections.to_records(), update.track_ids, strict=True)]
+            records = [
+                {**record, "track": int(track)}
+                for record, track in zip(detections.to_records(), update.track_ids, strict=True)
+            ]
             if self.lines is not None:
-                self.lines.write({"timestamp": round(frame.timestamp, 3), "frame": frame.index,
-                                  "latency_ms": round(latency, 2), "detections": records})
+                self.lines.write(
+                    {
+                        "timestamp": round(frame.timestamp, 3),
+                        "frame": frame.index,
+                        "latency_ms": round(latency, 2),
+                        "detections": records,
+                    }
+                )
             if publish:
-                self.publisher.publish("detections", {"timestamp": round(frame.timestamp, 3), "frame": frame.index,
-                                                      "detections": records})
+                self.publisher.publish(
+                    "detections", {"timestamp": round(frame.timestamp, 3), "frame": frame.index, "detections": records}
+                )
         wants_view = self.view is not None and self.view.wants_frame()
         image = None
         if self.sink or self.window:
-            image = self.annotator.draw(frame.image, detections, overlay, track_ids=update.track_ids,
-                                        confirmed=update.confirmed, status=status(self.annotator))
+            image = self.annotator.draw(
+                frame.image,
+                detections,
+                overlay,
+                track_ids=update.track_ids,
+                confirmed=update.confirmed,
+                status=status(self.annotator),
+            )
             if self.sink:
                 self.sink.write(image)
         if wants_view:
@@ -193,8 +219,16 @@ class _OpenOutputs:
                 self.view.offer(lambda: image)
             else:  # drawn later, by the server's thread, only if a client takes it
                 lines, pen = status(self.view_annotator), self.view_annotator
-                self.view.offer(lambda: pen.draw(frame.image, detections, overlay, track_ids=update.track_ids,
-                                                 confirmed=update.confirmed, status=lines))
+                self.view.offer(
+                    lambda: pen.draw(
+                        frame.image,
+                        detections,
+                        overlay,
+                        track_ids=update.track_ids,
+                        confirmed=update.confirmed,
+                        status=lines,
+                    )
+                )
         return not self.window or self.window.show(image)
 
     def update_view(self, stats: Callable[[], dict], events: list[dict]) -> None:
@@ -230,11 +264,21 @@ class _OpenOutputs:
             raise failure
 
 
-def run_live(detector: Detector, capture: LatestFrameCapture, stop: threading.Event, *,
-             video: str | Path | None = None, jsonl: str | Path | None = None, show: bool = False,
-             annotator: Annotator | None = None, max_frames: int | None = None,
-             on_frame=None, append: bool = False, outputs: LiveOutputs | None = None,
-             tracker: SignTracker | None = None) -> LiveStats:
+def run_live(
+    detector: Detector,
+    capture: LatestFrameCapture,
+    stop: threading.Event,
+    *,
+    video: str | Path | None = None,
+    jsonl: str | Path | None = None,
+    show: bool = False,
+    annotator: Annotator | None = None,
+    max_frames: int | None = None,
+    on_frame=None,
+    append: bool = False,
+    outputs: LiveOutputs | None = None,
+    tracker: SignTracker | None = None,
+) -> LiveStats:
     """Run until the source ends, ``stop`` is set or ``max_frames`` were processed. ``outputs``
     (or the shorthand ``video``/``jsonl``/``show``/``append``) says where results go; the tracker
     is built from the model's names when not given."""
@@ -257,12 +301,14 @@ def run_live(detector: Detector, capture: LatestFrameCapture, stop: threading.Ev
             opened.emit(update.events)
             stats.events = tracker.confirmed_count
             overlay = f"{stats.recent_fps():4.1f} FPS  {latency:5.1f} ms  dropped {capture.dropped}"
-            if not opened.frame(frame, detections, update, latency, overlay,
-                                lambda annotator: _status_lines(tracker, annotator)):
+            if not opened.frame(
+                frame, detections, update, latency, overlay, lambda annotator: _status_lines(tracker, annotator)
+            ):
                 break
             if outputs.view is not None:
-                opened.update_view(lambda: _view_stats(detector, stats, capture, tracker, outputs.publisher),
-                                   update.events)
+                opened.update_view(
+                    lambda: _view_stats(detector, stats, capture, tracker, outputs.publisher), update.events
+                )
             if on_frame is not None:
                 on_frame(stats, detections)
     except OSError as exc:  # an output cannot be written (a full disk): stop, keep what is whole, report once

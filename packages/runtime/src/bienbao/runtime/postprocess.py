@@ -39,9 +39,15 @@ class Detections:
 
     def to_records(self) -> list[dict]:
         """JSON-ready: one dict per detection."""
-        return [{"box": [round(float(v), 1) for v in box], "score": round(float(score), 4), "class_id": int(c),
-                 "name": label}
-                for box, score, c, label in zip(self.boxes, self.scores, self.class_ids, self.labels, strict=True)]
+        return [
+            {
+                "box": [round(float(v), 1) for v in box],
+                "score": round(float(score), 4),
+                "class_id": int(c),
+                "name": label,
+            }
+            for box, score, c, label in zip(self.boxes, self.scores, self.class_ids, self.labels, strict=True)
+        ]
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -71,9 +77,16 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     return np.asarray(keep, dtype=np.int64)
 
 
-def postprocess(output: np.ndarray, box: Letterbox, conf: float = 0.25, iou: float = 0.45,
-                max_det: int = 300, names: tuple[str, ...] = (), multi_label: bool = False,
-                max_candidates: int = 30_000) -> Detections:
+def postprocess(
+    output: np.ndarray,
+    box: Letterbox,
+    conf: float = 0.25,
+    iou: float = 0.45,
+    max_det: int = 300,
+    names: tuple[str, ...] = (),
+    multi_label: bool = False,
+    max_candidates: int = 30_000,
+) -> Detections:
     """One image's raw output ``(1, 4 + nc, A)`` or ``(4 + nc, A)`` -> ``Detections``.
 
     Each anchor proposes its best class; with ``multi_label`` every class above ``conf`` (the
@@ -99,5 +112,6 @@ def postprocess(output: np.ndarray, box: Letterbox, conf: float = 0.25, iou: flo
     xyxy = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], axis=1)
     offset = class_ids[:, None].astype(np.float32) * 7680.0  # class-aware NMS: classes never overlap
     kept = nms(xyxy + offset, scores, iou)[:max_det]
-    return Detections(box.to_source(xyxy[kept]), scores[kept].astype(np.float32), class_ids[kept].astype(np.int64),
-                      names)
+    return Detections(
+        box.to_source(xyxy[kept]), scores[kept].astype(np.float32), class_ids[kept].astype(np.int64), names
+    )

@@ -54,11 +54,16 @@ def weight_width_plan(backend: str, weight_bits: int, cpu: dict) -> WeightWidthP
             {"session.x64quantprecision": "1"},
             f"8-bit weights on {where} (x86 without VNNI): ONNX Runtime's u8s8 kernels would saturate, so the "
             "session uses its exact u8u8 kernels (session.x64quantprecision=1), which are slower; the 7-bit file "
-            "(bienbao export --weight-bits 7) is the fast one here")
+            "(bienbao export --weight-bits 7) is the fast one here",
+        )
     if weight_bits == 8 and saturates and backend == "openvino":
-        return WeightWidthPlan(note=f"8-bit weights on {where} (x86 without VNNI): OpenVINO's int8 kernels may "
-                               "saturate here (its guidance is 7-bit weights on such CPUs); prefer the 7-bit file")
+        return WeightWidthPlan(
+            note=f"8-bit weights on {where} (x86 without VNNI): OpenVINO's int8 kernels may "
+            "saturate here (its guidance is 7-bit weights on such CPUs); prefer the 7-bit file"
+        )
     if weight_bits == 7 and not saturates:
-        return WeightWidthPlan(note=f"7-bit weights (made for x86 without VNNI) on {where}, whose int8 products "
-                               "are exact: an 8-bit file (bienbao export --weight-bits 8) is more accurate here")
+        return WeightWidthPlan(
+            note=f"7-bit weights (made for x86 without VNNI) on {where}, whose int8 products "
+            "are exact: an 8-bit file (bienbao export --weight-bits 8) is more accurate here"
+        )
     return WeightWidthPlan()

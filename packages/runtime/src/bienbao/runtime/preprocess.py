@@ -65,12 +65,14 @@ def letterbox(frame: np.ndarray, target: tuple[int, int]) -> tuple[np.ndarray, L
         raise ValueError(f"expected an HxWx3 BGR frame, got shape {frame.shape}")
     box = Letterbox.fit(frame.shape[:2], target)
     new_h, new_w = box.resized
-    image = frame if (new_h, new_w) == frame.shape[:2] else cv2.resize(frame, (new_w, new_h),
-                                                                       interpolation=cv2.INTER_LINEAR)
+    image = (
+        frame
+        if (new_h, new_w) == frame.shape[:2]
+        else cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    )
     bottom = target[0] - new_h - box.pad_y
     right = target[1] - new_w - box.pad_x
-    image = cv2.copyMakeBorder(image, box.pad_y, bottom, box.pad_x, right, cv2.BORDER_CONSTANT,
-                               value=(PAD_VALUE,) * 3)
+    image = cv2.copyMakeBorder(image, box.pad_y, bottom, box.pad_x, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
     return image, box
 
 

@@ -55,8 +55,13 @@ def parse_mqtt_url(url: str) -> MqttUrl:
         port = parts.port or 1883
     except ValueError as exc:
         raise ValueError(f"{url!r}: {exc}") from exc
-    return MqttUrl(parts.hostname, port, topic.rstrip("/"), unquote(parts.username) if parts.username else None,
-                   unquote(parts.password) if parts.password else None)
+    return MqttUrl(
+        parts.hostname,
+        port,
+        topic.rstrip("/"),
+        unquote(parts.username) if parts.username else None,
+        unquote(parts.password) if parts.password else None,
+    )
 
 
 class DiskQueue:
@@ -75,8 +80,10 @@ class DiskQueue:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                             "topic TEXT NOT NULL, payload BLOB NOT NULL)")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                "topic TEXT NOT NULL, payload BLOB NOT NULL)"
+            )
             self._db.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
         except (OSError, sqlite3.Error) as exc:
             raise OSError(f"message queue {self.path}: cannot open it ({exc})") from exc
@@ -87,8 +94,10 @@ class DiskQueue:
         return int(row[0]) if row else 0
 
     def _set(self, name: str, value: int) -> None:
-        self._db.execute("INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET "
-                         "value = excluded.value", (name, value))
+        self._db.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
 
     def put(self, topic: str, message: dict[str, Any]) -> int:
         """Store ``message`` with the next sequence number (written into it as ``seq``); the number."""
@@ -101,8 +110,9 @@ class DiskQueue:
                 self._db.execute("INSERT INTO messages (topic, payload) VALUES (?, ?)", (topic, payload))
                 excess = self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] - self.max_messages
                 if excess > 0:
-                    self._db.execute("DELETE FROM messages WHERE id IN (SELECT id FROM messages ORDER BY id LIMIT ?)",
-                                     (excess,))
+                    self._db.execute(
+                        "DELETE FROM messages WHERE id IN (SELECT id FROM messages ORDER BY id LIMIT ?)", (excess,)
+                    )
                     self._set("dropped", self._counter("dropped") + excess)
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -113,8 +123,9 @@ class DiskQueue:
     def peek(self, limit: int = 32, after: int = 0) -> list[tuple[int, str, bytes]]:
         """The oldest ``limit`` messages with an id above ``after``: (id, topic, payload)."""
         with self._lock:
-            return self._db.execute("SELECT id, topic, payload FROM messages WHERE id > ? ORDER BY id LIMIT ?",
-                                    (after, limit)).fetchall()
+            return self._db.execute(
+                "SELECT id, topic, payload FROM messages WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+            ).fetchall()
 
     def remove(self, message_id: int) -> None:
         with self._lock:
@@ -140,8 +151,17 @@ class DiskQueue:
 
 
 class MqttPublisher:
-    def __init__(self, url: str, *, board: str | None = None, model: str = "", queue: str | Path,
-                 max_queued: int = 10000, window: int = 32, keepalive: int = 30) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        board: str | None = None,
+        model: str = "",
+        queue: str | Path,
+        max_queued: int = 10000,
+        window: int = 32,
+        keepalive: int = 30,
+    ) -> None:
         mqtt = require("paho.mqtt.client", "mqtt")
         self.url = parse_mqtt_url(url)
         self.board = board or socket.gethostname()
@@ -190,8 +210,10 @@ class MqttPublisher:
 
     def publish(self, kind: str, data: dict[str, Any]) -> int:
         """Queue one message on disk (never waits for the network); its sequence number."""
-        seq = self.queue.put(self.topic(kind), {"board": self.board, "model": self.model, "kind": kind,
-                                                "time": round(time.time(), 3), "data": data})
+        seq = self.queue.put(
+            self.topic(kind),
+            {"board": self.board, "model": self.model, "kind": kind, "time": round(time.time(), 3), "data": data},
+        )
         with self._wake:
             self._wake.notify_all()
         return seq
@@ -221,9 +243,15 @@ class MqttPublisher:
                     self._wake.wait(0.05 if self._inflight else 0.5)
 
     def status(self) -> dict[str, Any]:
-        return {"connected": self._connected.is_set(), "queued": len(self.queue), "sent": self.sent,
-                "dropped": self.queue.dropped, "outages": self.outages, "last_seq": self.queue.last_seq,
-                "down_since": None if self.down_since is None else round(self.down_since, 3)}
+        return {
+            "connected": self._connected.is_set(),
+            "queued": len(self.queue),
+            "sent": self.sent,
+            "dropped": self.queue.dropped,
+            "outages": self.outages,
+            "last_seq": self.queue.last_seq,
+            "down_since": None if self.down_since is None else round(self.down_since, 3),
+        }
 
     def close(self, timeout: float = 5.0) -> dict[str, Any]:
         """Send what the broker takes within ``timeout``; what is left stays queued for the next

@@ -49,8 +49,16 @@ def parse_serve_address(text: str) -> tuple[str, int]:
 
 
 class LiveView:
-    def __init__(self, host: str = "127.0.0.1", port: int = 8080, *, token: str | None = None,
-                 max_fps: float = 5.0, quality: int = 80, recent_events: int = 50) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        *,
+        token: str | None = None,
+        max_fps: float = 5.0,
+        quality: int = 80,
+        recent_events: int = 50,
+    ) -> None:
         if max_fps <= 0:
             raise ValueError(f"live view: max_fps must be > 0, got {max_fps}")
         self.cv2 = require("cv2", "opencv", "or the system OpenCV on a Jetson")
@@ -140,9 +148,17 @@ class LiveView:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {**self.info, **self._stats, "events": list(self._events)[::-1],
-                    "stream": {"clients": self.stream_clients, "frames_streamed": self.frames_streamed,
-                               "frames_encoded": self.frames_encoded, "max_fps": round(1 / self.min_interval, 2)}}
+            return {
+                **self.info,
+                **self._stats,
+                "events": list(self._events)[::-1],
+                "stream": {
+                    "clients": self.stream_clients,
+                    "frames_streamed": self.frames_streamed,
+                    "frames_encoded": self.frames_encoded,
+                    "max_fps": round(1 / self.min_interval, 2),
+                },
+            }
 
     def _authorized(self, handler: BaseHTTPRequestHandler) -> bool:
         if not self.token:
@@ -171,18 +187,25 @@ class LiveView:
 
             def do_GET(self) -> None:
                 if not view._authorized(self):
-                    self._send(HTTPStatus.UNAUTHORIZED, b"token required: open the URL that bienbao detect printed\n",
-                               "text/plain; charset=utf-8")
+                    self._send(
+                        HTTPStatus.UNAUTHORIZED,
+                        b"token required: open the URL that bienbao detect printed\n",
+                        "text/plain; charset=utf-8",
+                    )
                     return
                 route = urlsplit(self.path).path
                 try:
                     if route in ("/", "/index.html"):
                         token = json.dumps(view.token or "")
-                        self._send(HTTPStatus.OK, PAGE.read_text(encoding="utf-8").replace("__TOKEN__", token)
-                                   .encode(), "text/html; charset=utf-8")
+                        self._send(
+                            HTTPStatus.OK,
+                            PAGE.read_text(encoding="utf-8").replace("__TOKEN__", token).encode(),
+                            "text/html; charset=utf-8",
+                        )
                     elif route == "/stats.json":
-                        self._send(HTTPStatus.OK, json.dumps(view.snapshot(), ensure_ascii=False).encode(),
-                                   "application/json")
+                        self._send(
+                            HTTPStatus.OK, json.dumps(view.snapshot(), ensure_ascii=False).encode(), "application/json"
+                        )
                     elif route == "/frame.jpg":
                         seq = view._seq
                         if seq == 0:
@@ -212,8 +235,13 @@ class LiveView:
                         if nxt is None:
                             continue
                         seq, data = view._jpeg_of(nxt)
-                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                                         + str(len(data)).encode() + b"\r\n\r\n" + data + b"\r\n")
+                        self.wfile.write(
+                            b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                            + str(len(data)).encode()
+                            + b"\r\n\r\n"
+                            + data
+                            + b"\r\n"
+                        )
                         self.wfile.flush()
                         with view._lock:
                             view.frames_streamed += 1

@@ -51,8 +51,7 @@ class VideoSink:
         height, width = image.shape[:2]
         self.writer = self.cv2.VideoWriter(str(path), self.cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height))
         if not self.writer.isOpened():
-            raise OSError(f"cannot write video {path} (OpenCV has no mp4v encoder here, or the folder is not "
-                          "writable)")
+            raise OSError(f"cannot write video {path} (OpenCV has no mp4v encoder here, or the folder is not writable)")
         self.paths.append(path)
         self.frames = 0
 
@@ -63,8 +62,11 @@ class VideoSink:
         free = shutil.disk_usage(self.path.parent if self.path.parent.exists() else Path.cwd()).free
         if free < VIDEO_RESERVE_BYTES:
             where = self.paths[-1] if self.paths else self.path
-            raise OSError(errno.ENOSPC, f"disk full: {free // 1024} KiB left beside the video {where}; stopped "
-                          f"writing it (written so far: {', '.join(str(p) for p in self.paths) or 'nothing'})")
+            raise OSError(
+                errno.ENOSPC,
+                f"disk full: {free // 1024} KiB left beside the video {where}; stopped "
+                f"writing it (written so far: {', '.join(str(p) for p in self.paths) or 'nothing'})",
+            )
         if self.writer is None:
             self._open(image)
         self.writer.write(image)
@@ -93,12 +95,13 @@ class LineWriter:
         start = self._handle.tell()
         try:
             while data:
-                data = data[self._handle.write(data):]
+                data = data[self._handle.write(data) :]
         except OSError as exc:
             with contextlib.suppress(OSError):
                 self._handle.truncate(start)  # no line cut in half: the file ends with its last whole line
-            raise OSError(exc.errno, f"cannot write {self.path}: {exc.strerror}; it keeps its {self.lines} whole "
-                          "lines") from exc
+            raise OSError(
+                exc.errno, f"cannot write {self.path}: {exc.strerror}; it keeps its {self.lines} whole lines"
+            ) from exc
         self.lines += 1
 
     def close(self) -> None:

@@ -49,8 +49,10 @@ class TrackerConfig:
 
     def __post_init__(self) -> None:
         if not 1 <= self.confirm_hits <= self.confirm_window:
-            raise ValueError(f"tracker: need 1 <= confirm_hits <= confirm_window, got k={self.confirm_hits} of "
-                             f"n={self.confirm_window}")
+            raise ValueError(
+                f"tracker: need 1 <= confirm_hits <= confirm_window, got k={self.confirm_hits} of "
+                f"n={self.confirm_window}"
+            )
         if self.max_missed < 0:
             raise ValueError(f"tracker: max_missed must be >= 0, got {self.max_missed}")
         if not 0.0 < self.match_iou <= 1.0:
@@ -114,11 +116,17 @@ class Track:
     def event(self, kind: str, names: tuple[str, ...]) -> dict:
         class_id = self.class_id
         return {
-            "event": kind, "track": self.id, "class_id": class_id,
+            "event": kind,
+            "track": self.id,
+            "class_id": class_id,
             "name": names[class_id] if class_id < len(names) else str(class_id),
-            "first_time": round(self.first_time, 3), "last_time": round(self.last_time, 3),
-            "first_frame": self.first_frame, "last_frame": self.last_frame, "frames": self.hits,
-            "best_score": round(self.best_score, 4), "box": [round(float(v), 1) for v in self.best_box],
+            "first_time": round(self.first_time, 3),
+            "last_time": round(self.last_time, 3),
+            "first_frame": self.first_frame,
+            "last_frame": self.last_frame,
+            "frames": self.hits,
+            "best_score": round(self.best_score, 4),
+            "box": [round(float(v), 1) for v in self.best_box],
         }
 
 
@@ -167,16 +175,16 @@ class SignTracker:
         matches = self._match(boxes)
         matched_tracks = {t for t, _ in matches}
         for t, d in matches:
-            self.tracks[t].observe(boxes[d], float(detections.scores[d]), int(detections.class_ids[d]),
-                                   timestamp, frame_index)
+            self.tracks[t].observe(
+                boxes[d], float(detections.scores[d]), int(detections.class_ids[d]), timestamp, frame_index
+            )
         for t, track in enumerate(self.tracks):
             if t not in matched_tracks:
                 track.missed += 1
                 track.history.append(False)
         for d in sorted(set(range(len(boxes))) - {d for _, d in matches}):
             track = Track(self.next_id, boxes[d], timestamp, frame_index, config.confirm_window)
-            track.observe(boxes[d], float(detections.scores[d]), int(detections.class_ids[d]), timestamp,
-                          frame_index)
+            track.observe(boxes[d], float(detections.scores[d]), int(detections.class_ids[d]), timestamp, frame_index)
             self.next_id += 1
             self.tracks.append(track)
             matches.append((len(self.tracks) - 1, d))
@@ -216,6 +224,13 @@ class SignTracker:
     # -- what the overlay and the live view show -----------------------------------------------
     def current(self) -> list[dict]:
         """The confirmed signs in view now (matched in the current frame or missed only briefly)."""
-        return [{"track": t.id, "name": self.names[t.class_id] if t.class_id < len(self.names) else str(t.class_id),
-                 "frames": t.hits, "best_score": round(t.best_score, 4)}
-                for t in self.tracks if t.confirmed and t.missed <= self.config.confirm_window]
+        return [
+            {
+                "track": t.id,
+                "name": self.names[t.class_id] if t.class_id < len(self.names) else str(t.class_id),
+                "frames": t.hits,
+                "best_score": round(t.best_score, 4),
+            }
+            for t in self.tracks
+            if t.confirmed and t.missed <= self.config.confirm_window
+        ]

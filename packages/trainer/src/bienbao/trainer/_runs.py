@@ -30,8 +30,12 @@ log = logging.getLogger("bienbao.trainer")
 
 #: Classes that a horizontal flip turns into each other (or into nothing valid).
 MIRROR_PAIRS = (("cam-re-trai", "cam-re-phai"), ("cam-oto-re-trai", "cam-oto-re-phai"))
-MIRROR_SENSITIVE = {"cac-xe-chi-duoc-re-trai", "huong-phai-di-vong-chuong-ngai-vat-1", "cam-quay-dau-xe",
-                    "cam-oto-quay-dau-xe"}
+MIRROR_SENSITIVE = {
+    "cac-xe-chi-duoc-re-trai",
+    "huong-phai-di-vong-chuong-ngai-vat-1",
+    "cam-quay-dau-xe",
+    "cam-oto-quay-dau-xe",
+}
 
 
 class RunLayout:
@@ -70,7 +74,8 @@ def checked_dataset(data: str | Path, fliplr: float) -> list[str]:
     if fliplr > 0 and flipped:
         log.warning(
             "fliplr=%s mirrors left/right signs without swapping their labels (%s): set fliplr: 0.0",
-            fliplr, ", ".join(flipped[:4]),
+            fliplr,
+            ", ".join(flipped[:4]),
         )
     return names
 
@@ -105,9 +110,17 @@ def resolve_model_source(model: str) -> str:
 
 def ultralytics_overrides(config: TrainConfig, layout: RunLayout, extra: Mapping[str, Any]) -> dict[str, Any]:
     args = {
-        "data": str(config.data), "imgsz": config.imgsz, "epochs": config.epochs, "batch": config.batch,
-        "workers": config.workers, "seed": config.seed, "project": str(layout.logs.parent.resolve()),
-        "name": layout.name, "exist_ok": True, "plots": False, "val": True,
+        "data": str(config.data),
+        "imgsz": config.imgsz,
+        "epochs": config.epochs,
+        "batch": config.batch,
+        "workers": config.workers,
+        "seed": config.seed,
+        "project": str(layout.logs.parent.resolve()),
+        "name": layout.name,
+        "exist_ok": True,
+        "plots": False,
+        "val": True,
     }
     if config.device is not None:
         args["device"] = config.device

@@ -33,8 +33,7 @@ from bienbao.quant import FakeQuantize, QATModule, enable_fake_quant, enable_obs
 from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
 from .yolo_qat import is_quantized
 
-__all__ = ["LayerError", "activation_histograms", "drift_chart", "layer_error", "layer_sensitivity",
-           "sample_frames"]
+__all__ = ["LayerError", "activation_histograms", "drift_chart", "layer_error", "layer_sensitivity", "sample_frames"]
 
 
 def _load(checkpoint: str | Path) -> nn.Module:
@@ -77,6 +76,7 @@ def _figure(**kwargs):
 
 # -- error --------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class LayerError:
     """One conv block's quantization error on the sample frames.
@@ -113,11 +113,11 @@ class _Sums:
 
     def add(self, ref: torch.Tensor, got: torch.Tensor, local: torch.Tensor) -> None:
         ref, got, local = ref.double(), got.double(), local.double()
-        self.signal += float((ref ** 2).sum())
+        self.signal += float((ref**2).sum())
         self.noise += float(((ref - got) ** 2).sum())
         self.local_noise += float(((ref - local) ** 2).sum())
         self.dot += float((ref * got).sum())
-        self.got += float((got ** 2).sum())
+        self.got += float((got**2).sum())
 
 
 def _sqnr_db(signal: float, noise: float) -> float:
@@ -137,6 +137,7 @@ def _block_io(blocks: dict[str, nn.Module], frame: torch.Tensor, run: nn.Module)
     def keep(name: str):
         def hook(_module, args, out) -> None:  # a hook that returned a value would replace the output
             seen.setdefault(name, (args[0], out))
+
         return hook
 
     hooks = [module.register_forward_hook(keep(name)) for name, module in blocks.items()]
@@ -173,9 +174,15 @@ def layer_error(checkpoint: str | Path, frames: torch.Tensor, reference: str | P
             sums.setdefault(name, _Sums()).add(ref_out, quantized[name][1], local)
     if not sums:
         raise ValueError(f"{checkpoint} and its reference share no conv blocks: not the same architecture")
-    return [LayerError(name, round(_sqnr_db(s.signal, s.noise), 2),
-                       round(s.dot / max(math.sqrt(s.signal * s.got), 1e-30), 5),
-                       round(_sqnr_db(s.signal, s.local_noise), 2)) for name, s in sums.items()]
+    return [
+        LayerError(
+            name,
+            round(_sqnr_db(s.signal, s.noise), 2),
+            round(s.dot / max(math.sqrt(s.signal * s.got), 1e-30), 5),
+            round(_sqnr_db(s.signal, s.local_noise), 2),
+        )
+        for name, s in sums.items()
+    ]
 
 
 def error_chart(errors: Sequence[LayerError], path: Path) -> Path:
@@ -183,8 +190,13 @@ def error_chart(errors: Sequence[LayerError], path: Path) -> Path:
     top, bottom = fig.subplots(2, 1, sharex=True)
     x = np.arange(len(errors))
     top.bar(x - 0.2, [min(e.sqnr_db, 60) for e in errors], width=0.4, color="tab:blue", label="accumulated")
-    top.bar(x + 0.2, [min(e.local_sqnr_db, 60) for e in errors], width=0.4, color="tab:orange",
-            label="local (the block alone)")
+    top.bar(
+        x + 0.2,
+        [min(e.local_sqnr_db, 60) for e in errors],
+        width=0.4,
+        color="tab:orange",
+        label="local (the block alone)",
+    )
     top.set_ylabel("SQNR (dB)")
     top.legend(fontsize=7)
     top.set_title("quantization error of each conv block's output (higher is better)")
@@ -204,8 +216,16 @@ def error_table(errors: Sequence[LayerError]) -> str:
 
 # -- sensitivity ----------------------------------------------------------------------------------
 
-def layer_sensitivity(checkpoint: str | Path, data: str | Path, split: str = "val", images: int = 32,
-                      imgsz: int = 640, layers: Sequence[str] = ("*",), progress=print):
+
+def layer_sensitivity(
+    checkpoint: str | Path,
+    data: str | Path,
+    split: str = "val",
+    images: int = 32,
+    imgsz: int = 640,
+    layers: Sequence[str] = ("*",),
+    progress=print,
+):
     """``SensitivityReport`` of every QAT layer matching ``layers`` (globs), mAP50 on ``images`` frames."""
     from bienbao.quant import qat_layers, sensitivity_analysis
 
@@ -243,29 +263,48 @@ def sensitivity_policy(base_policy: str | Path, report, top_k: int) -> dict:
 
 # -- activations ----------------------------------------------------------------------------------
 
+
 def _representable(quantizer: FakeQuantize) -> tuple[float, float]:
     low, high = quantizer.representable_range(quantizer.scale.detach().float())
     return float(low.min()), float(high.max())
 
 
-def activation_histograms(checkpoint: str | Path, frames: torch.Tensor, path: Path, layers: Sequence[str] = ("*",),
-                          max_plots: int = 24) -> Path:
+def activation_histograms(
+    checkpoint: str | Path, frames: torch.Tensor, path: Path, layers: Sequence[str] = ("*",), max_plots: int = 24
+) -> Path:
     """A PNG grid: activation histograms with the quantizer's range, then weights in code units."""
     model = _load(checkpoint)
     _require_quantized(model, checkpoint)
-    chosen = [(name, q) for name, q in iter_quantizers(model, roles=["input", "output"])
-              if q.quantizing and any(fnmatch.fnmatchcase(name, p) for p in layers)]
-    weights = [(name, module) for name, module in model.named_modules()
-               if isinstance(module, QATModule) and getattr(module, "weight_quantizer", None) is not None
-               and any(fnmatch.fnmatchcase(name, p) for p in layers)]
+    chosen = [
+        (name, q)
+        for name, q in iter_quantizers(model, roles=["input", "output"])
+        if q.quantizing and any(fnmatch.fnmatchcase(name, p) for p in layers)
+    ]
+    weights = [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, QATModule)
+        and getattr(module, "weight_quantizer", None) is not None
+        and any(fnmatch.fnmatchcase(name, p) for p in layers)
+    ]
     if not chosen and not weights:
         raise ValueError(f"no quantizer matches {', '.join(layers)}")
     half = max(1, max_plots // 2)
     chosen = _spread(chosen, half if weights else max_plots)
     weights = _spread(weights, max_plots - len(chosen))
     seen: dict[str, list[torch.Tensor]] = {}  # what each quantizer is fed, subsampled to ~200k values a frame
-    _run_with_hooks(model, frames, [q.register_forward_pre_hook(lambda _m, args, name=name: seen.setdefault(
-        name, []).append(args[0].detach().flatten()[:: max(1, args[0].numel() // 200_000)])) for name, q in chosen])
+    _run_with_hooks(
+        model,
+        frames,
+        [
+            q.register_forward_pre_hook(
+                lambda _m, args, name=name: seen.setdefault(name, []).append(
+                    args[0].detach().flatten()[:: max(1, args[0].numel() // 200_000)]
+                )
+            )
+            for name, q in chosen
+        ],
+    )
     panels = len(chosen) + len(weights)
     cols = min(4, panels)
     rows = math.ceil(panels / cols)
@@ -281,7 +320,7 @@ def activation_histograms(checkpoint: str | Path, frames: torch.Tensor, path: Pa
             ax.axvline(edge, color="tab:red", lw=1)
         ax.set_title(f"{name.removeprefix('model.')}\nclipped {clipped:.2f}%", fontsize=7)
         ax.tick_params(labelsize=6)
-    for ax, (name, module) in zip(axes.flat[len(chosen):], weights, strict=False):
+    for ax, (name, module) in zip(axes.flat[len(chosen) :], weights, strict=False):
         quantizer = module.weight_quantizer
         weight = module.float_weight().detach().float()
         scale = quantizer.scale.detach().float()
@@ -294,13 +333,15 @@ def activation_histograms(checkpoint: str | Path, frames: torch.Tensor, path: Pa
         for edge in (quantizer.scheme.quant_min, quantizer.scheme.quant_max):
             ax.axvline(edge, color="tab:red", lw=1)
         used = float(np.abs(codes).max() / max(abs(quantizer.scheme.quant_min), quantizer.scheme.quant_max))
-        ax.set_title(f"{name.removeprefix('model.')} weights (codes)\npeak uses {used * 100:.0f}% of the range",
-                     fontsize=7)
+        ax.set_title(
+            f"{name.removeprefix('model.')} weights (codes)\npeak uses {used * 100:.0f}% of the range", fontsize=7
+        )
         ax.tick_params(labelsize=6)
     for ax in axes.flat[panels:]:
         ax.axis("off")
-    fig.suptitle("activations (blue, log counts) and weights in quantization steps (green); red: representable range",
-                 fontsize=9)
+    fig.suptitle(
+        "activations (blue, log counts) and weights in quantization steps (green); red: representable range", fontsize=9
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return path
@@ -315,6 +356,7 @@ def _spread(items: list, count: int) -> list:
 
 
 # -- drift ----------------------------------------------------------------------------------------
+
 
 def read_drift(run: str | Path) -> list[dict]:
     """Rows of a QAT run's ``drift.csv`` (``run`` is the file or the run's log folder)."""
@@ -334,13 +376,21 @@ def drift_chart(rows: Sequence[dict], path: Path) -> Path:
     fig = _figure(figsize=(7, 4))
     ax = fig.subplots()
     for metric, color in (("mAP50", "tab:blue"), ("mAP50-95", "tab:orange")):
-        ax.plot(epochs, [float(r[f"qat_{metric}"]) for r in rows], marker="o", color=color,
-                label=f"QAT (fake-quant) {metric}")
-        ax.axhline(float(rows[0][f"fp32_{metric}"]), color=color, ls="--", lw=1,
-                   label=f"FP32 start checkpoint {metric}")
-    phases = (("activations", "False", "activation quantizers off", "#dddddd"),
-              ("observing", "False", "ranges frozen", "#d8ecff"),
-              ("bn_frozen", "True", "BN statistics frozen", "#fff1cc"))
+        ax.plot(
+            epochs,
+            [float(r[f"qat_{metric}"]) for r in rows],
+            marker="o",
+            color=color,
+            label=f"QAT (fake-quant) {metric}",
+        )
+        ax.axhline(
+            float(rows[0][f"fp32_{metric}"]), color=color, ls="--", lw=1, label=f"FP32 start checkpoint {metric}"
+        )
+    phases = (
+        ("activations", "False", "activation quantizers off", "#dddddd"),
+        ("observing", "False", "ranges frozen", "#d8ecff"),
+        ("bn_frozen", "True", "BN statistics frozen", "#fff1cc"),
+    )
     for key, shaded, label, color in phases:
         spans = [e for e, r in zip(epochs, rows, strict=True) if r.get(key) == shaded]
         if spans:

@@ -52,12 +52,13 @@ def _maps(stats: dict[str, list], index: np.ndarray) -> tuple[float, float]:
     return float(ap[:, 0].mean()), float(ap.mean())
 
 
-def paired_difference(reference: Evaluation, other: Evaluation, resamples: int = 1000,
-                      seed: int = 0) -> Difference:
+def paired_difference(reference: Evaluation, other: Evaluation, resamples: int = 1000, seed: int = 0) -> Difference:
     """``other`` minus ``reference`` on the same images, with a paired bootstrap 95% interval."""
     if reference.per_image is None or other.per_image is None:
-        raise ValueError("a paired comparison needs per-image results: both models scored through "
-                         "bienbao.runtime (exported files), not ultralytics' validator")
+        raise ValueError(
+            "a paired comparison needs per-image results: both models scored through "
+            "bienbao.runtime (exported files), not ultralytics' validator"
+        )
     count = len(reference.per_image["target_cls"])
     if count != len(other.per_image["target_cls"]) or reference.data != other.data or reference.split != other.split:
         raise ValueError("a paired comparison needs both models scored on the same frames (same data and split)")
@@ -72,5 +73,11 @@ def paired_difference(reference: Evaluation, other: Evaluation, resamples: int =
         a, b = _maps(reference.per_image, index), _maps(other.per_image, index)
         draws[row] = (b[0] - a[0], b[1] - a[1])
     low, high = np.percentile(draws, [2.5, 97.5], axis=0)
-    return Difference(compared[0] - base[0], compared[1] - base[1], (float(low[0]), float(high[0])),
-                      (float(low[1]), float(high[1])), resamples, count)
+    return Difference(
+        compared[0] - base[0],
+        compared[1] - base[1],
+        (float(low[0]), float(high[0])),
+        (float(low[1]), float(high[1])),
+        resamples,
+        count,
+    )

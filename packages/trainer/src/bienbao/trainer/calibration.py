@@ -16,8 +16,9 @@ from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultraly
 __all__ = ["calibration_loop"]
 
 
-def calibration_loop(args: Any, data: dict, batches: int, batch_size: int, device: torch.device,
-                     seed: int = 0, stride: int = 32) -> Callable[[nn.Module], None]:
+def calibration_loop(
+    args: Any, data: dict, batches: int, batch_size: int, device: torch.device, seed: int = 0, stride: int = 32
+) -> Callable[[nn.Module], None]:
     """A ``forward_loop`` for ``bienbao.quant.calibrate`` over ``batches`` random training batches.
 
     ``args`` are ultralytics arguments (``imgsz`` etc.), ``data`` its parsed dataset dict. The images
@@ -26,8 +27,13 @@ def calibration_loop(args: Any, data: dict, batches: int, batch_size: int, devic
     """
     dataset = build_yolo_dataset(args, data["train"], batch_size, data, mode="val", rect=False, stride=stride)
     generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=RandomSampler(dataset, generator=generator),
-                        collate_fn=dataset.collate_fn, num_workers=0)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=RandomSampler(dataset, generator=generator),
+        collate_fn=dataset.collate_fn,
+        num_workers=0,
+    )
     total = min(batches, len(loader))
 
     def forward_loop(model: nn.Module) -> None:

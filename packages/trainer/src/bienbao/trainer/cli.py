@@ -14,8 +14,16 @@ import yaml
 from bienbao.cli.files import atomic_write_text
 from bienbao.runtime.backends import BACKENDS
 
-__all__ = ["register_calibrate", "register_check_data", "register_evaluate", "register_export", "register_init",
-           "register_pipeline", "register_qat", "register_train"]
+__all__ = [
+    "register_calibrate",
+    "register_check_data",
+    "register_evaluate",
+    "register_export",
+    "register_init",
+    "register_pipeline",
+    "register_qat",
+    "register_train",
+]
 
 #: how --help names a default config (see bienbao.trainer.config_files)
 BASE = "./configs/base.yaml, else the packaged default"
@@ -50,8 +58,11 @@ def _train_config(args: argparse.Namespace, name: str | None = None, sets: list[
     """The base config with the command line's values (and ``--set`` pairs) over it."""
     from .config import load_train_config, merge
 
-    overrides = {k: getattr(args, k) for k in ("model", "data", "imgsz", "epochs", "batch", "device", "workers")
-                 if getattr(args, k, None) is not None}
+    overrides = {
+        k: getattr(args, k)
+        for k in ("model", "data", "imgsz", "epochs", "batch", "device", "workers")
+        if getattr(args, k, None) is not None
+    }
     if name:
         overrides["name"] = name
     pairs = getattr(args, "set", []) if sets is None else sets
@@ -65,13 +76,17 @@ def _common(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--batch", type=int, help="batch size")
     parser.add_argument("--device", help='"cpu", "0", "0,1" (default: CUDA if present)')
     parser.add_argument("--workers", type=int, help="dataloader workers")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
-                        help=f"override a config key (repeatable): KEY=VALUE for the base config, e.g. "
-                        f"ultralytics.mosaic=0.5{what}")
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help=f"override a config key (repeatable): KEY=VALUE for the base config, e.g. ultralytics.mosaic=0.5{what}",
+    )
 
 
 def _run(handler):
     """Wrap a handler: config and data errors become one clear line, not a traceback."""
+
     def run(args: argparse.Namespace) -> int:
         from bienbao.cli import CommandError
         from bienbao.quant import ConfigError
@@ -87,18 +102,22 @@ def _run(handler):
         except OSError as exc:  # a missing file, a read-only or full output folder: the path is in the message
             raise CommandError(str(exc) if exc.filename is None else f"{exc.filename}: {exc.strerror}") from exc
         return 0
+
     return run
 
 
 # -- train --------------------------------------------------------------------------------------
 
+
 def register_train(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "train", help="FP32 fine-tuning of a pretrained YOLOv8 checkpoint",
+        "train",
+        help="FP32 fine-tuning of a pretrained YOLOv8 checkpoint",
         description="FP32 fine-tuning on the sign data, driven by configs/base.yaml. Checks the dataset first; "
         "writes models/checkpoints/<name>/{best,last}.pt, logs/<name>/ (ultralytics' run folder, results.csv) "
         "and logs/tensorboard/<name>/. Resume an interrupted run with --set ultralytics.resume=true "
-        "--model logs/<name>/weights/last.pt.")
+        "--model logs/<name>/weights/last.pt.",
+    )
     _common(parser, "")
     parser.add_argument("--model", help="pretrained checkpoint (yolov8n.pt, yolov8s.pt, ...) or model YAML")
     parser.add_argument("--epochs", type=int, help="epochs")
@@ -115,17 +134,23 @@ def _train(args: argparse.Namespace) -> None:
 
 # -- qat ----------------------------------------------------------------------------------------
 
+
 def register_qat(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "qat", help="quantization-aware fine-tuning of an FP32 checkpoint",
+        "qat",
+        help="quantization-aware fine-tuning of an FP32 checkpoint",
         description="QAT driven by configs/qat.yaml and the layer policy configs/quantization.yaml: calibration, "
         "progressive enabling (weights, then activations), observers and BN statistics frozen at configured "
         "epochs, optional distillation from the FP32 model. Writes models/checkpoints/<name>/, logs/<name>/ "
-        "(results.csv, drift.csv: fake-quant metrics next to FP32) and logs/tensorboard/<name>/.")
+        "(results.csv, drift.csv: fake-quant metrics next to FP32) and logs/tensorboard/<name>/.",
+    )
     _common(parser, "; qat.KEY=VALUE for the QAT config, e.g. qat.schedule.freeze_bn_epoch=3")
     parser.add_argument("--qat-config", help=f"QAT config (default {QAT})")
-    parser.add_argument("--experiment", help="an experiment file, or the name of one in configs/experiments/ "
-                        "(e.g. exp4_float_head): its quantization policy and qat overrides replace the defaults")
+    parser.add_argument(
+        "--experiment",
+        help="an experiment file, or the name of one in configs/experiments/ "
+        "(e.g. exp4_float_head): its quantization policy and qat overrides replace the defaults",
+    )
     parser.add_argument("--weights", help="FP32 checkpoint to start from")
     parser.add_argument("--quantization", help="layer policy YAML")
     parser.add_argument("--epochs", type=int, help="QAT epochs")
@@ -147,8 +172,9 @@ def _qat_config(args: argparse.Namespace, sets: list[str], epochs: int | None = 
 def _split_sets(pairs: list[str] | None) -> tuple[list[str], list[str]]:
     """``--set qat.KEY=V`` goes to the QAT config, any other ``--set`` to the base config."""
     pairs = pairs or []
-    return [p for p in pairs if not p.startswith("qat.")], [p.removeprefix("qat.") for p in pairs
-                                                             if p.startswith("qat.")]
+    return [p for p in pairs if not p.startswith("qat.")], [
+        p.removeprefix("qat.") for p in pairs if p.startswith("qat.")
+    ]
 
 
 def _qat(args: argparse.Namespace) -> None:
@@ -161,12 +187,15 @@ def _qat(args: argparse.Namespace) -> None:
 
 # -- calibrate ----------------------------------------------------------------------------------
 
+
 def register_calibrate(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "calibrate", help="post-training quantization (PTQ) with the QAT policy, no training",
+        "calibrate",
+        help="post-training quantization (PTQ) with the QAT policy, no training",
         description="Calibrates the FP32 checkpoint's quantizers (same policy as QAT) on N training batches "
         "and writes models/checkpoints/<name>/best.pt, a fake-quant checkpoint that bienbao export and "
-        "ultralytics' val accept: the baseline QAT must beat.")
+        "ultralytics' val accept: the baseline QAT must beat.",
+    )
     _common(parser, "; qat.KEY=VALUE for the QAT config, e.g. qat.calibration.batch_size=4")
     parser.add_argument("--qat-config", help=f"where the defaults come from (default {QAT})")
     parser.add_argument("--experiment", help="an experiment file (or name) whose quantization policy to use")
@@ -191,34 +220,58 @@ def _calibrate(args: argparse.Namespace) -> None:
 
 # -- export -------------------------------------------------------------------------------------
 
+
 def register_export(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from .formats import FORMATS
 
     parser = subparsers.add_parser(
-        "export", help="export a QAT/PTQ (or FP32) checkpoint to ONNX Q/DQ, TFLite or a TensorRT engine",
+        "export",
+        help="export a QAT/PTQ (or FP32) checkpoint to ONNX Q/DQ, TFLite or a TensorRT engine",
         description="Writes <output>/onnx/*.onnx (Q/DQ with int8 weights, or FP32), <output>/tflite/*.tflite "
         "(INT8 through litert-torch, the optional tflite extra) and <output>/tensorrt/*.engine, each with its "
         "metadata (class names, input size, quantization, source hash; a .json sidecar for TFLite and engines). "
-        "The scales are the checkpoint's own: nothing is re-calibrated. Driven by configs/export.yaml.")
+        "The scales are the checkpoint's own: nothing is re-calibrated. Driven by configs/export.yaml.",
+    )
     parser.add_argument("--config", help=f"export config (default {EXPORT})")
     parser.add_argument("--checkpoint", help="the checkpoint to export")
-    parser.add_argument("--format", dest="formats", action="append", choices=list(FORMATS),
-                        help="onnx (default), tflite (needs bienbao-trainer[tflite]) or engine (TensorRT, needs "
-                        "TensorRT); repeatable")
-    parser.add_argument("--target", choices=["onnxruntime", "tensorrt", "fp32"],
-                        help="onnxruntime: uint8 activations for CPUs; tensorrt: symmetric int8; fp32: float. "
-                        "TFLite is int8 from either INT8 target (fp32: a float TFLite)")
-    parser.add_argument("--imgsz", type=int, nargs="+", metavar="SIZE",
-                        help="input size: one (square, 640) or height and width (384 640: a 16:9 camera's frames "
-                        "fill it, where 640 x 640 spends 44%% of every inference on padding)")
-    parser.add_argument("--rect", nargs="?", const="16:9", metavar="W:H",
-                        help="with one --imgsz: that many pixels across and the short side for a camera of this "
-                        "aspect, rounded up to 32 (default 16:9: --imgsz 640 --rect gives 384 x 640)")
-    parser.add_argument("--weight-bits", type=int, choices=[7, 8],
-                        help="weight codes: 8 where int8 products are exact (x86 with VNNI, ARM, Jetson, TensorRT, "
-                        "LiteRT); 7 for ONNX Runtime on x86 without VNNI (AVX2), whose u8s8 kernels saturate. "
-                        "Default: the checkpoint's own in ONNX (7 with the onnxruntime_cpu preset), 8 in TFLite and "
-                        "engines. Written into the file; the runtime warns when a file meets the other kind of CPU")
+    parser.add_argument(
+        "--format",
+        dest="formats",
+        action="append",
+        choices=list(FORMATS),
+        help="onnx (default), tflite (needs bienbao-trainer[tflite]) or engine (TensorRT, needs TensorRT); repeatable",
+    )
+    parser.add_argument(
+        "--target",
+        choices=["onnxruntime", "tensorrt", "fp32"],
+        help="onnxruntime: uint8 activations for CPUs; tensorrt: symmetric int8; fp32: float. "
+        "TFLite is int8 from either INT8 target (fp32: a float TFLite)",
+    )
+    parser.add_argument(
+        "--imgsz",
+        type=int,
+        nargs="+",
+        metavar="SIZE",
+        help="input size: one (square, 640) or height and width (384 640: a 16:9 camera's frames "
+        "fill it, where 640 x 640 spends 44%% of every inference on padding)",
+    )
+    parser.add_argument(
+        "--rect",
+        nargs="?",
+        const="16:9",
+        metavar="W:H",
+        help="with one --imgsz: that many pixels across and the short side for a camera of this "
+        "aspect, rounded up to 32 (default 16:9: --imgsz 640 --rect gives 384 x 640)",
+    )
+    parser.add_argument(
+        "--weight-bits",
+        type=int,
+        choices=[7, 8],
+        help="weight codes: 8 where int8 products are exact (x86 with VNNI, ARM, Jetson, TensorRT, "
+        "LiteRT); 7 for ONNX Runtime on x86 without VNNI (AVX2), whose u8s8 kernels saturate. "
+        "Default: the checkpoint's own in ONNX (7 with the onnxruntime_cpu preset), 8 in TFLite and "
+        "engines. Written into the file; the runtime warns when a file meets the other kind of CPU",
+    )
     parser.add_argument("--output", help="output folder (default models/exported)")
     parser.set_defaults(handler=_run(_export), prog=parser.prog)
     return parser
@@ -229,8 +282,11 @@ def _export(args: argparse.Namespace) -> None:
     from .export import ExportError, export_onnx, export_tflite
     from .export.tensorrt_engine import EngineBuildError, build_engine, trtexec_command
 
-    overrides = {k: getattr(args, k) for k in ("checkpoint", "formats", "target", "output", "weight_bits")
-                 if getattr(args, k) is not None}
+    overrides = {
+        k: getattr(args, k)
+        for k in ("checkpoint", "formats", "target", "output", "weight_bits")
+        if getattr(args, k) is not None
+    }
     size = _export_size(args.imgsz, args.rect)
     if size is not None:
         overrides["imgsz"] = size
@@ -238,19 +294,29 @@ def _export(args: argparse.Namespace) -> None:
     output = Path(config.output)
     try:
         if "onnx" in config.formats or "engine" in config.formats:  # an engine is built from the ONNX file
-            result = export_onnx(config.checkpoint, output / "onnx", config.target, config.imgsz, config.opset,
-                                 config.weight_bits)
+            result = export_onnx(
+                config.checkpoint, output / "onnx", config.target, config.imgsz, config.opset, config.weight_bits
+            )
             report = result.report
-            print(f"{result.path}  {result.size_bytes / 1e6:.2f} MB  target={config.target}  "
-                  f"weights: {_width(result.metadata.quantization.weight_bits)}  "
-                  f"int8 weights: {report.int8_weights}, float weights: {report.float_weights}, "
-                  f"Q/DQ: {report.ops.get('QuantizeLinear', 0)}/{report.ops.get('DequantizeLinear', 0)}")
+            print(
+                f"{result.path}  {result.size_bytes / 1e6:.2f} MB  target={config.target}  "
+                f"weights: {_width(result.metadata.quantization.weight_bits)}  "
+                f"int8 weights: {report.int8_weights}, float weights: {report.float_weights}, "
+                f"Q/DQ: {report.ops.get('QuantizeLinear', 0)}/{report.ops.get('DequantizeLinear', 0)}"
+            )
         if "tflite" in config.formats:
             print("converting to TFLite with litert-torch (a minute or two at 640)")
-            tflite = export_tflite(config.checkpoint, output / "tflite", "fp32" if config.target == "fp32" else "int8",
-                                   config.imgsz, config.weight_bits)
-            print(f"{tflite.path}  {tflite.size_bytes / 1e6:.2f} MB  activations: "
-                  f"{tflite.metadata.quantization.activations}  (metadata: {tflite.path.with_suffix('.json').name})")
+            tflite = export_tflite(
+                config.checkpoint,
+                output / "tflite",
+                "fp32" if config.target == "fp32" else "int8",
+                config.imgsz,
+                config.weight_bits,
+            )
+            print(
+                f"{tflite.path}  {tflite.size_bytes / 1e6:.2f} MB  activations: "
+                f"{tflite.metadata.quantization.activations}  (metadata: {tflite.path.with_suffix('.json').name})"
+            )
         if "engine" in config.formats:
             engine = output / "tensorrt" / result.path.with_suffix(".engine").name
             print(f"building the TensorRT engine (same as: {trtexec_command(result.path, engine, config.fp16)})")
@@ -287,22 +353,29 @@ def _width(bits: int) -> str:
 
 # -- evaluate -----------------------------------------------------------------------------------
 
+
 def register_evaluate(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "evaluate", help="mAP50, mAP50-95, precision, recall, per-class AP of a checkpoint or an exported file",
+        "evaluate",
+        help="mAP50, mAP50-95, precision, recall, per-class AP of a checkpoint or an exported file",
         description="A .pt checkpoint (FP32, PTQ, QAT fake-quant) is scored by ultralytics' validator; an exported "
         ".onnx/.tflite/.engine runs through bienbao.runtime (the deployed pre-processing, backend and NMS) and is "
         "scored "
         "with the same matching rule, so the number is the deployed model's. Prints a table; --json writes the "
-        "result (keys documented in bienbao/trainer/evaluate.py).")
+        "result (keys documented in bienbao/trainer/evaluate.py).",
+    )
     parser.add_argument("--model", required=True, help="checkpoint (.pt) or exported model (.onnx, .tflite, .engine)")
     parser.add_argument("--data", required=True, help="dataset YAML")
     parser.add_argument("--split", default="val", help="val (default) or test")
     parser.add_argument("--imgsz", type=int, default=640, help="image size for checkpoints (exports use their own)")
     parser.add_argument("--conf", type=float, default=0.001, help="confidence threshold (mAP wants a low one)")
     parser.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (ultralytics' val default)")
-    parser.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
-                        help="runtime backend for an exported file (default: from its suffix; openvino runs .onnx)")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", *BACKENDS],
+        help="runtime backend for an exported file (default: from its suffix; openvino runs .onnx)",
+    )
     parser.add_argument("--json", help="write the result to this JSON file")
     parser.set_defaults(handler=_run(_checked(_evaluate)), prog=parser.prog)
     return parser
@@ -310,6 +383,7 @@ def register_evaluate(subparsers: argparse._SubParsersAction) -> argparse.Argume
 
 def _checked(handler):
     """A model or dataset that does not fit (other classes, an undecodable image) is one clear line."""
+
     def run(args: argparse.Namespace) -> None:
         from bienbao.cli import CommandError
 
@@ -317,6 +391,7 @@ def _checked(handler):
             handler(args)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+
     return run
 
 
@@ -339,25 +414,40 @@ SAMPLE_EPOCHS, SAMPLE_QAT_EPOCHS = 3, 2
 
 def register_pipeline(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "pipeline", help="the main job: FP32 -> PTQ -> QAT -> export -> evaluate -> bench -> report",
+        "pipeline",
+        help="the main job: FP32 -> PTQ -> QAT -> export -> evaluate -> bench -> report",
         description="Runs every step, driven by configs/, and writes logs/pipeline/report.md. With no --data it "
         "fine-tunes the shipped sign model (models/pretrained/) on the embedded sample (datasets/vn-signs-sample: "
         f"{SAMPLE_EPOCHS} FP32 and {SAMPLE_QAT_EPOCHS} QAT epochs, a few minutes on two CPU cores). An interrupted "
-        "pipeline resumes after its last finished step; --restart starts over.")
+        "pipeline resumes after its last finished step; --restart starts over.",
+    )
     _common(parser, "; qat.KEY=VALUE for the QAT config")
     parser.add_argument("--qat-config", help=f"QAT config (default {QAT})")
-    parser.add_argument("--export-config", help=f"export formats besides ONNX (default {EXPORT}: "
-                        "its formats: tflite and engine add the QAT model as TFLite / TensorRT engine)")
-    parser.add_argument("--model", help="pretrained checkpoint for the FP32 step (default from the config: the "
-                        "shipped models/pretrained/yolov8n-vn-signs-fp32.pt; trains from scratch, and says so, when "
-                        "it is not on disk)")
+    parser.add_argument(
+        "--export-config",
+        help=f"export formats besides ONNX (default {EXPORT}: "
+        "its formats: tflite and engine add the QAT model as TFLite / TensorRT engine)",
+    )
+    parser.add_argument(
+        "--model",
+        help="pretrained checkpoint for the FP32 step (default from the config: the "
+        "shipped models/pretrained/yolov8n-vn-signs-fp32.pt; trains from scratch, and says so, when "
+        "it is not on disk)",
+    )
     parser.add_argument("--epochs", type=int, help="FP32 epochs")
     parser.add_argument("--qat-epochs", type=int, help="QAT epochs")
     parser.add_argument("--split", default="test", help="split to evaluate and benchmark on (default test)")
     parser.add_argument("--bench-runs", type=int, default=20, help="benchmark runs per model (default 20)")
     parser.add_argument("--restart", action="store_true", help="ignore finished steps and start over")
-    parser.set_defaults(handler=_run(_pipeline), prog=parser.prog, name=None, experiment=None, weights=None,
-                        quantization=None, resume=None)
+    parser.set_defaults(
+        handler=_run(_pipeline),
+        prog=parser.prog,
+        name=None,
+        experiment=None,
+        weights=None,
+        quantization=None,
+        resume=None,
+    )
     return parser
 
 
@@ -376,15 +466,19 @@ def _pipeline(args: argparse.Namespace) -> None:
     # best.pt from an epoch without activation quantization is refused by the INT8 export
     train = _train_config(args, sets=base_sets)
     if sample:
-        print(f"[pipeline] no --data: the embedded sample {train.data} (80 real frames): {args.epochs} FP32 and "
-              f"{args.qat_epochs} QAT epochs from {train.model}, every step in a few minutes on two CPU cores. "
-              "The accuracy is mostly the starting model's; pass --data (and --model) for the real workflow.")
+        print(
+            f"[pipeline] no --data: the embedded sample {train.data} (80 real frames): {args.epochs} FP32 and "
+            f"{args.qat_epochs} QAT epochs from {train.model}, every step in a few minutes on two CPU cores. "
+            "The accuracy is mostly the starting model's; pass --data (and --model) for the real workflow."
+        )
     model = Path(train.model)
     if model.suffix == ".pt" and not model.is_file():
         scratch = model.with_suffix(".yaml").name
-        print(f"[pipeline] pretrained checkpoint {model} not found and nothing is downloaded here: training "
-              f"{scratch} FROM SCRATCH. Expect near-zero accuracy on a short run; pass --model with a checkpoint "
-              "(e.g. models/pretrained/yolov8n-vn-signs-fp32.pt) for a real fine-tune.")
+        print(
+            f"[pipeline] pretrained checkpoint {model} not found and nothing is downloaded here: training "
+            f"{scratch} FROM SCRATCH. Expect near-zero accuracy on a short run; pass --model with a checkpoint "
+            "(e.g. models/pretrained/yolov8n-vn-signs-fp32.pt) for a real fine-tune."
+        )
         train = replace(train, model=scratch)
     qat = _qat_config(args, qat_sets, epochs=args.qat_epochs)
     formats = load_export_config(args.export_config).formats
@@ -393,12 +487,15 @@ def _pipeline(args: argparse.Namespace) -> None:
 
 # -- check-data ---------------------------------------------------------------------------------
 
+
 def register_check_data(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "check-data", help="check a YOLO dataset and report every problem with file names",
+        "check-data",
+        help="check a YOLO dataset and report every problem with file names",
         description="Errors (missing folders, malformed label lines, class ids out of range, coordinates outside "
         "[0, 1], images that do not decode) make the exit code 2; warnings (polygon lines, background images) "
-        "are reported grouped.")
+        "are reported grouped.",
+    )
     parser.add_argument("data", help="dataset YAML")
     parser.add_argument("--no-decode", action="store_true", help="skip decoding every image (faster)")
     parser.set_defaults(handler=_run(_check_data), prog=parser.prog)
@@ -415,13 +512,16 @@ def _check_data(args: argparse.Namespace) -> None:
 
 # -- init ---------------------------------------------------------------------------------------
 
+
 def register_init(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "init", help="write editable copies of the default configs into DIR/configs/",
+        "init",
+        help="write editable copies of the default configs into DIR/configs/",
         description="Copies the packaged configs (base, qat, quantization, export and the experiments) into "
         "DIR/configs/. Every command then reads ./configs/<kind>.yaml when run from DIR, else the packaged "
         "default. Relative paths in a config resolve against the config file's folder (../models/checkpoints "
-        "is DIR/models/checkpoints). Existing files are never overwritten without --force.")
+        "is DIR/models/checkpoints). Existing files are never overwritten without --force.",
+    )
     parser.add_argument("dir", nargs="?", default=".", help="project folder (default: the current one)")
     parser.add_argument("--force", action="store_true", help="overwrite config files that already exist")
     parser.set_defaults(handler=_run(_init), prog=parser.prog)
@@ -433,6 +533,7 @@ def _init(args: argparse.Namespace) -> None:
 
     written = init_configs(args.dir, force=args.force)
     folder = Path(args.dir) / "configs"
-    print(f"wrote {len(written)} config file(s) into {folder}: " + ", ".join(
-        str(p.relative_to(folder)) for p in written))
+    print(
+        f"wrote {len(written)} config file(s) into {folder}: " + ", ".join(str(p.relative_to(folder)) for p in written)
+    )
     print(f"edit them, then run bienbao train / qat / calibrate / export from {Path(args.dir)}")

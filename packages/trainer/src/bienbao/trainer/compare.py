@@ -51,9 +51,14 @@ class ComparedModel:
         return float(sum(self.evaluation.speed_ms.values()))
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "path": str(self.path), "size_mb": round(self.size_mb, 3),
-                "latency_ms": round(self.latency_ms, 2), "evaluation": self.evaluation.to_dict(),
-                "difference_vs_reference": self.difference.to_dict() if self.difference else None}
+        return {
+            "label": self.label,
+            "path": str(self.path),
+            "size_mb": round(self.size_mb, 3),
+            "latency_ms": round(self.latency_ms, 2),
+            "evaluation": self.evaluation.to_dict(),
+            "difference_vs_reference": self.difference.to_dict() if self.difference else None,
+        }
 
 
 def parse_model_spec(spec: str) -> tuple[str, Path]:
@@ -67,8 +72,16 @@ def parse_model_spec(spec: str) -> tuple[str, Path]:
     return label, path
 
 
-def compare(models: Sequence[tuple[str, Path]], data: str | Path, split: str = "test", out: str | Path = "compare",
-            imgsz: int = 640, examples: int = 4, progress=print, bootstrap: int = 1000) -> list[ComparedModel]:
+def compare(
+    models: Sequence[tuple[str, Path]],
+    data: str | Path,
+    split: str = "test",
+    out: str | Path = "compare",
+    imgsz: int = 640,
+    examples: int = 4,
+    progress=print,
+    bootstrap: int = 1000,
+) -> list[ComparedModel]:
     """Evaluate every ``(label, path)`` on ``split`` and write the report into ``out``; each
     model's difference from the first gets a paired bootstrap 95% interval over ``bootstrap``
     resamples of the images (exported files; 0: none)."""
@@ -88,12 +101,21 @@ def compare(models: Sequence[tuple[str, Path]], data: str | Path, split: str = "
             progress(f"      paired bootstrap against {compared[0].label} ({bootstrap} resamples of the images)")
             difference = paired_difference(compared[0].evaluation, evaluation, bootstrap)
         compared.append(ComparedModel(label, Path(path), evaluation, difference))
-    atomic_write_text(out / "compare.json", json.dumps({"data": str(data), "split": split, "reference": labels[0],
-                                                  "models": [m.to_dict() for m in compared]}, indent=2,
-                                                 ensure_ascii=False) + "\n")
+    atomic_write_text(
+        out / "compare.json",
+        json.dumps(
+            {"data": str(data), "split": split, "reference": labels[0], "models": [m.to_dict() for m in compared]},
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n",
+    )
     charts = _charts(compared, out)
-    frames = example_frames([(m.label, m.path) for m in compared], Path(data), split, out / "examples", examples,
-                            imgsz) if examples else []
+    frames = (
+        example_frames([(m.label, m.path) for m in compared], Path(data), split, out / "examples", examples, imgsz)
+        if examples
+        else []
+    )
     atomic_write_text(out / "compare.md", _markdown(compared, split, charts, frames, out))
     atomic_write_text(out / "compare.html", _html(compared, split, charts, frames, out))
     return compared
@@ -101,18 +123,34 @@ def compare(models: Sequence[tuple[str, Path]], data: str | Path, split: str = "
 
 # -- tables -------------------------------------------------------------------------------------
 
+
 def _summary_rows(models: Sequence[ComparedModel]) -> list[list[str]]:
     ref = models[0].evaluation
     rows = []
     for m in models:
         e = m.evaluation
-        drop = ("reference" if m is models[0]
-                else f"{(e.map50 - ref.map50) * 100:+.2f} / {(e.map50_95 - ref.map50_95) * 100:+.2f}")
+        drop = (
+            "reference"
+            if m is models[0]
+            else f"{(e.map50 - ref.map50) * 100:+.2f} / {(e.map50_95 - ref.map50_95) * 100:+.2f}"
+        )
         if m.difference is not None:
             lo, hi = m.difference.map50_95_ci
             drop += f" (95% CI of mAP50-95: {lo * 100:+.2f} to {hi * 100:+.2f})"
-        rows.append([m.label, _file_name(m.path), f"{m.size_mb:.2f}", f"{e.map50:.4f}", f"{e.map50_95:.4f}",
-                     f"{e.precision:.3f}", f"{e.recall:.3f}", f"{m.latency_ms:.1f}", e.evaluator, drop])
+        rows.append(
+            [
+                m.label,
+                _file_name(m.path),
+                f"{m.size_mb:.2f}",
+                f"{e.map50:.4f}",
+                f"{e.map50_95:.4f}",
+                f"{e.precision:.3f}",
+                f"{e.recall:.3f}",
+                f"{m.latency_ms:.1f}",
+                e.evaluator,
+                drop,
+            ]
+        )
     return rows
 
 
@@ -121,19 +159,33 @@ def _file_name(path: Path) -> str:
     return f"{path.parent.name}/{path.name}" if path.stem in ("best", "last") else path.name
 
 
-SUMMARY_HEADER = ["model", "file", "MB", "mAP50", "mAP50-95", "P", "R", "ms/img", "evaluated by",
-                  "Δ mAP50 / mAP50-95 (points)"]
+SUMMARY_HEADER = [
+    "model",
+    "file",
+    "MB",
+    "mAP50",
+    "mAP50-95",
+    "P",
+    "R",
+    "ms/img",
+    "evaluated by",
+    "Δ mAP50 / mAP50-95 (points)",
+]
 
 
 def _class_drops(models: Sequence[ComparedModel], top: int = 10) -> tuple[list[str], list[list[str]]]:
     ref = models[0].evaluation.per_class
     names = sorted(ref, key=lambda n: -ref[n]["instances"])
-    drops = {n: min((m.evaluation.per_class.get(n, {"ap50": 0.0})["ap50"] - ref[n]["ap50"]) for m in models[1:])
-             for n in names}
+    drops = {
+        n: min((m.evaluation.per_class.get(n, {"ap50": 0.0})["ap50"] - ref[n]["ap50"]) for m in models[1:])
+        for n in names
+    }
     worst = sorted(names, key=lambda n: drops[n])[:top]
     header = ["class", "signs", *(f"{m.label} AP50" for m in models)]
-    rows = [[n, str(ref[n]["instances"]), *(f"{m.evaluation.per_class.get(n, {'ap50': 0.0})['ap50']:.3f}"
-                                             for m in models)] for n in worst]
+    rows = [
+        [n, str(ref[n]["instances"]), *(f"{m.evaluation.per_class.get(n, {'ap50': 0.0})['ap50']:.3f}" for m in models)]
+        for n in worst
+    ]
     return header, rows
 
 
@@ -144,11 +196,22 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 
 def _markdown(models, split, charts, frames, out) -> str:
     e = models[0].evaluation
-    parts = [f"# bienbao compare: {', '.join(m.label for m in models)}", "",
-             f"Split `{split}` of `{e.data}`: {e.images} images, {e.instances} signs. Reference: "
-             f"**{models[0].label}**. Latency is per image as evaluation measured it (see `bienbao bench` for "
-             "interleaved timings).", "", _md_table(SUMMARY_HEADER, _summary_rows(models)), "",
-             "## Classes losing most AP50", "", _md_table(*_class_drops(models)), "", "## Charts", ""]
+    parts = [
+        f"# bienbao compare: {', '.join(m.label for m in models)}",
+        "",
+        f"Split `{split}` of `{e.data}`: {e.images} images, {e.instances} signs. Reference: "
+        f"**{models[0].label}**. Latency is per image as evaluation measured it (see `bienbao bench` for "
+        "interleaved timings).",
+        "",
+        _md_table(SUMMARY_HEADER, _summary_rows(models)),
+        "",
+        "## Classes losing most AP50",
+        "",
+        _md_table(*_class_drops(models)),
+        "",
+        "## Charts",
+        "",
+    ]
     parts += [f"![{name}]({path.relative_to(out).as_posix()})" for name, path in charts.items()]
     if frames:
         parts += ["", "## Example frames", "", *(f"![{p.stem}]({p.relative_to(out).as_posix()})" for p in frames)]
@@ -163,20 +226,24 @@ def _html(models, split, charts, frames, out) -> str:
 
     e = models[0].evaluation
     images = [*charts.values(), *frames]
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>bienbao compare</title><style>"
-            "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
-            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%;margin:1em 0}"
-            "</style></head><body>"
-            f"<h1>bienbao compare</h1><p>Split <code>{html.escape(split)}</code> of "
-            f"<code>{html.escape(e.data)}</code>: "
-            f"{e.images} images, {e.instances} signs. Reference: <b>{html.escape(models[0].label)}</b>.</p>"
-            + table(SUMMARY_HEADER, _summary_rows(models)) + "<h2>Classes losing most AP50</h2>"
-            + table(*_class_drops(models))
-            + "".join(f"<img src='{html.escape(p.relative_to(out).as_posix())}'>" for p in images)
-            + "</body></html>\n")
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>bienbao compare</title><style>"
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%;margin:1em 0}"
+        "</style></head><body>"
+        f"<h1>bienbao compare</h1><p>Split <code>{html.escape(split)}</code> of "
+        f"<code>{html.escape(e.data)}</code>: "
+        f"{e.images} images, {e.instances} signs. Reference: <b>{html.escape(models[0].label)}</b>.</p>"
+        + table(SUMMARY_HEADER, _summary_rows(models))
+        + "<h2>Classes losing most AP50</h2>"
+        + table(*_class_drops(models))
+        + "".join(f"<img src='{html.escape(p.relative_to(out).as_posix())}'>" for p in images)
+        + "</body></html>\n"
+    )
 
 
 # -- charts -------------------------------------------------------------------------------------
+
 
 def _charts(models: Sequence[ComparedModel], out: Path) -> dict[str, Path]:
     from matplotlib.figure import Figure  # outside pyplot: no global state, no backend switch
@@ -190,8 +257,13 @@ def _charts(models: Sequence[ComparedModel], out: Path) -> dict[str, Path]:
     for i, m in enumerate(models):
         values = [m.evaluation.per_class.get(n, {"ap50": 0.0})["ap50"] for n in names]
         ax.bar(np.arange(len(names)) + i * width, values, width, label=m.label)
-    ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, [f"{n} ({ref[n]['instances']})" for n in names],
-                  rotation=75, ha="right", fontsize=7)
+    ax.set_xticks(
+        np.arange(len(names)) + 0.4 - width / 2,
+        [f"{n} ({ref[n]['instances']})" for n in names],
+        rotation=75,
+        ha="right",
+        fontsize=7,
+    )
     ax.set_ylabel("AP50")
     ax.set_title("AP50 per class (signs in the split)")
     ax.legend()
@@ -234,8 +306,10 @@ def _save(fig, path: Path) -> Path:
 
 # -- example frames -------------------------------------------------------------------------------
 
-def example_frames(models: Sequence[tuple[str, Path]], data: Path, split: str, out: Path, count: int,
-                   imgsz: int = 640) -> list[Path]:
+
+def example_frames(
+    models: Sequence[tuple[str, Path]], data: Path, split: str, out: Path, count: int, imgsz: int = 640
+) -> list[Path]:
     """The ``count`` frames of ``split`` with the most labelled signs, each ``(label, path)``
     model's detections (conf 0.25) drawn one above the other; JPEG files in ``out``."""
     import cv2
@@ -262,8 +336,11 @@ def example_frames(models: Sequence[tuple[str, Path]], data: Path, split: str, o
             cv2.putText(panel, label, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (0, 0, 0), 1)
             panels.append(panel)
         target = out / f"{path.stem}.jpg"  # photos: JPEG is a tenth of the PNG
-        cv2.imwrite(str(target), np.vstack(panels) if frame.shape[1] > frame.shape[0] else np.hstack(panels),
-                    [cv2.IMWRITE_JPEG_QUALITY, 88])
+        cv2.imwrite(
+            str(target),
+            np.vstack(panels) if frame.shape[1] > frame.shape[0] else np.hstack(panels),
+            [cv2.IMWRITE_JPEG_QUALITY, 88],
+        )
         written.append(target)
     return written
 
@@ -283,7 +360,11 @@ def _detector(path: Path, imgsz: int, conf: float = 0.25):
 
     def run(frame: np.ndarray) -> Detections:
         boxes = model.predict(frame, imgsz=imgsz, conf=conf, verbose=False)[0].boxes
-        return Detections(boxes.xyxy.numpy().astype(np.float32), boxes.conf.numpy().astype(np.float32),
-                          boxes.cls.numpy().astype(np.int64), names)
+        return Detections(
+            boxes.xyxy.numpy().astype(np.float32),
+            boxes.conf.numpy().astype(np.float32),
+            boxes.cls.numpy().astype(np.int64),
+            names,
+        )
 
     return run

@@ -91,7 +91,8 @@ def _check_type(value: Any, annotation: Any, key: str, source: str) -> Any:
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if annotation in (int, float, str, bool) and (
-            not isinstance(value, annotation) or (annotation is int and isinstance(value, bool))):
+        not isinstance(value, annotation) or (annotation is int and isinstance(value, bool))
+    ):
         raise ConfigError(f"{source}: {key} must be {annotation.__name__}, got {value!r}")
     return value
 
@@ -215,8 +216,10 @@ class QATSchedule:
         fitted = {k: (None if v is None else min(epochs - 1, v * epochs // span)) for k, v in phases.items()}
         before = ", ".join(f"{k}={v}" for k, v in phases.items() if v is not None)
         after = ", ".join(f"{k}={v}" for k, v in fitted.items() if v is not None)
-        return QATSchedule(**fitted), (f"the QAT schedule ({before}) falls outside a {epochs}-epoch run (epochs 0-"
-                                        f"{epochs - 1}); scaled to {after}. Set qat.schedule.* to choose")
+        return QATSchedule(**fitted), (
+            f"the QAT schedule ({before}) falls outside a {epochs}-epoch run (epochs 0-"
+            f"{epochs - 1}); scaled to {after}. Set qat.schedule.* to choose"
+        )
 
 
 @dataclass(frozen=True)
@@ -258,8 +261,14 @@ class QATConfig:
 
     def ultralytics_args(self) -> dict[str, Any]:
         """The optimiser/schedule keys in ultralytics' spelling, then the pass-through keys."""
-        args = {"lr0": self.lr0, "lrf": self.lrf, "warmup_epochs": self.warmup_epochs, "cos_lr": self.cos_lr,
-                "optimizer": self.optimizer, "epochs": self.epochs}
+        args = {
+            "lr0": self.lr0,
+            "lrf": self.lrf,
+            "warmup_epochs": self.warmup_epochs,
+            "cos_lr": self.cos_lr,
+            "optimizer": self.optimizer,
+            "epochs": self.epochs,
+        }
         clash = sorted(set(args) & set(self.ultralytics))
         if clash:
             raise ConfigError(f"qat config sets {', '.join(clash)} both at the top level and under ultralytics:")
@@ -282,16 +291,17 @@ class ExportConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "formats", tuple(self.formats))
         if self.weight_bits not in (None, 7, 8):
-            raise ValueError(f"weight_bits={self.weight_bits!r}: null (ONNX: the checkpoint's width; TFLite and "
-                             "engines: 8), 8, or 7 (ONNX Runtime on x86 without VNNI)")
+            raise ValueError(
+                f"weight_bits={self.weight_bits!r}: null (ONNX: the checkpoint's width; TFLite and "
+                "engines: 8), 8, or 7 (ONNX Runtime on x86 without VNNI)"
+            )
         unknown = sorted(set(self.formats) - set(FORMATS))
         if unknown or not self.formats:
             raise ValueError(f"formats {list(self.formats)}: write some of {', '.join(FORMATS)}")
         if self.target not in ("onnxruntime", "tensorrt", "fp32"):
             raise ValueError(f"target {self.target!r}: write onnxruntime, tensorrt or fp32")
         if "engine" in self.formats and self.target == "onnxruntime":
-            raise ValueError("an engine needs target: tensorrt (symmetric int8); onnxruntime's uint8 graph "
-                             "is for CPUs")
+            raise ValueError("an engine needs target: tensorrt (symmetric int8); onnxruntime's uint8 graph is for CPUs")
         object.__setattr__(self, "imgsz", _export_size(self.imgsz))
 
 
@@ -320,8 +330,9 @@ def merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def read_config(kind: str, path: str | Path | None, fields: tuple[str, ...],
-                keep_bare: tuple[str, ...] = ()) -> tuple[dict[str, Any], ConfigFile]:
+def read_config(
+    kind: str, path: str | Path | None, fields: tuple[str, ...], keep_bare: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], ConfigFile]:
     """The mapping in the ``kind`` config (see ``config_files``), its path fields resolved."""
     file = locate_config(kind, path)
     return file.resolve_fields(load_yaml(file.path), fields, keep_bare), file
@@ -341,8 +352,9 @@ def load_train_config(path: str | Path | None = None, overrides: Mapping[str, An
     return from_dict(TrainConfig, merge(data, overrides or {}), file.describe())
 
 
-def load_qat_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
-                    experiment: str | None = None) -> QATConfig:
+def load_qat_config(
+    path: str | Path | None = None, overrides: Mapping[str, Any] | None = None, experiment: str | None = None
+) -> QATConfig:
     """The QAT config; an ``experiment`` (a path or a name such as ``exp4_float_head``) adds its
     ``qat:`` overrides and, when it has one, its ``quantization:`` policy."""
     data, file = read_config("qat", path, QAT_PATHS)

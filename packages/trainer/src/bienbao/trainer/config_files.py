@@ -20,8 +20,15 @@ from typing import Any
 
 from bienbao.quant import ConfigError
 
-__all__ = ["CONFIG_KINDS", "PACKAGED", "ConfigFile", "init_configs", "locate_config", "locate_experiment",
-           "packaged_experiments"]
+__all__ = [
+    "CONFIG_KINDS",
+    "PACKAGED",
+    "ConfigFile",
+    "init_configs",
+    "locate_config",
+    "locate_experiment",
+    "packaged_experiments",
+]
 
 PACKAGED = Path(__file__).parent / "configs"
 #: the config files a command reads, by kind (``bienbao init`` writes each of them)
@@ -58,8 +65,9 @@ class ConfigFile:
                 return str(inside.resolve())
         return str(Path(_normalize(candidate)))
 
-    def resolve_fields(self, data: Mapping[str, Any], fields: Iterable[str],
-                       keep_bare: Iterable[str] = ()) -> dict[str, Any]:
+    def resolve_fields(
+        self, data: Mapping[str, Any], fields: Iterable[str], keep_bare: Iterable[str] = ()
+    ) -> dict[str, Any]:
         """``data`` with the (dotted) ``fields`` resolved. A ``keep_bare`` field whose value is a
         bare file name that does not exist beside the config stays as written (``yolov8n.pt`` is
         also a model name ultralytics knows)."""
@@ -124,9 +132,11 @@ def locate_experiment(name_or_path: str) -> ConfigFile:
         candidate = folder / f"{stem}.yaml"
         if candidate.is_file():
             return ConfigFile.of(candidate)
-    raise ConfigError(f"experiment not found: {name_or_path} (looked for {path.absolute()}, "
-                      f"{(LOCAL / 'experiments' / f'{stem}.yaml').absolute()} and the packaged ones: "
-                      f"{', '.join(packaged_experiments())})")
+    raise ConfigError(
+        f"experiment not found: {name_or_path} (looked for {path.absolute()}, "
+        f"{(LOCAL / 'experiments' / f'{stem}.yaml').absolute()} and the packaged ones: "
+        f"{', '.join(packaged_experiments())})"
+    )
 
 
 def init_configs(folder: str | Path, force: bool = False) -> list[Path]:
@@ -136,8 +146,10 @@ def init_configs(folder: str | Path, force: bool = False) -> list[Path]:
     sources = sorted(p for p in PACKAGED.rglob("*.yaml"))
     existing = [target / p.relative_to(PACKAGED) for p in sources if (target / p.relative_to(PACKAGED)).exists()]
     if existing and not force:
-        raise ConfigError(f"{len(existing)} config file(s) already exist, e.g. {existing[0]}: nothing written "
-                          "(--force overwrites them)")
+        raise ConfigError(
+            f"{len(existing)} config file(s) already exist, e.g. {existing[0]}: nothing written "
+            "(--force overwrites them)"
+        )
     written = []
     for source in sources:
         destination = target / source.relative_to(PACKAGED)

@@ -107,12 +107,16 @@ def check_names(model_names, data_names, model: str | Path, data: str | Path) ->
     if model_names == data_names:
         return
     if len(model_names) != len(data_names):
-        raise ValueError(f"{model} was trained on {len(model_names)} classes, {data} has {len(data_names)}: "
-                         f"it cannot be scored on it (model: {', '.join(model_names[:3])}, ...; data: "
-                         f"{', '.join(data_names[:3])}, ...)")
+        raise ValueError(
+            f"{model} was trained on {len(model_names)} classes, {data} has {len(data_names)}: "
+            f"it cannot be scored on it (model: {', '.join(model_names[:3])}, ...; data: "
+            f"{', '.join(data_names[:3])}, ...)"
+        )
     differ = [f"{i}: {m!r} vs {d!r}" for i, (m, d) in enumerate(zip(model_names, data_names, strict=True)) if m != d]
-    raise ValueError(f"{model} and {data} have {len(model_names)} classes each but {len(differ)} differ by name "
-                     f"(model vs data): {'; '.join(differ[:4])}{' ...' if len(differ) > 4 else ''}")
+    raise ValueError(
+        f"{model} and {data} have {len(model_names)} classes each but {len(differ)} differ by name "
+        f"(model vs data): {'; '.join(differ[:4])}{' ...' if len(differ) > 4 else ''}"
+    )
 
 
 def split_dirs(data: Path, config: dict) -> dict[str, list[Path]]:
@@ -156,8 +160,12 @@ def _check_label_file(path: Path, nc: int) -> Iterable[Problem]:
             continue
         count = len(values)
         if count != 5 and (count < 7 or count % 2 == 0):
-            yield Problem("error", "label line has the wrong number of values", str(path),
-                          f"{where}: {count} values, expected 5 (class x y w h) or a polygon")
+            yield Problem(
+                "error",
+                "label line has the wrong number of values",
+                str(path),
+                f"{where}: {count} values, expected 5 (class x y w h) or a polygon",
+            )
             continue
         class_id = values[0]
         if class_id != int(class_id) or not 0 <= class_id < nc:
@@ -165,15 +173,27 @@ def _check_label_file(path: Path, nc: int) -> Iterable[Problem]:
         if any(v < 0.0 or v > 1.0 for v in values[1:]):
             yield Problem("error", "coordinate outside [0, 1]", str(path), f"{where}: {line.strip()[:60]}")
         elif count == 5 and (values[3] <= 0.0 or values[4] <= 0.0):
-            yield Problem("warning", "box of zero width or height (ultralytics drops it: a lost sign)", str(path),
-                          f"{where}: {line.strip()[:60]}")
+            yield Problem(
+                "warning",
+                "box of zero width or height (ultralytics drops it: a lost sign)",
+                str(path),
+                f"{where}: {line.strip()[:60]}",
+            )
         boxes, polygons = boxes + (count == 5), polygons + (count > 5)
     if polygons and boxes:
-        yield Problem("warning", "label file mixes polygon and box lines (ultralytics skips the whole image)",
-                      str(path), f"{polygons} polygon(s), {boxes} box(es)")
+        yield Problem(
+            "warning",
+            "label file mixes polygon and box lines (ultralytics skips the whole image)",
+            str(path),
+            f"{polygons} polygon(s), {boxes} box(es)",
+        )
     elif polygons:
-        yield Problem("warning", "polygon label lines (ultralytics trains on their bounding boxes)", str(path),
-                      f"{polygons} polygon(s)")
+        yield Problem(
+            "warning",
+            "polygon label lines (ultralytics trains on their bounding boxes)",
+            str(path),
+            f"{polygons} polygon(s)",
+        )
 
 
 def _check_image(path: Path) -> Problem | None:
@@ -196,8 +216,14 @@ def _check_folder(folder: Path, split: str, nc: int, decode_images: bool, report
         return 0
     labels = folder.parent / "labels"
     if folder.name != "images" or not labels.is_dir():
-        report.problems.append(Problem("error", f"missing labels folder for '{split}'", str(labels),
-                                       "labels must sit in a 'labels' folder beside 'images'"))
+        report.problems.append(
+            Problem(
+                "error",
+                f"missing labels folder for '{split}'",
+                str(labels),
+                "labels must sit in a 'labels' folder beside 'images'",
+            )
+        )
         return 0
     images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     expected = set()
@@ -210,13 +236,17 @@ def _check_folder(folder: Path, split: str, nc: int, decode_images: bool, report
             report.problems.append(Problem("warning", "image without a label file (background)", str(image)))
         if decode_images and (problem := _check_image(image)):
             report.problems.append(problem)
-    report.problems.extend(Problem("warning", "label file without an image", str(label))
-                           for label in sorted(labels.rglob("*.txt")) if label not in expected)
+    report.problems.extend(
+        Problem("warning", "label file without an image", str(label))
+        for label in sorted(labels.rglob("*.txt"))
+        if label not in expected
+    )
     return len(images)
 
 
-def check_dataset(data: str | Path, splits: Iterable[str] = ("train", "val", "test"),
-                  decode_images: bool = True) -> DatasetReport:
+def check_dataset(
+    data: str | Path, splits: Iterable[str] = ("train", "val", "test"), decode_images: bool = True
+) -> DatasetReport:
     """Check the dataset described by ``data`` (a YOLO dataset YAML); never raises for data problems
     (it reports them), only for an unreadable YAML. ``report.raise_for_errors()`` stops a run."""
     data = Path(data)

@@ -59,9 +59,11 @@ class Evaluation:
         return data
 
     def table(self) -> str:
-        lines = [f"{self.model} on {self.split} ({self.images} images, {self.instances} signs; {self.evaluator})",
-                 f"  mAP50 {self.map50:.4f}  mAP50-95 {self.map50_95:.4f}  P {self.precision:.4f}  "
-                 f"R {self.recall:.4f}  " + "  ".join(f"{k} {v:.1f} ms" for k, v in self.speed_ms.items())]
+        lines = [
+            f"{self.model} on {self.split} ({self.images} images, {self.instances} signs; {self.evaluator})",
+            f"  mAP50 {self.map50:.4f}  mAP50-95 {self.map50_95:.4f}  P {self.precision:.4f}  "
+            f"R {self.recall:.4f}  " + "  ".join(f"{k} {v:.1f} ms" for k, v in self.speed_ms.items()),
+        ]
         for name, row in sorted(self.per_class.items(), key=lambda kv: -kv[1]["instances"]):
             lines.append(f"    {name:40s} {row['instances']:4d}  AP50 {row['ap50']:.3f}  AP50-95 {row['ap50_95']:.3f}")
         return "\n".join(lines)
@@ -125,8 +127,16 @@ def _pr_curve(recall: np.ndarray, precision: np.ndarray) -> dict[str, list[float
     return {"recall": points.round(3).tolist(), "precision": mean.round(4).tolist()}
 
 
-def _summarise(model: str, data: Path, split: str, evaluator: str, names: list[str], images: int, stats: dict,
-               speed: dict[str, float]) -> Evaluation:
+def _summarise(
+    model: str,
+    data: Path,
+    split: str,
+    evaluator: str,
+    names: list[str],
+    images: int,
+    stats: dict,
+    speed: dict[str, float],
+) -> Evaluation:
     from ultralytics.utils.metrics import ap_per_class
 
     target_cls = np.concatenate(stats["target_cls"]) if stats["target_cls"] else np.zeros(0, np.int64)
@@ -136,15 +146,35 @@ def _summarise(model: str, data: Path, split: str, evaluator: str, names: list[s
     if len(tp) == 0 or len(target_cls) == 0:
         return Evaluation(model, str(data), split, evaluator, images, len(target_cls), 0.0, 0.0, 0.0, 0.0, {}, speed)
     _, _, p, r, _, ap, classes, _, _, _, recall, precision = ap_per_class(tp, conf, pred_cls, target_cls)
-    per_class = {names[int(c)]: {"ap50": round(float(ap[i, 0]), 4), "ap50_95": round(float(ap[i].mean()), 4),
-                                 "instances": int((target_cls == c).sum())} for i, c in enumerate(classes)}
-    return Evaluation(model, str(data), split, evaluator, images, len(target_cls), float(ap[:, 0].mean()),
-                      float(ap.mean()), float(p.mean()), float(r.mean()), per_class, speed,
-                      _pr_curve(recall, precision), per_image=stats)
+    per_class = {
+        names[int(c)]: {
+            "ap50": round(float(ap[i, 0]), 4),
+            "ap50_95": round(float(ap[i].mean()), 4),
+            "instances": int((target_cls == c).sum()),
+        }
+        for i, c in enumerate(classes)
+    }
+    return Evaluation(
+        model,
+        str(data),
+        split,
+        evaluator,
+        images,
+        len(target_cls),
+        float(ap[:, 0].mean()),
+        float(ap.mean()),
+        float(p.mean()),
+        float(r.mean()),
+        per_class,
+        speed,
+        _pr_curve(recall, precision),
+        per_image=stats,
+    )
 
 
-def _evaluate_exported(model: Path, data: Path, split: str, conf: float, iou: float,
-                       backend: str = "auto") -> Evaluation:
+def _evaluate_exported(
+    model: Path, data: Path, split: str, conf: float, iou: float, backend: str = "auto"
+) -> Evaluation:
     from bienbao.runtime import Detector
     from bienbao.runtime.backends import backend_label
 
@@ -153,12 +183,21 @@ def _evaluate_exported(model: Path, data: Path, split: str, conf: float, iou: fl
     check_names(detector.names, names, model, data)
     images = split_images(data, split)
     stats, speed = _run_frames(detector.backend.infer, detector.input_size, detector.names, images, conf, iou)
-    return _summarise(str(model), data, split, f"bienbao.runtime, {backend_label(detector.backend)}", names,
-                      len(images), stats, speed)
+    return _summarise(
+        str(model), data, split, f"bienbao.runtime, {backend_label(detector.backend)}", names, len(images), stats, speed
+    )
 
 
-def evaluate_module(model, data: str | Path, split: str = "val", imgsz: int = 640, images: int | None = None,
-                    conf: float = 0.001, iou: float = 0.7, label: str = "<module>") -> Evaluation:
+def evaluate_module(
+    model,
+    data: str | Path,
+    split: str = "val",
+    imgsz: int = 640,
+    images: int | None = None,
+    conf: float = 0.001,
+    iou: float = 0.7,
+    label: str = "<module>",
+) -> Evaluation:
     """Score an ultralytics ``DetectionModel`` as it is now (quantizers on or off) through the
     deployed pre- and post-processing, on the first ``images`` frames of ``split`` (all if None).
     What sensitivity analysis calls once per layer switch."""
@@ -183,8 +222,9 @@ def evaluate_module(model, data: str | Path, split: str = "val", imgsz: int = 64
     return _summarise(label, data, split, "bienbao.runtime pre/post + torch", names, len(frames), stats, speed)
 
 
-def _run_frames(infer, input_size: tuple[int, int], names: tuple[str, ...], images: list[Path], conf: float,
-                iou: float) -> tuple[dict[str, list], dict[str, float]]:
+def _run_frames(
+    infer, input_size: tuple[int, int], names: tuple[str, ...], images: list[Path], conf: float, iou: float
+) -> tuple[dict[str, list], dict[str, float]]:
     """Run ``infer`` over ``images`` with the runtime's stages; matching stats and ms per stage."""
     import cv2
 
@@ -206,17 +246,22 @@ def _run_frames(infer, input_size: tuple[int, int], names: tuple[str, ...], imag
         # which the paired bootstrap resamples
         order = np.argsort(-found.scores, kind="stable")
         boxes, scores, classes = found.boxes[order], found.scores[order], found.class_ids[order]
-        stats["tp"].append(match_predictions(classes, true_cls, box_iou(true_boxes, boxes))
-                           if len(true_cls) and len(classes) else np.zeros((len(classes), 10), bool))
+        stats["tp"].append(
+            match_predictions(classes, true_cls, box_iou(true_boxes, boxes))
+            if len(true_cls) and len(classes)
+            else np.zeros((len(classes), 10), bool)
+        )
         stats["conf"].append(scores)
         stats["pred_cls"].append(classes)
     per_image = timing / max(len(images), 1) * 1000
-    return stats, {k: round(float(v), 2) for k, v in zip(("preprocess", "inference", "postprocess"), per_image,
-                                                          strict=True)}
+    return stats, {
+        k: round(float(v), 2) for k, v in zip(("preprocess", "inference", "postprocess"), per_image, strict=True)
+    }
 
 
-def _evaluate_checkpoint(model: Path, data: Path, split: str, imgsz: int, conf: float, iou: float,
-                         batch: int) -> Evaluation:
+def _evaluate_checkpoint(
+    model: Path, data: Path, split: str, imgsz: int, conf: float, iou: float, batch: int
+) -> Evaluation:
     from ultralytics import YOLO
 
     names = dataset_names(data)
@@ -228,21 +273,54 @@ def _evaluate_checkpoint(model: Path, data: Path, split: str, imgsz: int, conf: 
     # rect=False: the square letterbox every exported file sees (ultralytics' default, rectangular
     # batches, feeds 640x384 for these frames and scores the same weights about 1 point lower)
     yolo.add_callback("on_val_start", use_all_cores)
-    metrics = yolo.val(data=str(data), split=split, imgsz=imgsz, conf=conf, iou=iou, batch=batch,
-                       rect=False, plots=False, verbose=False, workers=0)
+    metrics = yolo.val(
+        data=str(data),
+        split=split,
+        imgsz=imgsz,
+        conf=conf,
+        iou=iou,
+        batch=batch,
+        rect=False,
+        plots=False,
+        verbose=False,
+        workers=0,
+    )
     box = metrics.box
-    per_class = {names[int(c)]: {"ap50": round(float(box.ap50[i]), 4), "ap50_95": round(float(box.ap[i]), 4),
-                                 "instances": int(metrics.nt_per_class[int(c)])}
-                 for i, c in enumerate(box.ap_class_index)}
-    return Evaluation(str(model), str(data), split, "ultralytics", len(split_images(data, split)),
-                      int(metrics.nt_per_class.sum()), float(box.map50), float(box.map), float(box.mp),
-                      float(box.mr), per_class, {k: round(float(v), 2) for k, v in metrics.speed.items()
-                                                 if k in ("preprocess", "inference", "postprocess")},
-                      _pr_curve(box.px, box.prec_values))
+    per_class = {
+        names[int(c)]: {
+            "ap50": round(float(box.ap50[i]), 4),
+            "ap50_95": round(float(box.ap[i]), 4),
+            "instances": int(metrics.nt_per_class[int(c)]),
+        }
+        for i, c in enumerate(box.ap_class_index)
+    }
+    return Evaluation(
+        str(model),
+        str(data),
+        split,
+        "ultralytics",
+        len(split_images(data, split)),
+        int(metrics.nt_per_class.sum()),
+        float(box.map50),
+        float(box.map),
+        float(box.mp),
+        float(box.mr),
+        per_class,
+        {k: round(float(v), 2) for k, v in metrics.speed.items() if k in ("preprocess", "inference", "postprocess")},
+        _pr_curve(box.px, box.prec_values),
+    )
 
 
-def evaluate(model: str | Path, data: str | Path, split: str = "val", imgsz: int = 640, conf: float = 0.001,
-             iou: float = 0.7, batch: int = 16, backend: str = "auto") -> Evaluation:
+def evaluate(
+    model: str | Path,
+    data: str | Path,
+    split: str = "val",
+    imgsz: int = 640,
+    conf: float = 0.001,
+    iou: float = 0.7,
+    batch: int = 16,
+    backend: str = "auto",
+) -> Evaluation:
     """Score ``model`` on ``split`` of ``data`` (see the module docstring for which evaluator runs);
     ``backend`` picks the runtime backend of an exported file (``openvino`` for an ``.onnx``)."""
     model, data = Path(model), Path(data)
@@ -251,7 +329,9 @@ def evaluate(model: str | Path, data: str | Path, split: str = "val", imgsz: int
             raise FileNotFoundError(f"{what} not found: {path}")
     if model.suffix == ".pt":
         if "+" in split:
-            raise ValueError(f"split {split!r}: a checkpoint is scored by ultralytics' validator, one split at a "
-                             "time; joined splits are for exported files (evaluate the export, or each split)")
+            raise ValueError(
+                f"split {split!r}: a checkpoint is scored by ultralytics' validator, one split at a "
+                "time; joined splits are for exported files (evaluate the export, or each split)"
+            )
         return _evaluate_checkpoint(model, data, split, imgsz, conf, iou, batch)
     return _evaluate_exported(model, data, split, conf, iou, backend)

@@ -101,7 +101,6 @@ def _export(options: PipelineOptions, state: _State) -> dict:
     if "engine" in options.export_formats:
         from .export.tensorrt_engine import build_engine
 
-
         _say("building a TensorRT engine of the QAT model")
         engine = folder / "tensorrt" / Path(outputs["qat"]).with_suffix(".engine").name
         outputs["qat_engine"] = str(build_engine(outputs["qat"], engine))
@@ -133,10 +132,12 @@ def _bench(options: PipelineOptions, state: _State) -> dict:
 
     exported = state.outputs("export")  # fp32 first: the ratios are against it
     frames = [cv2.imread(str(p)) for p in split_images(Path(options.train.data), options.split)[:8]]
-    runs, interrupted = run_benchmark(list(exported.values()), frames,
-                                      runs=options.bench_runs, warmup=2, threads=None)
-    result = build_result(runs, {"runs": options.bench_runs, "warmup": 2, "threads": None,
-                                 "backend": "auto", "source": options.split}, interrupted)
+    runs, interrupted = run_benchmark(list(exported.values()), frames, runs=options.bench_runs, warmup=2, threads=None)
+    result = build_result(
+        runs,
+        {"runs": options.bench_runs, "warmup": 2, "threads": None, "backend": "auto", "source": options.split},
+        interrupted,
+    )
     path = options.folder / "bench.json"
     atomic_write_text(path, json.dumps(result, indent=2))
     chart = plot(result, options.folder / "latency.png")
@@ -147,33 +148,55 @@ def _report(options: PipelineOptions, state: _State) -> dict:
     evaluation = json.loads(Path(state.outputs("evaluate")["evaluation"]).read_text())
     bench = json.loads(Path(state.outputs("bench")["bench"]).read_text())
     lines = [
-        "# bienbao pipeline report", "",
+        "# bienbao pipeline report",
+        "",
         f"Data: `{options.train.data}` ({options.split} split), image size {options.train.imgsz}; "
         f"FP32 {options.train.epochs} epoch(s) from `{options.train.model}`, QAT {options.qat.epochs} epoch(s), "
-        f"policy `{options.qat.quantization}`.", "",
-        "## Accuracy", "", "| model | mAP50 | mAP50-95 | precision | recall | evaluator |", "|---|---|---|---|---|---|",
+        f"policy `{options.qat.quantization}`.",
+        "",
+        "## Accuracy",
+        "",
+        "| model | mAP50 | mAP50-95 | precision | recall | evaluator |",
+        "|---|---|---|---|---|---|",
     ]
     for name, row in evaluation.items():
-        lines.append(f"| {name} | {row['map50']:.4f} | {row['map50_95']:.4f} | {row['precision']:.4f} | "
-                     f"{row['recall']:.4f} | {row['evaluator']} |")
-    lines += ["", "## Speed and size (ONNX Runtime on this machine, interleaved runs)", "",
-              "| model | size MB | end-to-end mean ms | p90 ms | vs FP32 |", "|---|---|---|---|---|"]
+        lines.append(
+            f"| {name} | {row['map50']:.4f} | {row['map50_95']:.4f} | {row['precision']:.4f} | "
+            f"{row['recall']:.4f} | {row['evaluator']} |"
+        )
+    lines += [
+        "",
+        "## Speed and size (ONNX Runtime on this machine, interleaved runs)",
+        "",
+        "| model | size MB | end-to-end mean ms | p90 ms | vs FP32 |",
+        "|---|---|---|---|---|",
+    ]
     for model in bench["models"]:
         e2e = model["latency_ms"]["end_to_end"]
-        lines.append(f"| {model['name']} | {model['file_size_bytes'] / 1e6:.2f} | {e2e['mean']:.1f} | "
-                     f"{e2e['p90']:.1f} | {model['ratio_vs_first']:.2f}x |")
+        lines.append(
+            f"| {model['name']} | {model['file_size_bytes'] / 1e6:.2f} | {e2e['mean']:.1f} | "
+            f"{e2e['p90']:.1f} | {model['ratio_vs_first']:.2f}x |"
+        )
     lines += ["", f"Device: {bench['device']['cpu']} ({bench['device']['cores']} cores).", ""]
     if state.outputs("bench").get("chart"):
         lines.append("![latency](latency.png)")
     from .compare import example_frames
 
     exported = state.outputs("export")
-    shown = [(f"{step} ({Path(exported[step]).suffix[1:].upper()})", Path(exported[step]))
-             for step in ("fp32", "ptq", "qat") if step in exported]
+    shown = [
+        (f"{step} ({Path(exported[step]).suffix[1:].upper()})", Path(exported[step]))
+        for step in ("fp32", "ptq", "qat")
+        if step in exported
+    ]
     frames = example_frames(shown, Path(options.train.data), options.split, options.folder / "examples", 2)
-    lines += ["", "## Example frames", "",
-              f"The {options.split} frames with the most labelled signs; detections at confidence 0.25, "
-              f"top to bottom: {', '.join(label for label, _ in shown)}.", ""]
+    lines += [
+        "",
+        "## Example frames",
+        "",
+        f"The {options.split} frames with the most labelled signs; detections at confidence 0.25, "
+        f"top to bottom: {', '.join(label for label, _ in shown)}.",
+        "",
+    ]
     lines += [f"![{frame.stem}](examples/{frame.name})" for frame in frames]
     path = options.folder / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
@@ -189,14 +212,21 @@ def run_pipeline(options: PipelineOptions) -> Path:
 
         target = load_quantization(options.qat.quantization).target
         if target != "tensorrt":
-            raise ConfigError(f"the export formats ask for a TensorRT engine, but {options.qat.quantization} trains "
-                              f"the {target} layout (uint8 activations): use target: tensorrt (e.g. "
-                              "configs/experiments/exp1_symmetric_quant.yaml) or drop engine from the formats")
+            raise ConfigError(
+                f"the export formats ask for a TensorRT engine, but {options.qat.quantization} trains "
+                f"the {target} layout (uint8 activations): use target: tensorrt (e.g. "
+                "configs/experiments/exp1_symmetric_quant.yaml) or drop engine from the formats"
+            )
     state = _State(options.folder, options.restart)
-    handlers = {"fp32": lambda: _fp32(options), "ptq": lambda: _ptq(options, state),
-                "qat": lambda: _qat(options, state), "export": lambda: _export(options, state),
-                "evaluate": lambda: _evaluate(options, state), "bench": lambda: _bench(options, state),
-                "report": lambda: _report(options, state)}
+    handlers = {
+        "fp32": lambda: _fp32(options),
+        "ptq": lambda: _ptq(options, state),
+        "qat": lambda: _qat(options, state),
+        "export": lambda: _export(options, state),
+        "evaluate": lambda: _evaluate(options, state),
+        "bench": lambda: _bench(options, state),
+        "report": lambda: _report(options, state),
+    }
     for index, step in enumerate(STEPS, 1):
         if state.done(step):
             _say(f"step {index}/{len(STEPS)} {step}: already done ({state.data[step]['seconds']} s), skipping")

@@ -28,8 +28,9 @@ from .yolo_qat import is_quantized, prepare_yolo_qat
 __all__ = ["run_ptq"]
 
 
-def run_ptq(train: TrainConfig, weights: str, policy_path: str, calibration: CalibrationConfig,
-            name: str = "ptq") -> Path:
+def run_ptq(
+    train: TrainConfig, weights: str, policy_path: str, calibration: CalibrationConfig, name: str = "ptq"
+) -> Path:
     """Calibrate ``weights`` with the policy at ``policy_path``; returns the saved checkpoint."""
     if not Path(weights).is_file():
         raise FileNotFoundError(f"FP32 checkpoint {weights} not found (run `bienbao train`, or pass --weights)")
@@ -45,20 +46,33 @@ def run_ptq(train: TrainConfig, weights: str, policy_path: str, calibration: Cal
     args = get_cfg(overrides={"imgsz": train.imgsz, "data": train.data, "workers": 0})
     data = check_det_dataset(train.data)
     stride = max(int(qat.stride.max()), 32)
-    calibrate(qat, calibration_loop(args, data, calibration.batches, calibration.batch_size, device,
-                                    seed=train.seed, stride=stride))
+    calibrate(
+        qat,
+        calibration_loop(
+            args, data, calibration.batches, calibration.batch_size, device, seed=train.seed, stride=stride
+        ),
+    )
     print_quant_summary(qat)
     layout.checkpoints.mkdir(parents=True, exist_ok=True)
     output = layout.checkpoints / "best.pt"
     qat.args = {**getattr(model, "args", {}), "imgsz": train.imgsz, "data": train.data}
-    torch.save({
-        "date": datetime.datetime.now().isoformat(),
-        "model": qat.cpu().eval(),
-        "ema": None,
-        "train_args": dict(qat.args),
-        "bienbao": {"kind": "ptq", "policy": str(policy_path), "target": quantization.target, "source": str(weights),
-                    "source_sha256": file_sha256(weights), "calibration_batches": calibration.batches,
-                    "calibration_batch_size": calibration.batch_size},
-    }, output)
+    torch.save(
+        {
+            "date": datetime.datetime.now().isoformat(),
+            "model": qat.cpu().eval(),
+            "ema": None,
+            "train_args": dict(qat.args),
+            "bienbao": {
+                "kind": "ptq",
+                "policy": str(policy_path),
+                "target": quantization.target,
+                "source": str(weights),
+                "source_sha256": file_sha256(weights),
+                "calibration_batches": calibration.batches,
+                "calibration_batch_size": calibration.batch_size,
+            },
+        },
+        output,
+    )
     print(f"PTQ checkpoint: {output}")
     return output

@@ -59,8 +59,9 @@ class QATSetup:
     tensorboard: str  # the run's TensorBoard folder
 
     def to_json(self) -> str:
-        return json.dumps({"qat": dataclasses.asdict(self.qat), "policy_path": self.policy_path,
-                           "tensorboard": self.tensorboard})
+        return json.dumps(
+            {"qat": dataclasses.asdict(self.qat), "policy_path": self.policy_path, "tensorboard": self.tensorboard}
+        )
 
     @classmethod
     def from_json(cls, text: str, source: str) -> QATSetup:
@@ -128,8 +129,15 @@ class QATDetectionTrainer(DetectionTrainer):
             model = unwrap_model(self.model).to(self.device)
             calibration = self.setup.qat.calibration
             stride = max(int(model.stride.max()), 32)
-            loop = calibration_loop(self.args, self.data, calibration.batches, calibration.batch_size,
-                                    self.device, seed=self.args.seed, stride=stride)
+            loop = calibration_loop(
+                self.args,
+                self.data,
+                calibration.batches,
+                calibration.batch_size,
+                self.device,
+                seed=self.args.seed,
+                stride=stride,
+            )
             calibrate(model, loop)
             self._needs_calibration = False
         return ckpt
@@ -200,8 +208,9 @@ class QATDetectionTrainer(DetectionTrainer):
             row[f"fp32_{short}"] = round(trainer.fp32_metrics.get(key, float("nan")), 5)
         append_csv(Path(trainer.save_dir) / "drift.csv", row)
         trainer.tensorboard(trainer)
-        trainer.tensorboard.log({f"drift/{k}": v for k, v in row.items() if k.startswith(("qat_", "fp32_"))},
-                                trainer.epoch + 1)
+        trainer.tensorboard.log(
+            {f"drift/{k}": v for k, v in row.items() if k.startswith(("qat_", "fp32_"))}, trainer.epoch + 1
+        )
 
     @staticmethod
     def _after_save(trainer: QATDetectionTrainer) -> None:
@@ -213,8 +222,10 @@ def _check_resumable(last: Path) -> None:
     finished run (its checkpoint has no optimizer state and epoch -1)."""
     checkpoint = torch.load(last, map_location="cpu", weights_only=False)
     if checkpoint.get("epoch", -1) < 0 or checkpoint.get("optimizer") is None:
-        raise ConfigError(f"cannot resume {last}: that run finished, there is nothing left to train. Start a new run "
-                          "(bienbao qat --weights ... --name NEW) or use its best.pt")
+        raise ConfigError(
+            f"cannot resume {last}: that run finished, there is nothing left to train. Start a new run "
+            "(bienbao qat --weights ... --name NEW) or use its best.pt"
+        )
 
 
 def build_qat_trainer(train: TrainConfig, qat: QATConfig, resume: str | None = None) -> QATDetectionTrainer:
@@ -232,8 +243,9 @@ def build_qat_trainer(train: TrainConfig, qat: QATConfig, resume: str | None = N
     else:
         layout = RunLayout(train, qat.name)
         if not Path(qat.weights).is_file():
-            raise FileNotFoundError(f"FP32 checkpoint {qat.weights} not found (run `bienbao train` first, or "
-                                    "pass --weights)")
+            raise FileNotFoundError(
+                f"FP32 checkpoint {qat.weights} not found (run `bienbao train` first, or pass --weights)"
+            )
         checked_dataset(train.data, float(qat.ultralytics.get("fliplr", 0.5)))
         schedule, change = qat.schedule.fit(qat.epochs)
         if change:

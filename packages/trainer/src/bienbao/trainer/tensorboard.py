@@ -41,8 +41,11 @@ class TensorBoardCallback:
             writer.flush()
         except (ImportError, OSError) as exc:  # no tensorboard package; a read-only, missing or full folder
             self.disabled = f"{type(exc).__name__}: {exc}"
-            log.warning("TensorBoard logging to %s is off for the rest of this run (%s); training goes on",
-                        self.folder, self.disabled)
+            log.warning(
+                "TensorBoard logging to %s is off for the rest of this run (%s); training goes on",
+                self.folder,
+                self.disabled,
+            )
 
     def __call__(self, trainer) -> None:
         scalars = dict(trainer.label_loss_items(trainer.tloss, prefix="train"))

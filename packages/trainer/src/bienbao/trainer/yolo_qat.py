@@ -146,16 +146,20 @@ class QATUpsample(_Slots, nn.Upsample):
 class QATDetect(_Slots, Detect):
     SLOTS = ("box_output_quantizer", "cls_output_quantizer")  # onnxruntime, when the final convs are quantized
 
-    def forward_head(self, x: list[torch.Tensor], box_head: nn.Module | None = None,
-                     cls_head: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    def forward_head(
+        self, x: list[torch.Tensor], box_head: nn.Module | None = None, cls_head: nn.Module | None = None
+    ) -> dict[str, torch.Tensor]:
         """ultralytics' ``forward_head``, with each output's levels quantized on one grid."""
         if box_head is None or cls_head is None:  # fused inference
             return {}
         bs = x[0].shape[0]
         boxes = [box_head[i](x[i]).view(bs, 4 * self.reg_max, -1) for i in range(self.nl)]
         scores = [cls_head[i](x[i]).view(bs, self.nc, -1) for i in range(self.nl)]
-        return {"boxes": torch.cat(_shared(self.box_output_quantizer, boxes), dim=-1),
-                "scores": torch.cat(_shared(self.cls_output_quantizer, scores), dim=-1), "feats": x}
+        return {
+            "boxes": torch.cat(_shared(self.box_output_quantizer, boxes), dim=-1),
+            "scores": torch.cat(_shared(self.cls_output_quantizer, scores), dim=-1),
+            "feats": x,
+        }
 
 
 class QATSiLU(nn.Module):
@@ -300,6 +304,7 @@ def _drop_requantization(model: nn.Module) -> None:
     def record(quantizer: FakeQuantize):
         def hook(_module, _inputs, output):
             grids[id(output)] = (quantizer, output)
+
         return hook
 
     def conv_input(module, inputs):

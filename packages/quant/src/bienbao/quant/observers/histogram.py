@@ -70,8 +70,9 @@ class HistogramObserver(Observer):
             set_state(self, "max_val", new_max)
         set_state(self, "histogram", self.histogram + self._counts(rows, self.min_val, self.max_val))
 
-    def _counts(self, rows: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
-                weights: torch.Tensor | None = None) -> torch.Tensor:
+    def _counts(
+        self, rows: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Per-row histogram of ``rows`` over ``[lo, hi]`` with ``self.bins`` bins."""
         channels = rows.shape[0]
         width = torch.clamp(hi - lo, min=torch.finfo(torch.float32).tiny)

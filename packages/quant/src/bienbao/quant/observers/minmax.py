@@ -41,9 +41,7 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
 
     def __init__(self, scheme: QuantScheme, averaging_constant: float = 0.01) -> None:
         if not 0.0 < averaging_constant <= 1.0:
-            raise ValueError(
-                f"averaging_constant={averaging_constant}: must be in (0, 1] (0.01 is a usual choice)"
-            )
+            raise ValueError(f"averaging_constant={averaging_constant}: must be in (0, 1] (0.01 is a usual choice)")
         super().__init__(scheme)
         self.averaging_constant = averaging_constant
 

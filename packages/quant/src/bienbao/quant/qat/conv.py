@@ -14,9 +14,17 @@ __all__ = ["QATConv2d", "conv2d_like"]
 def conv2d_like(conv: nn.Conv2d, cls: type[nn.Conv2d] = nn.Conv2d, bias: bool | None = None) -> nn.Conv2d:
     """An empty ``cls`` with ``conv``'s geometry, device and dtype (bias as ``conv``'s unless given)."""
     return cls(
-        conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding,
-        dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None if bias is None else bias,
-        padding_mode=conv.padding_mode, device=conv.weight.device, dtype=conv.weight.dtype,
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        groups=conv.groups,
+        bias=conv.bias is not None if bias is None else bias,
+        padding_mode=conv.padding_mode,
+        device=conv.weight.device,
+        dtype=conv.weight.dtype,
     )
 
 

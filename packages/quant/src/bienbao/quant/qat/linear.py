@@ -17,15 +17,25 @@ class QATLinear(QATModule, nn.Linear):
     @classmethod
     def from_float(cls, linear: nn.Linear, config: LayerQConfig) -> QATLinear:
         """Shares ``linear``'s parameters (no copy)."""
-        qat = cls(linear.in_features, linear.out_features, bias=linear.bias is not None,
-                  device=linear.weight.device, dtype=linear.weight.dtype)
+        qat = cls(
+            linear.in_features,
+            linear.out_features,
+            bias=linear.bias is not None,
+            device=linear.weight.device,
+            dtype=linear.weight.dtype,
+        )
         qat.weight, qat.bias = linear.weight, linear.bias
         qat._attach_quantizers(config)
         return qat
 
     def to_float(self) -> nn.Linear:
-        linear = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None,
-                           device=self.weight.device, dtype=self.weight.dtype)
+        linear = nn.Linear(
+            self.in_features,
+            self.out_features,
+            bias=self.bias is not None,
+            device=self.weight.device,
+            dtype=self.weight.dtype,
+        )
         linear.weight, linear.bias = self.weight, self.bias
         return linear
 

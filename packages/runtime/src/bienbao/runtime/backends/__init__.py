@@ -38,8 +38,9 @@ _ORT = "bienbao.runtime.backends.onnxruntime:OnnxRuntimeBackend"
 BACKENDS = {
     "onnxruntime": BackendSpec(_ORT),
     "onnxruntime-cuda": BackendSpec(_ORT, {"providers": ["CUDAExecutionProvider", "CPUExecutionProvider"]}),
-    "onnxruntime-tensorrt": BackendSpec(_ORT, {"providers": ["TensorrtExecutionProvider", "CUDAExecutionProvider",
-                                                             "CPUExecutionProvider"]}),
+    "onnxruntime-tensorrt": BackendSpec(
+        _ORT, {"providers": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]}
+    ),
     "openvino": BackendSpec("bienbao.runtime.backends.openvino:OpenVINOBackend"),
     "tensorrt": BackendSpec("bienbao.runtime.backends.tensorrt:TensorRTBackend"),
     "litert": BackendSpec("bienbao.runtime.backends.litert:LiteRTBackend"),
@@ -50,8 +51,10 @@ SUFFIXES = {".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt", 
 def backend_for_path(model_path: str | Path) -> str:
     suffix = Path(model_path).suffix.lower()
     if suffix not in SUFFIXES:
-        raise ValueError(f"cannot tell the backend of {model_path}: name it (one of {', '.join(BACKENDS)}) "
-                         f"or use a file ending in {', '.join(SUFFIXES)}")
+        raise ValueError(
+            f"cannot tell the backend of {model_path}: name it (one of {', '.join(BACKENDS)}) "
+            f"or use a file ending in {', '.join(SUFFIXES)}"
+        )
     return SUFFIXES[suffix]
 
 

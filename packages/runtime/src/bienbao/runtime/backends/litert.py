@@ -36,14 +36,17 @@ def _scale_zero_point(detail: dict) -> tuple[float, int]:
     params = detail.get("quantization_parameters") or {}
     scales, zero_points = params.get("scales"), params.get("zero_points")
     if scales is not None and len(scales) > 1:
-        raise ValueError(f"tensor {detail['name']!r} is quantized per channel: not a model input or output "
-                         "this backend can feed")
+        raise ValueError(
+            f"tensor {detail['name']!r} is quantized per channel: not a model input or output this backend can feed"
+        )
     if scales is not None and len(scales) == 1:
         return float(scales[0]), int(zero_points[0])
     scale, zero_point = detail.get("quantization", (0.0, 0))
     if not scale:
-        raise ValueError(f"tensor {detail['name']!r} is {np.dtype(detail['dtype']).name} without quantization "
-                         "parameters: cannot convert it from or to float")
+        raise ValueError(
+            f"tensor {detail['name']!r} is {np.dtype(detail['dtype']).name} without quantization "
+            "parameters: cannot convert it from or to float"
+        )
     return float(scale), int(zero_point)
 
 
@@ -81,15 +84,17 @@ class LiteRTBackend:
             raise ValueError(f"{model_path} takes an input of shape {shape}: not an image model (N, 3, H, W)")
         self.channels_last = shape[3] == 3 and shape[1] != 3
         self.input_size = shape[1:3] if self.channels_last else shape[2:4]
-        self._input_quant = (_scale_zero_point(self._input)
-                             if np.dtype(self._input["dtype"]).type in INTEGER_TYPES else None)
+        self._input_quant = (
+            _scale_zero_point(self._input) if np.dtype(self._input["dtype"]).type in INTEGER_TYPES else None
+        )
         self._outputs = self.interpreter.get_output_details()
         if len(self._outputs) != 1:
-            raise ValueError(f"{model_path} has {len(self._outputs)} outputs: the runtime reads one "
-                             "(N, 4 + classes, anchors) output, as bienbao exports it")
+            raise ValueError(
+                f"{model_path} has {len(self._outputs)} outputs: the runtime reads one "
+                "(N, 4 + classes, anchors) output, as bienbao exports it"
+            )
         output = self._outputs[0]
-        self._output_quant = (_scale_zero_point(output)
-                              if np.dtype(output["dtype"]).type in INTEGER_TYPES else None)
+        self._output_quant = _scale_zero_point(output) if np.dtype(output["dtype"]).type in INTEGER_TYPES else None
         self.input_dtype = np.dtype(self._input["dtype"])
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:

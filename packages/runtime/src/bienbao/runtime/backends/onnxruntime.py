@@ -25,8 +25,14 @@ __all__ = ["OnnxRuntimeBackend"]
 class OnnxRuntimeBackend:
     name = "onnxruntime"
 
-    def __init__(self, model_path: str | Path, threads: int | None = None,
-                 providers: list[str] | None = None, spin: bool = False, cpu: dict | None = None) -> None:
+    def __init__(
+        self,
+        model_path: str | Path,
+        threads: int | None = None,
+        providers: list[str] | None = None,
+        spin: bool = False,
+        cpu: dict | None = None,
+    ) -> None:
         """``cpu`` (``bienbao.cli.cpu.describe_cpu()``'s form, default this machine's) decides the
         kernels for the file's weight width (``bienbao.runtime.precision``)."""
         ort = require("onnxruntime", "onnxruntime")
@@ -52,8 +58,10 @@ class OnnxRuntimeBackend:
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
         if len(model_input.shape) != 4:
-            raise ValueError(f"{model_path}: its input {model_input.name!r} has shape {model_input.shape}; a detector "
-                             "takes images of shape (1, 3, height, width)")
+            raise ValueError(
+                f"{model_path}: its input {model_input.name!r} has shape {model_input.shape}; a detector "
+                "takes images of shape (1, 3, height, width)"
+            )
         height, width = model_input.shape[2:4]
         if not (isinstance(height, int) and isinstance(width, int)):
             if self.metadata is None:

@@ -27,8 +27,14 @@ __all__ = ["OpenVINOBackend"]
 class OpenVINOBackend:
     name = "openvino"
 
-    def __init__(self, model_path: str | Path, threads: int | None = None, device: str = "CPU",
-                 precision: str | None = None, cpu: dict | None = None) -> None:
+    def __init__(
+        self,
+        model_path: str | Path,
+        threads: int | None = None,
+        device: str = "CPU",
+        precision: str | None = None,
+        cpu: dict | None = None,
+    ) -> None:
         """``precision`` overrides OpenVINO's choice (``f32`` keeps an FP32 file out of bf16); ``cpu``
         (default this machine's) is what the file's weight width is checked against."""
         ov = require("openvino", "openvino")
@@ -48,8 +54,9 @@ class OpenVINOBackend:
                 warnings.warn(plan.note, RuntimeWarning, stacklevel=2)
         shape = model.inputs[0].get_partial_shape()
         if shape.rank.get_length() != 4:
-            raise ValueError(f"{model_path}: its input has shape {shape}; a detector takes images of shape "
-                             "(1, 3, height, width)")
+            raise ValueError(
+                f"{model_path}: its input has shape {shape}; a detector takes images of shape (1, 3, height, width)"
+            )
         if shape.is_static:
             height, width = int(shape[2].get_length()), int(shape[3].get_length())
         elif self.metadata is not None:
@@ -69,8 +76,9 @@ class OpenVINOBackend:
         self._request = self.compiled.create_infer_request()
         self._output = self.compiled.outputs[0]
         self.device = device
-        self.precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT")).replace("<Type: '", "") \
-            .replace("'>", "")
+        self.precision = (
+            str(self.compiled.get_property("INFERENCE_PRECISION_HINT")).replace("<Type: '", "").replace("'>", "")
+        )
         self.provider = f"{device}, {self.precision}"  # what backend_label shows: openvino (CPU, f32)
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:

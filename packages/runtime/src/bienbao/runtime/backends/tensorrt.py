@@ -21,13 +21,17 @@ __all__ = ["MIN_TENSORRT", "TENSORRT_HINT", "TensorRTBackend", "check_tensorrt_v
 #: The tensor-name API used here (num_io_tensors, set_tensor_address, execute_async_v3) and explicit
 #: (Q/DQ) INT8 quantization: TensorRT 8.5 and newer, i.e. JetPack 5.1 (8.5), 6.0 (8.6), 6.1+ (10.x).
 MIN_TENSORRT = (8, 5)
-TENSORRT_HINT = ("TensorRT's Python bindings come with JetPack, not from pip (the registry's tensorrt packages "
-                 "are download stubs, and bienbao-runtime[tensorrt] installs nothing): sudo apt install "
-                 "python3-libnvinfer, then check with python3 -c 'import tensorrt; print(tensorrt.__version__)'. A "
-                 "virtual environment must see them: python3 -m venv --system-site-packages (deploy/jetson/install.sh "
-                 "does this)")
-PYCUDA_HINT = ("pycuda is built on the board against JetPack's CUDA: PATH=/usr/local/cuda/bin:$PATH "
-               "CUDA_ROOT=/usr/local/cuda pip install pycuda (deploy/jetson/install.sh does this)")
+TENSORRT_HINT = (
+    "TensorRT's Python bindings come with JetPack, not from pip (the registry's tensorrt packages "
+    "are download stubs, and bienbao-runtime[tensorrt] installs nothing): sudo apt install "
+    "python3-libnvinfer, then check with python3 -c 'import tensorrt; print(tensorrt.__version__)'. A "
+    "virtual environment must see them: python3 -m venv --system-site-packages (deploy/jetson/install.sh "
+    "does this)"
+)
+PYCUDA_HINT = (
+    "pycuda is built on the board against JetPack's CUDA: PATH=/usr/local/cuda/bin:$PATH "
+    "CUDA_ROOT=/usr/local/cuda pip install pycuda (deploy/jetson/install.sh does this)"
+)
 
 
 def check_tensorrt_version(version: str, strongly_typed: bool = False) -> tuple[int, int]:
@@ -38,11 +42,15 @@ def check_tensorrt_version(version: str, strongly_typed: bool = False) -> tuple[
     except ValueError as exc:
         raise RuntimeError(f"cannot read the TensorRT version {version!r}") from exc
     if (major, minor) < MIN_TENSORRT:
-        raise RuntimeError(f"TensorRT {version} found; bienbao needs TensorRT 8.5 or newer (JetPack 5.1 or newer: "
-                           "8.5 brought the tensor-name execution API, execute_async_v3, that the engine runs with)")
+        raise RuntimeError(
+            f"TensorRT {version} found; bienbao needs TensorRT 8.5 or newer (JetPack 5.1 or newer: "
+            "8.5 brought the tensor-name execution API, execute_async_v3, that the engine runs with)"
+        )
     if strongly_typed and major < 9:
-        raise RuntimeError(f"TensorRT {version}: strongly typed networks need TensorRT 9 or newer (JetPack 6.1+); "
-                           "build without strongly_typed (INT8 + FP16 flags), which TensorRT 8.5 and 8.6 support")
+        raise RuntimeError(
+            f"TensorRT {version}: strongly typed networks need TensorRT 9 or newer (JetPack 6.1+); "
+            "build without strongly_typed (INT8 + FP16 flags), which TensorRT 8.5 and 8.6 support"
+        )
     return major, minor
 
 
@@ -66,8 +74,10 @@ class TensorRTBackend:
             runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
             engine = runtime.deserialize_cuda_engine(model_path.read_bytes())
             if engine is None:
-                raise RuntimeError(f"TensorRT could not load {model_path}: an engine only runs with the TensorRT "
-                                   "version and GPU it was built with; rebuild it on this device")
+                raise RuntimeError(
+                    f"TensorRT could not load {model_path}: an engine only runs with the TensorRT "
+                    "version and GPU it was built with; rebuild it on this device"
+                )
             self.engine = engine
             self.execution = engine.create_execution_context()
             names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]

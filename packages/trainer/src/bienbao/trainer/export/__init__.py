@@ -4,5 +4,13 @@ from .onnx_export import ExportError, ExportResult, export_onnx
 from .qdq_graph import QDQReport, fold_weight_quantizers, qdq_report
 from .tflite_export import TFLiteExport, export_tflite
 
-__all__ = ["ExportError", "ExportResult", "QDQReport", "TFLiteExport", "export_onnx", "export_tflite",
-           "fold_weight_quantizers", "qdq_report"]
+__all__ = [
+    "ExportError",
+    "ExportResult",
+    "QDQReport",
+    "TFLiteExport",
+    "export_onnx",
+    "export_tflite",
+    "fold_weight_quantizers",
+    "qdq_report",
+]

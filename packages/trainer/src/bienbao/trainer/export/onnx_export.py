@@ -27,8 +27,18 @@ from ..sizes import ImageSize, input_size, rect_size
 from ..yolo_qat import is_quantized
 from .qdq_graph import QDQReport, fold_weight_quantizers, qdq_report
 
-__all__ = ["WEIGHT_BITS", "ExportError", "ExportResult", "ImageSize", "apply_weight_bits", "describe_quantization",
-           "export_onnx", "input_size", "prepare_for_export", "rect_size"]
+__all__ = [
+    "WEIGHT_BITS",
+    "ExportError",
+    "ExportResult",
+    "ImageSize",
+    "apply_weight_bits",
+    "describe_quantization",
+    "export_onnx",
+    "input_size",
+    "prepare_for_export",
+    "rect_size",
+]
 
 log = logging.getLogger("bienbao.trainer.export")
 ONNX_TARGETS = ("onnxruntime", "tensorrt", "fp32")
@@ -51,20 +61,33 @@ class ExportResult:
 
 def _activation_schemes(model: nn.Module) -> set[tuple[bool, bool]]:
     """``(symmetric, signed)`` of every activation quantizer that is on."""
-    return {(q.scheme.symmetric, q.scheme.signed) for _, q in iter_quantizers(model, roles=["input", "output"])
-            if q.quantizing}
+    return {
+        (q.scheme.symmetric, q.scheme.signed)
+        for _, q in iter_quantizers(model, roles=["input", "output"])
+        if q.quantizing
+    }
 
 
 def describe_quantization(model: nn.Module, target: str) -> Quantization:
     if target == "fp32":
         return Quantization("fp32")
     acts = _activation_schemes(model)
-    weights = {(q.scheme.bits, q.scheme.per_channel) for _, q in iter_quantizers(model, roles=["weight"])
-               if q.quantizing}
-    act_text = ", ".join(sorted(f"{'int8 symmetric' if sym and signed else 'uint8 asymmetric' if not signed else 'int8 asymmetric'} per-tensor"  # noqa: E501
-                                for sym, signed in acts)) or "float"
-    weight_text = ", ".join(sorted(f"{bits}-bit codes in int8, {'per-channel' if pc else 'per-tensor'}"
-                                   for bits, pc in weights)) or "float"
+    weights = {
+        (q.scheme.bits, q.scheme.per_channel) for _, q in iter_quantizers(model, roles=["weight"]) if q.quantizing
+    }
+    act_text = (
+        ", ".join(
+            sorted(
+                f"{'int8 symmetric' if sym and signed else 'uint8 asymmetric' if not signed else 'int8 asymmetric'} per-tensor"  # noqa: E501
+                for sym, signed in acts
+            )
+        )
+        or "float"
+    )
+    weight_text = (
+        ", ".join(sorted(f"{bits}-bit codes in int8, {'per-channel' if pc else 'per-tensor'}" for bits, pc in weights))
+        or "float"
+    )
     layers = [m for m in model.modules() if isinstance(m, QATModule)]
     floats = [m for m in model.modules() if type(m) is nn.Conv2d]
     integer_bits = [bits for bits, _ in weights if bits <= 8]  # wider ones export as float weights
@@ -90,8 +113,10 @@ def apply_weight_bits(model: nn.Module, weight_bits: int | None, target: str) ->
                 quantizer.regrid_bits(8)
         return
     if weight_bits not in WEIGHT_BITS:
-        raise ExportError(f"--weight-bits {weight_bits}: write 8 (exact int8 products: TensorRT, LiteRT, x86 with "
-                          "VNNI, ARM) or 7 (ONNX Runtime on x86 without VNNI, whose u8s8 kernels saturate)")
+        raise ExportError(
+            f"--weight-bits {weight_bits}: write 8 (exact int8 products: TensorRT, LiteRT, x86 with "
+            "VNNI, ARM) or 7 (ONNX Runtime on x86 without VNNI, whose u8s8 kernels saturate)"
+        )
     changed = set_weight_bits(model, weight_bits)
     if changed:
         log.info("weights of %d layer(s) regridded to %d bits", changed, weight_bits)
@@ -101,16 +126,24 @@ def check_weight_widths(model: nn.Module, checkpoint: Path) -> None:
     """Refuse weight widths no runtime executes as such. ONNX Runtime, OpenVINO, TensorRT and
     LiteRT run 8-bit integer kernels: 2-6-bit codes would sit in int8 containers (no smaller, no
     faster than 8-bit), and wider than 8 bits would have to be float weights. Say which layers."""
-    odd = sorted({(name.rsplit(".weight_quantizer", 1)[0], q.scheme.bits) for name, q in
-                  iter_quantizers(model, roles=["weight"]) if q.quantizing and q.scheme.bits not in WEIGHT_BITS})
+    odd = sorted(
+        {
+            (name.rsplit(".weight_quantizer", 1)[0], q.scheme.bits)
+            for name, q in iter_quantizers(model, roles=["weight"])
+            if q.quantizing and q.scheme.bits not in WEIGHT_BITS
+        }
+    )
     if odd:
-        shown = ", ".join(f"{name} ({bits}-bit)" for name, bits in odd[:4]) + (f" and {len(odd) - 4} more"
-                                                                               if len(odd) > 4 else "")
-        raise ExportError(f"{checkpoint}: weights of {shown}: the runtimes execute 8-bit integer weights (7-bit "
-                          "codes for ONNX Runtime on x86 without VNNI); narrower codes would be stored as int8 "
-                          "(no smaller, no faster), wider ones as float. Export with --weight-bits 8 (the same grid, "
-                          "refined), or train those layers at 8 bits or float (skip: true), as "
-                          "configs/experiments/exp3_mixed_precision.yaml does")
+        shown = ", ".join(f"{name} ({bits}-bit)" for name, bits in odd[:4]) + (
+            f" and {len(odd) - 4} more" if len(odd) > 4 else ""
+        )
+        raise ExportError(
+            f"{checkpoint}: weights of {shown}: the runtimes execute 8-bit integer weights (7-bit "
+            "codes for ONNX Runtime on x86 without VNNI); narrower codes would be stored as int8 "
+            "(no smaller, no faster), wider ones as float. Export with --weight-bits 8 (the same grid, "
+            "refined), or train those layers at 8 bits or float (skip: true), as "
+            "configs/experiments/exp3_mixed_precision.yaml does"
+        )
 
 
 def check_request(checkpoint: str | Path, output_dir: str | Path, imgsz: ImageSize) -> tuple[Path, Path]:
@@ -130,22 +163,30 @@ def check_request(checkpoint: str | Path, output_dir: str | Path, imgsz: ImageSi
 
 def require_quantized(model: nn.Module, checkpoint: Path) -> None:
     if not is_quantized(model):
-        raise ExportError(f"{checkpoint} is an FP32 checkpoint: it has no quantization to export as INT8. Run "
-                          "`bienbao qat` or `bienbao calibrate` first, or export it with --target fp32")
+        raise ExportError(
+            f"{checkpoint} is an FP32 checkpoint: it has no quantization to export as INT8. Run "
+            "`bienbao qat` or `bienbao calibrate` first, or export it with --target fp32"
+        )
     activations = [q for _, q in iter_quantizers(model, roles=["input", "output"])]
     if activations and not any(q.quantizing for q in activations):
-        raise ExportError(f"{checkpoint}: its {len(activations)} activation quantizers were never enabled (the QAT "
-                          "schedule's enable_activations_epoch came after the run's last epoch?), so an INT8 file "
-                          "would have no activation Q/DQ: slower than FP32 and not what was trained for. Train "
-                          "with activations on (--set qat.schedule.enable_activations_epoch=0) or export --target fp32")
+        raise ExportError(
+            f"{checkpoint}: its {len(activations)} activation quantizers were never enabled (the QAT "
+            "schedule's enable_activations_epoch came after the run's last epoch?), so an INT8 file "
+            "would have no activation Q/DQ: slower than FP32 and not what was trained for. Train "
+            "with activations on (--set qat.schedule.enable_activations_epoch=0) or export --target fp32"
+        )
 
 
 def export_metadata(model: nn.Module, checkpoint: Path, imgsz: ImageSize, quantization: Quantization) -> ModelMetadata:
     """What an exported file carries about itself (the runtime reads nothing else)."""
     return ModelMetadata(
-        names=tuple(model.names[i] for i in sorted(model.names)), imgsz=input_size(imgsz),
-        stride=int(max(model.stride)), quantization=quantization, source=str(checkpoint),
-        source_sha256=file_sha256(checkpoint))
+        names=tuple(model.names[i] for i in sorted(model.names)),
+        imgsz=input_size(imgsz),
+        stride=int(max(model.stride)),
+        quantization=quantization,
+        source=str(checkpoint),
+        source_sha256=file_sha256(checkpoint),
+    )
 
 
 def _check_target(model: nn.Module, target: str, checkpoint: Path) -> None:
@@ -156,11 +197,15 @@ def _check_target(model: nn.Module, target: str, checkpoint: Path) -> None:
     require_quantized(model, checkpoint)
     acts = _activation_schemes(model)
     if target == "tensorrt" and any(not (sym and signed) for sym, signed in acts):
-        raise ExportError(f"{checkpoint} quantizes activations asymmetrically (uint8); TensorRT needs symmetric "
-                          "int8. Train with the tensorrt preset (configs/experiments/exp1_symmetric_quant.yaml)")
+        raise ExportError(
+            f"{checkpoint} quantizes activations asymmetrically (uint8); TensorRT needs symmetric "
+            "int8. Train with the tensorrt preset (configs/experiments/exp1_symmetric_quant.yaml)"
+        )
     if target == "onnxruntime" and any(signed for _, signed in acts):
-        log.warning("int8 activations: ONNX Runtime on x86 without VNNI runs these slower than FP32 "
-                    "(uint8 activations are its fast path; see the onnxruntime_cpu preset)")
+        log.warning(
+            "int8 activations: ONNX Runtime on x86 without VNNI runs these slower than FP32 "
+            "(uint8 activations are its fast path; see the onnxruntime_cpu preset)"
+        )
 
 
 class LastAxisDFL(DFL):
@@ -217,8 +262,14 @@ def prepare_for_export(model: nn.Module, target: str) -> nn.Module:
     return model
 
 
-def export_onnx(checkpoint: str | Path, output_dir: str | Path, target: str = "onnxruntime",
-                imgsz: ImageSize = 640, opset: int = 17, weight_bits: int | None = None) -> ExportResult:
+def export_onnx(
+    checkpoint: str | Path,
+    output_dir: str | Path,
+    target: str = "onnxruntime",
+    imgsz: ImageSize = 640,
+    opset: int = 17,
+    weight_bits: int | None = None,
+) -> ExportResult:
     """Export ``checkpoint`` to ``<output_dir>/<name>_<target>[_w<bits>].onnx`` with metadata
     (the ``_w<bits>`` suffix only where ``weight_bits`` changed the checkpoint's width)."""
     checkpoint, output_dir = check_request(checkpoint, output_dir, imgsz)
@@ -238,8 +289,16 @@ def export_onnx(checkpoint: str | Path, output_dir: str | Path, target: str = "o
     # written under a temporary name and renamed: a full disk never leaves a truncated .onnx behind
     with atomic_path(path) as traced_path, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer chatter
-        torch.onnx.export(traced, (example,), str(traced_path), dynamo=False, opset_version=opset,
-                          input_names=["images"], output_names=["output0"], do_constant_folding=True)
+        torch.onnx.export(
+            traced,
+            (example,),
+            str(traced_path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=["images"],
+            output_names=["output0"],
+            do_constant_folding=True,
+        )
         graph = onnx.load(str(traced_path))
         fold_weight_quantizers(graph)
         metadata = export_metadata(model, checkpoint, imgsz, quantization)

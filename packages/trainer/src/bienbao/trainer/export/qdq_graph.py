@@ -131,8 +131,11 @@ def qdq_report(model: onnx.ModelProto) -> QDQReport:
         if node.op_type != "Conv":
             continue
         weight = producers.get(node.input[1])
-        if weight is not None and weight.op_type == "DequantizeLinear" and \
-                constants.get(weight.input[0], np.zeros(0, np.float32)).dtype in (np.int8, np.uint8):
+        if (
+            weight is not None
+            and weight.op_type == "DequantizeLinear"
+            and constants.get(weight.input[0], np.zeros(0, np.float32)).dtype in (np.int8, np.uint8)
+        ):
             int8_weights += 1
         else:
             float_weights += 1
@@ -147,5 +150,6 @@ def qdq_report(model: onnx.ModelProto) -> QDQReport:
         if all(s is not None and s.op_type == "DequantizeLinear" for s in sources):
             scales = {float(np.asarray(constants[s.input[1]]).ravel()[0]) for s in sources}
             sharing += len(scales) == 1
-    return QDQReport(dict(Counter(n.op_type for n in graph.node)), int8_weights, float_weights,
-                     quantized_inputs, concats, sharing)
+    return QDQReport(
+        dict(Counter(n.op_type for n in graph.node)), int8_weights, float_weights, quantized_inputs, concats, sharing
+    )

@@ -44,11 +44,20 @@ def _tensorrt(strongly_typed: bool = False):
     return tensorrt
 
 
-def trtexec_command(onnx_path: str | Path, engine_path: str | Path, fp16: bool = True,
-                    strongly_typed: bool = False, workspace_mib: int = 2048) -> str:
+def trtexec_command(
+    onnx_path: str | Path,
+    engine_path: str | Path,
+    fp16: bool = True,
+    strongly_typed: bool = False,
+    workspace_mib: int = 2048,
+) -> str:
     """The ``trtexec`` line that builds the same engine as ``build_engine``."""
-    args = ["trtexec", f"--onnx={onnx_path}", f"--saveEngine={engine_path}",
-            f"--memPoolSize=workspace:{workspace_mib}M"]
+    args = [
+        "trtexec",
+        f"--onnx={onnx_path}",
+        f"--saveEngine={engine_path}",
+        f"--memPoolSize=workspace:{workspace_mib}M",
+    ]
     if strongly_typed:
         args.append("--stronglyTyped")
     else:
@@ -58,8 +67,13 @@ def trtexec_command(onnx_path: str | Path, engine_path: str | Path, fp16: bool =
     return shlex.join(args)
 
 
-def build_engine(onnx_path: str | Path, engine_path: str | Path, fp16: bool = True,
-                 strongly_typed: bool = False, workspace_mib: int = 2048) -> Path:
+def build_engine(
+    onnx_path: str | Path,
+    engine_path: str | Path,
+    fp16: bool = True,
+    strongly_typed: bool = False,
+    workspace_mib: int = 2048,
+) -> Path:
     """Parse the Q/DQ ONNX, build and serialize an engine; the ONNX metadata goes to a sidecar."""
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     props = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
@@ -67,8 +81,10 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, fp16: bool = Tr
         raise EngineBuildError(f"{onnx_path} is not a bienbao export (no '{METADATA_KEY}' metadata)")
     metadata = ModelMetadata.from_json(props[METADATA_KEY])
     if metadata.quantization.target not in ("tensorrt", "fp32"):
-        raise EngineBuildError(f"{onnx_path} was exported for {metadata.quantization.target}; export with "
-                               "--target tensorrt (symmetric int8 activations) for an engine")
+        raise EngineBuildError(
+            f"{onnx_path} was exported for {metadata.quantization.target}; export with "
+            "--target tensorrt (symmetric int8 activations) for an engine"
+        )
     trt = _tensorrt(strongly_typed)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)

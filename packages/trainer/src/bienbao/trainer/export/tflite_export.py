@@ -71,8 +71,9 @@ class FrozenQDQ(FakeQuantize):
                 raise ExportError(f"{scheme} codes do not fit int8: TFLite's integer kernels need 8 bits or fewer")
             self._bounds = (qmin, qmax)
             scale = self.scale.detach().float().reshape(-1)
-            self._params = ((float(scale[0]), int(zero_point[0])) if scheme.axis is None
-                            else (scale.clone(), zero_point.clone()))
+            self._params = (
+                (float(scale[0]), int(zero_point[0])) if scheme.axis is None else (scale.clone(), zero_point.clone())
+            )
         # what torch.export would trace as inputs or mistype (uint8 flags): gone, the constants stay
         self._buffers.clear()
         self._parameters.clear()
@@ -104,8 +105,9 @@ def freeze_for_tflite(model: nn.Module) -> nn.Module:
 
     for name, quantizer in iter_quantizers(model, roles=["weight"]):
         if quantizer.quantizing and (not quantizer.scheme.symmetric or quantizer.scheme.axis not in (None, 0)):
-            raise ExportError(f"{name}: TFLite wants symmetric weights, per output channel; this checkpoint has "
-                              f"{quantizer.scheme}")
+            raise ExportError(
+                f"{name}: TFLite wants symmetric weights, per output channel; this checkpoint has {quantizer.scheme}"
+            )
     for module in [m for m in model.modules() if isinstance(m, FakeQuantize)]:
         module.__class__ = FrozenQDQ
         module.freeze()
@@ -130,8 +132,13 @@ def _require_litert_torch():
     return litert_torch
 
 
-def export_tflite(checkpoint: str | Path, output_dir: str | Path, target: str = "int8",
-                  imgsz: ImageSize = 640, weight_bits: int | None = None) -> TFLiteExport:
+def export_tflite(
+    checkpoint: str | Path,
+    output_dir: str | Path,
+    target: str = "int8",
+    imgsz: ImageSize = 640,
+    weight_bits: int | None = None,
+) -> TFLiteExport:
     """Export ``checkpoint`` to ``<output_dir>/<name>_<target>.tflite`` plus its ``.json`` metadata.
     Weights are 8-bit codes unless ``weight_bits`` says otherwise (LiteRT's int8 products are exact)."""
     if target not in TFLITE_TARGETS:
@@ -144,9 +151,14 @@ def export_tflite(checkpoint: str | Path, output_dir: str | Path, target: str = 
         apply_weight_bits(model, weight_bits, "tflite")
         check_weight_widths(model, checkpoint)
     described = describe_quantization(model, "fp32" if target == "fp32" else "onnxruntime")
-    quantization = Quantization("tflite", described.activations.replace("uint8 asymmetric", "int8 asymmetric"),
-                                described.weights, described.quantized_layers, described.float_layers,
-                                described.weight_bits)
+    quantization = Quantization(
+        "tflite",
+        described.activations.replace("uint8 asymmetric", "int8 asymmetric"),
+        described.weights,
+        described.quantized_layers,
+        described.float_layers,
+        described.weight_bits,
+    )
     traced = prepare_for_export(model, "fp32" if target == "fp32" else "tflite")
     quant_config = None
     if target == "int8":
@@ -157,7 +169,8 @@ def export_tflite(checkpoint: str | Path, output_dir: str | Path, target: str = 
         # the PT2E quantizer is never run: passing one switches the converter to static Q/DQ
         # fusion, which folds *our* quantize/dequantize pairs into int8 kernels
         quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
-            pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True))
+            pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True)
+        )
         quant_config = qc.QuantConfig(pt2e_quantizer=quantizer)
     output_dir.mkdir(parents=True, exist_ok=True)
     height, width = input_size(imgsz)
