@@ -28,7 +28,7 @@ CONSTRAINTS = ("-c", str(ROOT / "constraints.txt"))
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = False
-nox.options.sessions = ["lint", "test", "lean"]
+nox.options.sessions = ["lint", "typecheck", "test", "lean"]
 
 
 def local_requirements(package: str, extras: str = "") -> list[str]:
@@ -177,6 +177,14 @@ def lint(session: nox.Session) -> None:
     session.install("ruff>=0.6")
     session.run("ruff", "check", str(ROOT))
     session.run("ruff", "format", "--check", str(ROOT))
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy, strict (pyproject.toml's [tool.mypy]) on bienbao.quant and bienbao.runtime."""
+    install(session, "quant", "runtime", extras="")
+    session.install(*CONSTRAINTS, "mypy>=1.10", "numpy")
+    session.run("mypy", "-p", "bienbao.quant", "-p", "bienbao.runtime", env={"MYPY_CACHE_DIR": session.create_tmp()})
 
 
 @nox.session

@@ -46,9 +46,10 @@ class KeepStateDtype(nn.Module):
     """Mixin: ``_apply`` (``.to``, ``.half()``, ``.cuda()``...) moves this module's tensors but
     never changes their dtype; the original values are moved, not a rounded copy."""
 
-    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True):
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> nn.Module:
         def keep_dtype(tensor: torch.Tensor) -> torch.Tensor:
             moved = fn(tensor)
             return moved if moved.dtype == tensor.dtype else tensor.to(device=moved.device)
 
-        return super()._apply(keep_dtype, recurse)
+        moved: nn.Module = super()._apply(keep_dtype, recurse)  # type: ignore[no-untyped-call]  # untyped in torch
+        return moved

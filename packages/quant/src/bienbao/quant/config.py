@@ -24,10 +24,13 @@ import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .observers import OBSERVERS, Observer
 from .scheme import PerChannel, PerTensor, QuantScheme
+
+if TYPE_CHECKING:
+    from .fake_quantize import FakeQuantize
 
 __all__ = [
     "PRESETS",
@@ -69,7 +72,7 @@ class ObserverSpec:
         return OBSERVERS[self.name](scheme, **dict(self.options))
 
     def __str__(self) -> str:
-        opts = ", ".join(f"{k}={v}" for k, v in self.options)
+        opts = ", ".join(f"{k}={v}" for k, v in dict(self.options).items())
         return f"{self.name}({opts})" if opts else self.name
 
 
@@ -87,7 +90,7 @@ class QuantizerConfig:
         if not isinstance(self.learnable, bool):
             raise ConfigError(f"QuantizerConfig.learnable must be true or false, got {self.learnable!r}")
 
-    def build(self):
+    def build(self) -> FakeQuantize:
         from .fake_quantize import FakeQuantize  # local: fake_quantize imports nothing from here
 
         return FakeQuantize(self.observer.build(self.scheme), learnable=self.learnable)

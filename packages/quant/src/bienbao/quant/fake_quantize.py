@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,6 +33,11 @@ class QuantizerNotReadyError(RuntimeError):
 
 
 class FakeQuantize(KeepStateDtype, nn.Module):
+    scale: torch.Tensor  # a buffer, or an nn.Parameter when learnable
+    zero_point: torch.Tensor
+    observer_enabled: torch.Tensor
+    fake_quant_enabled: torch.Tensor
+
     def __init__(self, observer: Observer, *, learnable: bool = False) -> None:
         super().__init__()
         self.observer = observer
@@ -178,8 +184,15 @@ class FakeQuantize(KeepStateDtype, nn.Module):
 
     # -- state ---------------------------------------------------------------------------------
     def _load_from_state_dict(
-        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-    ):
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
         # scale and zero_point take their shape from the data: adopt the saved shape
         for name in ("scale", "zero_point"):
             key = prefix + name

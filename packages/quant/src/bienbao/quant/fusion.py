@@ -11,6 +11,7 @@ keeps updating BN statistics while training and folds at export.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -21,7 +22,7 @@ from .qat.conv_bn import QATConvBn2d
 
 __all__ = ["FUSERS", "QAT_FUSERS", "fold_conv_bn", "fold_linear_bn", "fuse_modules", "register_fuser"]
 
-Fuser = Callable[[nn.Module, nn.Module], nn.Module]
+Fuser = Callable[[Any, Any], nn.Module]  # (layer, norm) of the registered types -> the fused layer
 
 #: (layer type, norm type) -> function returning the folded layer.
 FUSERS: dict[tuple[type[nn.Module], type[nn.Module]], Fuser] = {}
@@ -37,10 +38,11 @@ def register_fuser(layer_type: type[nn.Module], norm_type: type[nn.Module]) -> C
 
 def _bn_affine(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
     """``(factor, shift)`` with ``bn(y) == y * factor + shift`` in eval mode."""
-    if not bn.track_running_stats or bn.running_var is None:
+    mean, var = bn.running_mean, bn.running_var
+    if not bn.track_running_stats or mean is None or var is None:
         raise ValueError(f"{type(bn).__name__} without running statistics cannot be folded")
-    factor = torch.rsqrt(bn.running_var + bn.eps)
-    shift = -bn.running_mean * factor
+    factor = torch.rsqrt(var + bn.eps)
+    shift = -mean * factor
     if bn.affine:
         factor, shift = factor * bn.weight, shift * bn.weight + bn.bias
     return factor, shift
@@ -54,7 +56,7 @@ def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     fused = conv2d_like(conv, bias=True)
     fused.weight.copy_(conv.weight * factor.reshape(-1, 1, 1, 1))
     bias = conv.bias if conv.bias is not None else torch.zeros_like(shift)
-    fused.bias.copy_(bias * factor + shift)
+    cast(torch.Tensor, fused.bias).copy_(bias * factor + shift)  # bias=True: never None
     return fused.train(conv.training)
 
 
@@ -68,7 +70,7 @@ def fold_linear_bn(linear: nn.Linear, bn: nn.BatchNorm1d) -> nn.Linear:
     )
     fused.weight.copy_(linear.weight * factor[:, None])
     bias = linear.bias if linear.bias is not None else torch.zeros_like(shift)
-    fused.bias.copy_(bias * factor + shift)
+    cast(torch.Tensor, fused.bias).copy_(bias * factor + shift)  # bias=True: never None
     return fused.train(linear.training)
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Any
 
 from torch import nn
 
 from ._modules import get_submodule, set_submodule
-from .config import QuantPolicy
+from .config import LayerQConfig, QuantPolicy
 from .fusion import QAT_FUSERS, group_pair
 from .qat import QAT_MODULES, QATModule
 
@@ -46,11 +47,12 @@ def prepare_qat(
     for name, config in plan.items():
         if name not in fused and not config.is_float:
             module = get_submodule(model, name)
-            set_submodule(model, name, QAT_MODULES[type(module)].from_float(module, config))
+            qat_type: Any = QAT_MODULES[type(module)]  # each registered type's from_float(module, config)
+            set_submodule(model, name, qat_type.from_float(module, config))
     return model
 
 
-def _fuse_group(model: nn.Module, group: tuple[str, ...], plan: dict) -> None:
+def _fuse_group(model: nn.Module, group: tuple[str, ...], plan: dict[str, LayerQConfig]) -> None:
     layer, norm = group_pair(model, group)
     config = plan.get(group[0])
     if config is None:

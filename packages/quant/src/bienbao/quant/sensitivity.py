@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
@@ -64,11 +65,11 @@ class SensitivityReport:
         if keep != "float" and not isinstance(keep, QuantizerConfig):
             raise ValueError(f"keep={keep!r}: write 'float' or a QuantizerConfig for the weights")
         names = [layer.name for layer in self.ranking(by)[:top_k]]
-        if keep == "float":
-            return tuple(Rule(name, skip=True) for name in names)
-        return tuple(Rule(name, weight=keep) for name in names)
+        if isinstance(keep, QuantizerConfig):
+            return tuple(Rule(name, weight=keep) for name in names)
+        return tuple(Rule(name, skip=True) for name in names)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "float_metric": self.float_metric,
             "quantized_metric": self.quantized_metric,

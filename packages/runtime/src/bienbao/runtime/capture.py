@@ -161,7 +161,7 @@ class LatestFrameCapture:
             try:
                 self._capture = self._opener(self.source)
                 self._on_status(
-                    f"source {self.source.target!r} back after {time.time() - self.down_since:.1f} s "
+                    f"source {self.source.target!r} back after {time.time() - (self.down_since or time.time()):.1f} s "
                     f"({attempt} attempt{'s' if attempt > 1 else ''})"
                 )
                 self.down_since = None

@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from bienbao.cli.files import file_sha256
 
@@ -20,7 +21,7 @@ from .backends import BACKENDS, backend_label, split_options
 __all__ = ["register_detect", "register_monitor"]
 
 
-def register_detect(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def register_detect(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "detect",
         help="live traffic-sign detection (camera, CSI, RTSP, video file)",
@@ -157,7 +158,7 @@ def _state_dir() -> Path:
     return Path.home() / ".local" / "state" / "bienbao"
 
 
-def _view_and_feed(args: argparse.Namespace):
+def _view_and_feed(args: argparse.Namespace) -> tuple[Any, Any]:
     """The live view and the MQTT publisher that ``args`` ask for (each may be None)."""
     view = publisher = None
     model_hash = file_sha256(args.model)[:16] if (args.serve or args.publish) else ""
@@ -191,7 +192,9 @@ def _view_and_feed(args: argparse.Namespace):
     return view, publisher
 
 
-def _start_and_announce(args: argparse.Namespace, detector, source, annotator, show: bool, view, publisher) -> None:
+def _start_and_announce(
+    args: argparse.Namespace, detector: Any, source: Any, annotator: Any, show: bool, view: Any, publisher: Any
+) -> None:
     """Start the live view, and say on stderr what runs: model, backend and provider, source, outputs."""
     print(
         f"bienbao detect: {args.model} ({backend_label(detector.backend)}, "
@@ -297,7 +300,7 @@ def _detect(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_monitor(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def register_monitor(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "monitor",
         help="watch a fleet's sign events from an MQTT broker (a live table per board)",
@@ -339,14 +342,14 @@ def _monitor(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
-    def on_connect(client, userdata, flags, reason_code, properties) -> None:
+    def on_connect(client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if reason_code.is_failure:
             print(f"bienbao monitor: broker refused the connection ({reason_code})", file=sys.stderr)
             return
         client.subscribe(f"{url.topic}/+/+", qos=1)
         print(f"bienbao monitor: subscribed to {url.topic}/+/+ on {url.host}:{url.port}", file=sys.stderr)
 
-    def on_message(client, userdata, message) -> None:
+    def on_message(client: Any, userdata: Any, message: Any) -> None:
         with lock:
             new = monitor.receive(message.payload)
         if new is not None and lines and new["kind"] == "event":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +55,7 @@ class Detector:
         iou: float = 0.45,
         max_det: int = 300,
         names: Sequence[str] | None = None,
-        **backend_options,
+        **backend_options: Any,
     ) -> None:
         """``names`` is needed only for a file without bienbao metadata (it then must be given)."""
         if not 0.0 <= conf <= 1.0 or not 0.0 <= iou <= 1.0:

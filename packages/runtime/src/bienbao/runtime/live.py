@@ -13,10 +13,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -34,7 +34,7 @@ __all__ = ["LiveOutputs", "LiveStats", "OutputError", "run_live"]
 STAGES = ("preprocess", "inference", "postprocess", "total")
 
 
-def _p50_p95(values) -> dict[str, float]:
+def _p50_p95(values: Sequence[float]) -> dict[str, float]:
     array = np.asarray(values or [0.0])
     return {"p50": round(float(np.percentile(array, 50)), 2), "p95": round(float(np.percentile(array, 95)), 2)}
 
@@ -61,7 +61,7 @@ class LiveStats:
     reconnects: int = 0
     events: int = 0  # confirmed signs
     # the last frames' stage times (ms) and end times, for the live figures
-    recent: deque = field(default_factory=lambda: deque(maxlen=300))
+    recent: deque[Any] = field(default_factory=lambda: deque(maxlen=300))
 
     def record(self, stages_s: tuple[float, float, float]) -> float:
         """One processed frame's stage times (seconds); its end-to-end latency in ms."""
@@ -74,7 +74,7 @@ class LiveStats:
 
     def stages(self) -> dict[str, dict[str, float]]:
         """p50/p95 of each stage over the recent frames."""
-        columns = list(zip(*self.recent, strict=True)) if self.recent else [[]] * 5
+        columns: list[tuple[Any, ...]] = list(zip(*self.recent, strict=True)) if self.recent else [()] * 5
         return {name: _p50_p95(list(columns[i])) for i, name in enumerate(STAGES)}
 
     def recent_fps(self) -> float:
@@ -138,7 +138,7 @@ def _status_lines(tracker: SignTracker, annotator: Annotator) -> tuple[str, ...]
 
 
 def _view_stats(
-    detector: Detector, stats: LiveStats, capture: LatestFrameCapture, tracker: SignTracker, publisher
+    detector: Detector, stats: LiveStats, capture: LatestFrameCapture, tracker: SignTracker, publisher: Any
 ) -> dict[str, Any]:
     current = [{**c, "display_name": display_name(c["name"])} for c in tracker.current()]
     return {
@@ -173,14 +173,14 @@ class _OpenOutputs:
             self.view_annotator = Annotator(annotator.vietnamese, annotator.font_path) if annotator else Annotator()
         self._view_updated = 0.0
 
-    def emit(self, events: list[dict]) -> None:
+    def emit(self, events: list[dict[str, Any]]) -> None:
         for event in events:
             if self.event_lines is not None:
                 self.event_lines.write(event)
             if self.publisher is not None:
                 self.publisher.publish("event", event)
 
-    def frame(self, frame, detections, update, latency: float, overlay: str, status) -> bool:
+    def frame(self, frame: Any, detections: Any, update: Any, latency: float, overlay: str, status: Any) -> bool:
         """Everything one processed frame goes to; False when the user closed the window."""
         publish = self.publisher is not None and self.outputs.publish_detections and len(detections)
         if self.lines is not None or publish:
@@ -204,13 +204,13 @@ class _OpenOutputs:
         wants_view = self.view is not None and self.view.wants_frame()
         image = None
         if self.sink or self.window:
-            image = self.annotator.draw(
+            image = cast(Annotator, self.annotator).draw(  # set whenever there is a sink or a window
                 frame.image,
                 detections,
                 overlay,
                 track_ids=update.track_ids,
                 confirmed=update.confirmed,
-                status=status(self.annotator),
+                status=status(cast(Annotator, self.annotator)),
             )
             if self.sink:
                 self.sink.write(image)
@@ -218,7 +218,8 @@ class _OpenOutputs:
             if image is not None:
                 self.view.offer(lambda: image)
             else:  # drawn later, by the server's thread, only if a client takes it
-                lines, pen = status(self.view_annotator), self.view_annotator
+                pen = cast(Annotator, self.view_annotator)  # built whenever there is a view
+                lines = status(pen)
                 self.view.offer(
                     lambda: pen.draw(
                         frame.image,
@@ -229,9 +230,9 @@ class _OpenOutputs:
                         status=lines,
                     )
                 )
-        return not self.window or self.window.show(image)
+        return not self.window or self.window.show(cast(np.ndarray, image))  # drawn: there is a window
 
-    def update_view(self, stats: Callable[[], dict], events: list[dict]) -> None:
+    def update_view(self, stats: Callable[[], dict[str, Any]], events: list[dict[str, Any]]) -> None:
         """The view's figures, at most 4 times a second (the page polls once a second); events always."""
         now = time.monotonic()
         if events or now - self._view_updated >= 0.25:
@@ -274,7 +275,7 @@ def run_live(
     show: bool = False,
     annotator: Annotator | None = None,
     max_frames: int | None = None,
-    on_frame=None,
+    on_frame: Callable[..., Any] | None = None,
     append: bool = False,
     outputs: LiveOutputs | None = None,
     tracker: SignTracker | None = None,

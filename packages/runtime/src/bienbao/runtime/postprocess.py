@@ -9,6 +9,7 @@ pixels, then one sigmoid score per class. ``postprocess`` keeps each anchor's be
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ class Detections:
     def labels(self) -> list[str]:
         return [self.names[i] if i < len(self.names) else str(i) for i in self.class_ids]
 
-    def to_records(self) -> list[dict]:
+    def to_records(self) -> list[dict[str, Any]]:
         """JSON-ready: one dict per detection."""
         return [
             {

@@ -21,6 +21,7 @@ backend that opens the file asks ``weight_width_plan``:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["WeightWidthPlan", "u8s8_saturates", "weight_width_plan"]
 
@@ -28,14 +29,14 @@ X86 = ("x86_64", "amd64", "i386", "i686", "x86")
 VNNI = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
-def u8s8_saturates(cpu: dict) -> bool:
+def u8s8_saturates(cpu: dict[str, Any]) -> bool:
     """True on x86 without VNNI (``cpu`` as ``bienbao.cli.cpu.describe_cpu`` gives it)."""
     return str(cpu.get("arch", "")).lower() in X86 and not any(flag in cpu.get("isa", ()) for flag in VNNI)
 
 
 @dataclass(frozen=True)
 class WeightWidthPlan:
-    session_config: dict = field(default_factory=dict)  # ONNX Runtime session config entries to set
+    session_config: dict[str, Any] = field(default_factory=dict[str, Any])  # ONNX Runtime session config entries to set
     note: str | None = None  # what the user should know (printed once when the model loads)
 
     @property
@@ -43,7 +44,7 @@ class WeightWidthPlan:
         return self.session_config.get("session.x64quantprecision") == "1"
 
 
-def weight_width_plan(backend: str, weight_bits: int, cpu: dict) -> WeightWidthPlan:
+def weight_width_plan(backend: str, weight_bits: int, cpu: dict[str, Any]) -> WeightWidthPlan:
     """What ``backend`` should do with a file of ``weight_bits``-wide weights on ``cpu`` (0 = float)."""
     if weight_bits not in (7, 8):
         return WeightWidthPlan()

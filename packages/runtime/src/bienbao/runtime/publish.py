@@ -190,7 +190,7 @@ class MqttPublisher:
         self._sender.start()
 
     # -- paho's callbacks ----------------------------------------------------------------------
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if reason_code.is_failure:
             return
         self.down_since = None
@@ -198,7 +198,7 @@ class MqttPublisher:
         with self._wake:
             self._wake.notify_all()
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if self._connected.is_set():
             self.outages += 1
             self.down_since = time.time()

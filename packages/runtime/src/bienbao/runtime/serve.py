@@ -22,7 +22,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -71,7 +71,7 @@ class LiveView:
         self._last_offer = 0.0
         self._stats: dict[str, Any] = {}
         self.info: dict[str, Any] = {}  # fixed facts shown on the page (model file, its hash)
-        self._events: deque[dict] = deque(maxlen=recent_events)
+        self._events: deque[dict[str, Any]] = deque(maxlen=recent_events)
         self._closing = False
         self.stream_clients = 0
         self.frames_encoded = 0
@@ -118,7 +118,7 @@ class LiveView:
             self._render, self._seq, self._last_offer = render, self._seq + 1, time.monotonic()
             self._lock.notify_all()
 
-    def update(self, stats: dict[str, Any], events: list[dict] = ()) -> None:
+    def update(self, stats: dict[str, Any], events: Sequence[dict[str, Any]] = ()) -> None:
         with self._lock:
             self._stats = dict(stats)
             self._events.extend(events)
@@ -132,6 +132,8 @@ class LiveView:
                 if self._jpeg[0] >= seq:
                     return self._jpeg
                 render, seq = self._render, self._seq
+            if render is None:  # no frame offered yet: the newest (empty) one
+                return self._jpeg
             ok, data = self.cv2.imencode(".jpg", render(), [self.cv2.IMWRITE_JPEG_QUALITY, self.quality])
             if not ok:
                 raise OSError("OpenCV could not encode the frame as JPEG")
@@ -174,7 +176,7 @@ class LiveView:
         class Handler(BaseHTTPRequestHandler):
             server_version = "bienbao-live"
 
-            def log_message(self, *args) -> None:  # no access log on the board's console
+            def log_message(self, *args: Any) -> None:  # no access log on the board's console
                 pass
 
             def _send(self, status: int, body: bytes, content_type: str) -> None:

@@ -37,7 +37,7 @@ class VideoSink:
         self.path, self.fps = Path(path), fps
         self.segmented = self.path.suffix.lower() != ".mkv"  # Matroska survives a kill as one file
         self.frames_per_segment = max(1, round(fps * segment_seconds))
-        self.writer = None
+        self.writer: Any = None  # cv2.VideoWriter once the first frame gives the size
         self.frames = 0  # in the open segment
         self.paths: list[Path] = []  # every file written, the open one last
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = ["Source", "csi_pipeline", "parse_source"]
 
@@ -16,7 +17,7 @@ class Source:
     target: str | int
     live: bool
 
-    def open_args(self) -> tuple:
+    def open_args(self) -> tuple[Any, ...]:
         """Arguments for ``cv2.VideoCapture``."""
         if self.kind == "csi":
             import cv2

@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +84,7 @@ class Track:
     best_box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # centre px per frame
     votes: dict[int, list[float]] = field(default_factory=dict)  # class id -> [frames, summed score]
-    history: deque = field(default_factory=deque)
+    history: deque[Any] = field(default_factory=deque[Any])
 
     def __post_init__(self) -> None:
         self.history = deque(maxlen=self.window)
@@ -113,7 +114,7 @@ class Track:
             self.best_score, self.best_box = score, self.box.copy()
         self.history.append(True)
 
-    def event(self, kind: str, names: tuple[str, ...]) -> dict:
+    def event(self, kind: str, names: tuple[str, ...]) -> dict[str, Any]:
         class_id = self.class_id
         return {
             "event": kind,
@@ -134,7 +135,7 @@ class Track:
 class TrackUpdate:
     track_ids: np.ndarray  # (N,) the track of each detection of the frame, -1 for none
     confirmed: np.ndarray  # (N,) bool: that track is confirmed
-    events: list[dict]
+    events: list[dict[str, Any]]
 
 
 class SignTracker:
@@ -200,11 +201,11 @@ class SignTracker:
         events += self._end([track for track in self.tracks if track.missed > config.max_missed])
         return TrackUpdate(track_ids, confirmed, events)
 
-    def flush(self) -> list[dict]:
+    def flush(self) -> list[dict[str, Any]]:
         """End every track (end of stream): the ``ended`` events of the confirmed ones."""
         return self._end(list(self.tracks))
 
-    def _end(self, ending: list[Track]) -> list[dict]:
+    def _end(self, ending: list[Track]) -> list[dict[str, Any]]:
         events = []
         for track in ending:
             self.tracks.remove(track)
@@ -222,7 +223,7 @@ class SignTracker:
             self.speed_limit = None
 
     # -- what the overlay and the live view show -----------------------------------------------
-    def current(self) -> list[dict]:
+    def current(self) -> list[dict[str, Any]]:
         """The confirmed signs in view now (matched in the current frame or missed only briefly)."""
         return [
             {

@@ -10,7 +10,7 @@ saved shape.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -88,8 +88,15 @@ class Observer(KeepStateDtype, nn.Module):
 
     # -- state ---------------------------------------------------------------------------------
     def _load_from_state_dict(
-        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-    ):
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
         for buffer in self._lazy_buffers:
             key = prefix + buffer
             if key in state_dict:

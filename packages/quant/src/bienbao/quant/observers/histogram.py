@@ -31,6 +31,9 @@ _METHODS = ("percentile", "mse")
 @register_observer("histogram")
 class HistogramObserver(Observer):
     _lazy_buffers = ("min_val", "max_val", "histogram")
+    min_val: torch.Tensor
+    max_val: torch.Tensor
+    histogram: torch.Tensor
 
     def __init__(
         self,

@@ -16,6 +16,8 @@ class MinMaxObserver(Observer):
     """Range = the smallest and largest values ever observed (per tensor or per channel)."""
 
     _lazy_buffers = ("min_val", "max_val")
+    min_val: torch.Tensor
+    max_val: torch.Tensor
 
     def _observe(self, rows: torch.Tensor) -> None:
         self._check_channels(rows, self.min_val)

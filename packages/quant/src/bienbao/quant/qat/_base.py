@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -12,13 +13,15 @@ from ..fake_quantize import FakeQuantize
 
 __all__ = ["QAT_MODULES", "QATModule", "register_qat_module"]
 
+Q = TypeVar("Q", bound="QATModule")
+
 #: Exact float module type -> its QAT counterpart. Exact types: a subclass is not silently
 #: treated as its base (its forward may differ).
 QAT_MODULES: dict[type[nn.Module], type[QATModule]] = {}
 
 
-def register_qat_module(float_type: type[nn.Module]) -> Callable[[type], type]:
-    def decorate(cls: type) -> type:
+def register_qat_module(float_type: type[nn.Module]) -> Callable[[type[Q]], type[Q]]:
+    def decorate(cls: type[Q]) -> type[Q]:
         if float_type in QAT_MODULES:
             raise ValueError(f"{float_type.__name__} already maps to {QAT_MODULES[float_type].__name__}")
         cls._FLOAT_TYPE = float_type
@@ -35,6 +38,9 @@ class QATModule(nn.Module):
     input_quantizer: FakeQuantize | None
     weight_quantizer: FakeQuantize | None
     output_quantizer: FakeQuantize | None
+    weight: torch.Tensor  # the float layer's (nn.Conv2d / nn.Linear) parameter
+    qconfig: LayerQConfig
+    _FLOAT_TYPE: type[nn.Module]
 
     def _attach_quantizers(self, config: LayerQConfig) -> None:
         self.qconfig = config

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar, cast, overload
+
 import torch
 from torch import nn
 
@@ -11,15 +13,26 @@ from ._base import QATModule, register_qat_module
 __all__ = ["QATConv2d", "conv2d_like"]
 
 
-def conv2d_like(conv: nn.Conv2d, cls: type[nn.Conv2d] = nn.Conv2d, bias: bool | None = None) -> nn.Conv2d:
-    """An empty ``cls`` with ``conv``'s geometry, device and dtype (bias as ``conv``'s unless given)."""
-    return cls(
+C = TypeVar("C", bound=nn.Conv2d)
+
+
+@overload
+def conv2d_like(conv: nn.Conv2d, cls: None = None, bias: bool | None = None) -> nn.Conv2d: ...
+@overload
+def conv2d_like(conv: nn.Conv2d, cls: type[C], bias: bool | None = None) -> C: ...
+
+
+def conv2d_like(conv: nn.Conv2d, cls: type[nn.Conv2d] | None = None, bias: bool | None = None) -> nn.Conv2d:
+    """An empty ``cls`` (default ``nn.Conv2d``) with ``conv``'s geometry, device and dtype (bias
+    as ``conv``'s unless given)."""
+    # Conv2d keeps 2-tuples; its attributes are typed tuple[int, ...]
+    return (cls or nn.Conv2d)(
         conv.in_channels,
         conv.out_channels,
-        conv.kernel_size,
-        stride=conv.stride,
-        padding=conv.padding,
-        dilation=conv.dilation,
+        cast("tuple[int, int]", conv.kernel_size),
+        stride=cast("tuple[int, int]", conv.stride),
+        padding=cast("str | tuple[int, int]", conv.padding),
+        dilation=cast("tuple[int, int]", conv.dilation),
         groups=conv.groups,
         bias=conv.bias is not None if bias is None else bias,
         padding_mode=conv.padding_mode,

@@ -12,18 +12,21 @@ quantized ``W * factor`` plus ``(b - mean) * factor + beta``. ``fold()`` returns
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
 from ..config import LayerQConfig
 from ._base import QATModule
-from .conv import QATConv2d, conv2d_like
+from .conv import C, QATConv2d, conv2d_like
 
 __all__ = ["QATConvBn2d"]
 
 
 class QATConvBn2d(QATModule, nn.Conv2d):
     bn: nn.BatchNorm2d
+    bn_frozen: torch.Tensor
 
     @classmethod
     def from_float(cls, conv: nn.Conv2d, bn: nn.BatchNorm2d, config: LayerQConfig) -> QATConvBn2d:
@@ -47,16 +50,24 @@ class QATConvBn2d(QATModule, nn.Conv2d):
     def uses_batch_stats(self) -> bool:
         return self.training and not bool(self.bn_frozen.item())
 
+    def _stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, var = self.bn.running_mean, self.bn.running_var
+        if mean is None or var is None:  # from_float refuses such a BN; a hand-edited module may not
+            raise ValueError("BatchNorm2d without running statistics cannot be folded into a conv")
+        return mean, var
+
     def _bn_factor(self) -> torch.Tensor:
         bn = self.bn
-        gamma = bn.weight if bn.affine else torch.ones_like(bn.running_var)
-        return gamma / torch.sqrt(bn.running_var + bn.eps)
+        _, var = self._stats()
+        gamma = bn.weight if bn.affine and bn.weight is not None else torch.ones_like(var)
+        return gamma / torch.sqrt(var + bn.eps)
 
     def _folded_bias(self, factor: torch.Tensor) -> torch.Tensor:
         bn = self.bn
-        bias = self.bias if self.bias is not None else torch.zeros_like(bn.running_mean)
-        beta = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
-        return (bias - bn.running_mean) * factor + beta
+        mean, _ = self._stats()
+        bias = self.bias if self.bias is not None else torch.zeros_like(mean)
+        beta = bn.bias if bn.affine and bn.bias is not None else torch.zeros_like(mean)
+        return (bias - mean) * factor + beta
 
     def float_weight(self) -> torch.Tensor:
         return self.weight * self._bn_factor().reshape(-1, 1, 1, 1)
@@ -75,11 +86,11 @@ class QATConvBn2d(QATModule, nn.Conv2d):
         return self._quantize(self.output_quantizer, y)
 
     @torch.no_grad()
-    def _folded_conv(self, cls: type[nn.Conv2d]) -> nn.Conv2d:
+    def _folded_conv(self, cls: type[C]) -> C:
         factor = self._bn_factor()
         conv = conv2d_like(self, cls, bias=True)
         conv.weight.copy_(self.weight * factor.reshape(-1, 1, 1, 1))
-        conv.bias.copy_(self._folded_bias(factor))
+        cast(torch.Tensor, conv.bias).copy_(self._folded_bias(factor))  # bias=True: never None
         return conv
 
     def fold(self) -> QATConv2d:

@@ -72,7 +72,7 @@ def split_options(name: str, model_path: str | Path, options: dict[str, Any]) ->
     return taken, sorted(set(options) - set(taken))
 
 
-def load_backend(name: str, model_path: str | Path, **options) -> Backend:
+def load_backend(name: str, model_path: str | Path, **options: Any) -> Backend:
     if not Path(model_path).is_file():
         raise FileNotFoundError(f"model file not found: {model_path}")
     spec = BACKENDS[_resolve(name, model_path)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,7 @@ __all__ = ["LiteRTBackend", "dequantize", "quantize"]
 INTEGER_TYPES = (np.int8, np.uint8, np.int16)
 
 
-def _interpreter_class():
+def _interpreter_class() -> Any:
     try:
         return require("ai_edge_litert.interpreter", "tflite").Interpreter
     except MissingDependencyError as litert_missing:
@@ -32,14 +33,14 @@ def _interpreter_class():
             raise litert_missing from None
 
 
-def _scale_zero_point(detail: dict) -> tuple[float, int]:
+def _scale_zero_point(detail: dict[str, Any]) -> tuple[float, int]:
     params = detail.get("quantization_parameters") or {}
     scales, zero_points = params.get("scales"), params.get("zero_points")
     if scales is not None and len(scales) > 1:
         raise ValueError(
             f"tensor {detail['name']!r} is quantized per channel: not a model input or output this backend can feed"
         )
-    if scales is not None and len(scales) == 1:
+    if scales is not None and len(scales) == 1 and zero_points is not None:
         return float(scales[0]), int(zero_points[0])
     scale, zero_point = detail.get("quantization", (0.0, 0))
     if not scale:
@@ -69,6 +70,7 @@ class LiteRTBackend:
         threads = threads or os.cpu_count() or 1
         self.interpreter = _interpreter_class()(model_path=str(model_path), num_threads=threads)
         self.interpreter.allocate_tensors()
+        self.metadata: ModelMetadata | None
         try:
             self.metadata = ModelMetadata.read_sidecar(model_path)
         except MetadataError:

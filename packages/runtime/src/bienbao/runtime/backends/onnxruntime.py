@@ -10,6 +10,7 @@ of 65 ms). Spinning buys about 8% on ONNX Runtime's own latency when nothing els
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ class OnnxRuntimeBackend:
         threads: int | None = None,
         providers: list[str] | None = None,
         spin: bool = False,
-        cpu: dict | None = None,
+        cpu: dict[str, Any] | None = None,
     ) -> None:
         """``cpu`` (``bienbao.cli.cpu.describe_cpu()``'s form, default this machine's) decides the
         kernels for the file's weight width (``bienbao.runtime.precision``)."""
@@ -77,14 +78,14 @@ class OnnxRuntimeBackend:
         return self.session.run(None, {self.input_name: tensor})[0]
 
 
-def _session(ort, model_path: str | Path, options, providers: list[str]):
+def _session(ort: Any, model_path: str | Path, options: Any, providers: list[str]) -> Any:
     try:
         return ort.InferenceSession(str(model_path), options, providers=providers)
     except Exception as exc:  # ONNX Runtime's own error types (InvalidProtobuf, Fail...): one line, the file named
         raise ValueError(f"{model_path}: not a model ONNX Runtime can load ({first_line(exc)})") from exc
 
 
-def _plan(metadata: ModelMetadata | None, cpu: dict | None, providers: list[str]) -> WeightWidthPlan:
+def _plan(metadata: ModelMetadata | None, cpu: dict[str, Any] | None, providers: list[str]) -> WeightWidthPlan:
     if metadata is None or providers[0] != "CPUExecutionProvider":
         return WeightWidthPlan()  # CUDA / TensorRT providers: exact int8 products
     if cpu is None:

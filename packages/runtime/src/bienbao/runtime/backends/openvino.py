@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ class OpenVINOBackend:
         threads: int | None = None,
         device: str = "CPU",
         precision: str | None = None,
-        cpu: dict | None = None,
+        cpu: dict[str, Any] | None = None,
     ) -> None:
         """``precision`` overrides OpenVINO's choice (``f32`` keeps an FP32 file out of bf16); ``cpu``
         (default this machine's) is what the file's weight width is checked against."""
@@ -65,7 +66,7 @@ class OpenVINOBackend:
         else:
             raise ValueError(f"{model_path} has a dynamic input size and no metadata")
         self.input_size = (height, width)
-        config = {"PERFORMANCE_HINT": "LATENCY"}
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
         if threads is not None:
             if threads < 1:
                 raise ValueError(f"threads={threads}: at least 1")

@@ -62,6 +62,7 @@ class TensorRTBackend:
         check_tensorrt_version(trt.__version__)
         cuda = require("pycuda.driver", None, PYCUDA_HINT)
         model_path = Path(model_path)
+        self.metadata: ModelMetadata | None
         try:
             self.metadata = ModelMetadata.read_sidecar(model_path)
         except MetadataError:
