@@ -4,6 +4,7 @@
     nox -s "test(quant)"     one package (quant, trainer, runtime, bench, cli) or "test(integration)"
     nox -s lint              ruff check and ruff format --check over the whole repository
     nox -s typecheck         mypy, strict on quant and runtime
+    nox -s "ultralytics(low)"  the trainer's tests at the lowest supported ultralytics (8.4.0)
     nox -s lean              runtime + bench installed alone: no torch, no ultralytics imported
     nox -s build             wheels and sdists of every package into dist/
     nox -s pipeline          the main job (bienbao pipeline) on the embedded sample; -- ARGS are passed on
@@ -75,6 +76,29 @@ def test(session: nox.Session, package: str) -> None:
         install(session, package)
         tests = ROOT / "packages" / package / "tests"
     session.run("python", "-m", "pytest", str(tests), *session.posargs, env=common_env(session))
+
+
+@nox.session
+@nox.parametrize("end", [nox.param("low", id="low")])
+def ultralytics(session: nox.Session, end: str) -> None:
+    """The trainer's tests at the lowest supported ultralytics (bienbao.trainer.ultralytics_seam.LOWEST);
+    the test sessions run constraints.txt's pin, the highest tested."""
+    seam = (ROOT / "packages/trainer/src/bienbao/trainer/ultralytics_seam.py").read_text()
+    lowest = re.search(r'^LOWEST = "([0-9.]+)"', seam, re.M).group(1)
+    pins = Path(session.create_tmp()) / "constraints-low.txt"
+    pins.write_text(
+        "".join(
+            line
+            for line in (ROOT / "constraints.txt").read_text().splitlines(keepends=True)
+            if not line.startswith("ultralytics==")
+        )
+        + f"ultralytics=={lowest}\n"
+    )
+    session.install("-c", str(pins), *local_requirements("trainer", "[test]"))
+    session.run("python", "-c", "import ultralytics; print('ultralytics', ultralytics.__version__)")
+    session.run(
+        "python", "-m", "pytest", str(ROOT / "packages/trainer/tests"), *session.posargs, env=common_env(session)
+    )
 
 
 @nox.session

@@ -41,14 +41,14 @@ class Difference:
 
 
 def _maps(stats: dict[str, list], index: np.ndarray) -> tuple[float, float]:
-    from ultralytics.utils.metrics import ap_per_class
+    from .ultralytics_seam import ap_per_class
 
     pick = lambda key, empty: np.concatenate([stats[key][i] for i in index]) if len(index) else empty  # noqa: E731
     target = pick("target_cls", np.zeros(0))
     tp = pick("tp", np.zeros((0, 10), bool))
     if not len(target) or not len(tp):
         return 0.0, 0.0
-    ap = ap_per_class(tp, pick("conf", np.zeros(0)), pick("pred_cls", np.zeros(0)), target)[5]
+    ap = ap_per_class(tp, pick("conf", np.zeros(0)), pick("pred_cls", np.zeros(0)), target).ap
     return float(ap[:, 0].mean()), float(ap.mean())
 
 

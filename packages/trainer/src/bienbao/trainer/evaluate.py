@@ -137,7 +137,7 @@ def _summarise(
     stats: dict,
     speed: dict[str, float],
 ) -> Evaluation:
-    from ultralytics.utils.metrics import ap_per_class
+    from .ultralytics_seam import ap_per_class
 
     target_cls = np.concatenate(stats["target_cls"]) if stats["target_cls"] else np.zeros(0, np.int64)
     tp = np.concatenate(stats["tp"]) if stats["tp"] else np.zeros((0, 10), bool)
@@ -145,7 +145,9 @@ def _summarise(
     pred_cls = np.concatenate(stats["pred_cls"]) if stats["pred_cls"] else np.zeros(0)
     if len(tp) == 0 or len(target_cls) == 0:
         return Evaluation(model, str(data), split, evaluator, images, len(target_cls), 0.0, 0.0, 0.0, 0.0, {}, speed)
-    _, _, p, r, _, ap, classes, _, _, _, recall, precision = ap_per_class(tp, conf, pred_cls, target_cls)
+    result = ap_per_class(tp, conf, pred_cls, target_cls)
+    p, r, ap, classes = result.precision, result.recall, result.ap, result.classes
+    recall, precision = result.curve_recall, result.curve_precision
     per_class = {
         names[int(c)]: {
             "ap50": round(float(ap[i, 0]), 4),
