@@ -222,7 +222,7 @@ def _calibrate(args: argparse.Namespace) -> None:
 
 
 def register_export(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from .formats import FORMATS
+    from .formats import EXPORT_TARGETS, FORMATS
 
     parser = subparsers.add_parser(
         "export",
@@ -243,7 +243,7 @@ def register_export(subparsers: argparse._SubParsersAction) -> argparse.Argument
     )
     parser.add_argument(
         "--target",
-        choices=["onnxruntime", "tensorrt", "fp32"],
+        choices=list(EXPORT_TARGETS),
         help="onnxruntime: uint8 activations for CPUs; tensorrt: symmetric int8; fp32: float. "
         "TFLite is int8 from either INT8 target (fp32: a float TFLite)",
     )

@@ -21,7 +21,7 @@ import yaml
 from bienbao.quant import ConfigError, QuantPolicy, policy_from_dict
 
 from .config_files import PACKAGED, ConfigFile, locate_config, locate_experiment
-from .formats import FORMATS
+from .formats import LAYOUTS, check_combination
 
 __all__ = [
     "CalibrationConfig",
@@ -295,13 +295,7 @@ class ExportConfig:
                 f"weight_bits={self.weight_bits!r}: null (ONNX: the checkpoint's width; TFLite and "
                 "engines: 8), 8, or 7 (ONNX Runtime on x86 without VNNI)"
             )
-        unknown = sorted(set(self.formats) - set(FORMATS))
-        if unknown or not self.formats:
-            raise ValueError(f"formats {list(self.formats)}: write some of {', '.join(FORMATS)}")
-        if self.target not in ("onnxruntime", "tensorrt", "fp32"):
-            raise ValueError(f"target {self.target!r}: write onnxruntime, tensorrt or fp32")
-        if "engine" in self.formats and self.target == "onnxruntime":
-            raise ValueError("an engine needs target: tensorrt (symmetric int8); onnxruntime's uint8 graph is for CPUs")
+        check_combination(self.target, self.formats)
         object.__setattr__(self, "imgsz", _export_size(self.imgsz))
 
 
@@ -388,8 +382,8 @@ def load_quantization(path: str | Path | None = None) -> QuantizationSetup:
         data = data["quantization"]
     data = dict(data)
     target = data.pop("target", "tensorrt" if data.get("preset") == "tensorrt" else "onnxruntime")
-    if target not in ("onnxruntime", "tensorrt"):
-        raise ConfigError(f"{path}: target {target!r}: write onnxruntime or tensorrt")
+    if target not in LAYOUTS:
+        raise ConfigError(f"{path}: target {target!r} (the graph layout): write {' or '.join(LAYOUTS)}")
     return QuantizationSetup(policy_from_dict(data, source=str(path)), target)
 
 

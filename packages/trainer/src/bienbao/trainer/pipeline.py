@@ -209,14 +209,13 @@ def run_pipeline(options: PipelineOptions) -> Path:
         from bienbao.quant import ConfigError
 
         from .config import load_quantization
+        from .formats import check_combination
 
         target = load_quantization(options.qat.quantization).target
-        if target != "tensorrt":
-            raise ConfigError(
-                f"the export formats ask for a TensorRT engine, but {options.qat.quantization} trains "
-                f"the {target} layout (uint8 activations): use target: tensorrt (e.g. "
-                "configs/experiments/exp1_symmetric_quant.yaml) or drop engine from the formats"
-            )
+        try:
+            check_combination(target, options.export_formats)
+        except ValueError as exc:
+            raise ConfigError(f"{options.qat.quantization} trains the {target} layout: {exc}") from None
     state = _State(options.folder, options.restart)
     handlers = {
         "fp32": lambda: _fp32(options),

@@ -44,10 +44,11 @@ from ultralytics.nn.modules import SPPF, Bottleneck, C2f, Concat, Conv, Detect
 from bienbao.quant import FakeQuantize, QuantPolicy, prepare_qat
 
 from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
+from .formats import LAYOUTS
 
 __all__ = ["BLOCK_SWAPS", "TARGETS", "OnGrid", "QATDetect", "conv_bn_groups", "is_quantized", "prepare_yolo_qat"]
 
-TARGETS = ("onnxruntime", "tensorrt")
+TARGETS = tuple(LAYOUTS)  # the graph layouts (bienbao.trainer.formats)
 
 
 class OnGrid(nn.Module):

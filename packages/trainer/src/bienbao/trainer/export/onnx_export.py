@@ -23,6 +23,7 @@ from bienbao.runtime.metadata import METADATA_KEY, ModelMetadata, Quantization
 
 from .. import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
 from .._runs import file_sha256, load_detection_model
+from ..formats import EXPORT_TARGETS
 from ..sizes import ImageSize, input_size, rect_size
 from ..yolo_qat import is_quantized
 from .qdq_graph import QDQReport, fold_weight_quantizers, qdq_report
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("bienbao.trainer.export")
-ONNX_TARGETS = ("onnxruntime", "tensorrt", "fp32")
+ONNX_TARGETS = EXPORT_TARGETS  # every target makes an ONNX file (bienbao.trainer.formats)
 
 
 class ExportError(ValueError):

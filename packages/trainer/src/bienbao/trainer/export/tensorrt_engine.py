@@ -21,6 +21,8 @@ import onnx
 from bienbao.runtime.backends.tensorrt import check_tensorrt_version
 from bienbao.runtime.metadata import METADATA_KEY, ModelMetadata
 
+from ..formats import check_combination
+
 __all__ = ["EngineBuildError", "build_engine", "trtexec_command"]
 
 
@@ -80,11 +82,10 @@ def build_engine(
     if METADATA_KEY not in props:
         raise EngineBuildError(f"{onnx_path} is not a bienbao export (no '{METADATA_KEY}' metadata)")
     metadata = ModelMetadata.from_json(props[METADATA_KEY])
-    if metadata.quantization.target not in ("tensorrt", "fp32"):
-        raise EngineBuildError(
-            f"{onnx_path} was exported for {metadata.quantization.target}; export with "
-            "--target tensorrt (symmetric int8 activations) for an engine"
-        )
+    try:
+        check_combination(metadata.quantization.target, ("engine",))
+    except ValueError as exc:
+        raise EngineBuildError(f"{onnx_path} was exported for {metadata.quantization.target}: {exc}") from None
     trt = _tensorrt(strongly_typed)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)

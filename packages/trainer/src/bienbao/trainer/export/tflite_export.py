@@ -31,6 +31,7 @@ from bienbao.runtime.metadata import ModelMetadata, Quantization
 
 from .. import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
 from .._runs import load_detection_model
+from ..formats import PRECISIONS
 from .onnx_export import (
     ExportError,
     ImageSize,
@@ -47,7 +48,7 @@ from .onnx_export import (
 __all__ = ["TFLITE_TARGETS", "TFLiteExport", "export_tflite", "freeze_for_tflite"]
 
 log = logging.getLogger("bienbao.trainer.export")
-TFLITE_TARGETS = ("int8", "fp32")
+TFLITE_TARGETS = PRECISIONS  # a TFLite file is int8 (from either layout) or fp32
 INSTALL = "pip install 'bienbao-trainer[tflite]' (litert-torch; about 2.8 GB with JAX), or run `nox -s tflite`"
 
 
