@@ -77,3 +77,35 @@ def test_bad_arguments_are_named() -> None:
         report.ranking("speed")
     with pytest.raises(ValueError, match="'float' or a QuantizerConfig"):
         report.critical_rules(1, keep="int16")
+
+
+def test_rank_by_output_error_finds_the_layer_whose_error_reaches_the_output() -> None:
+    """Two convs in a row: the first with a wide, heavy-tailed output range on a coarse 4-bit grid,
+    the second on a fine one. The first ranks critical; the switches come back as they were."""
+    from bienbao.quant import (
+        LayerQConfig,
+        QuantizerConfig,
+        QuantPolicy,
+        QuantScheme,
+        calibrate,
+        critical_rules,
+        iter_quantizers,
+        prepare_qat,
+        rank_by_output_error,
+    )
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3, padding=1))
+    coarse = QuantizerConfig(QuantScheme(4, granularity=PerChannel(0)))
+    fine = QuantizerConfig(QuantScheme(8, granularity=PerChannel(0)))
+    policy = QuantPolicy(LayerQConfig(weight=fine), rules=(Rule("0", weight=coarse),))
+    qat = prepare_qat(model, policy)
+    inputs = [torch.randn(2, 3, 16, 16) for _ in range(3)]
+    calibrate(qat, lambda m: [m(x) for x in inputs])
+    before = [(q.observing, q.quantizing) for _, q in iter_quantizers(qat)]
+    ranking = rank_by_output_error(qat, inputs)
+    assert [layer.name for layer in ranking.layers] == ["0", "2"]
+    assert ranking.layers[0].sqnr_db < ranking.layers[1].sqnr_db - 6
+    assert ranking.separated(1) and "critical #1 of 2" in ranking.reason("0")
+    assert [(q.observing, q.quantizing) for _, q in iter_quantizers(qat)] == before
+    assert critical_rules(ranking, 1) == (Rule("0", skip=True),)

@@ -16,6 +16,7 @@ from .config import (
     get_preset,
 )
 from .config_io import policy_from_dict, quantizer_from_dict
+from .critical import CriticalRanking, LayerOutputError, critical_rules, rank_by_output_error
 from .fake_quantize import FakeQuantize, QuantizerNotReadyError
 from .fusion import FUSERS, QAT_FUSERS, fold_conv_bn, fold_linear_bn, fuse_modules
 from .lifecycle import (
@@ -48,8 +49,10 @@ __all__ = [
     "QAT_FUSERS",
     "QAT_MODULES",
     "ConfigError",
+    "CriticalRanking",
     "FakeQuantize",
     "HistogramObserver",
+    "LayerOutputError",
     "LayerQConfig",
     "LayerSensitivity",
     "LayerSummary",
@@ -72,6 +75,7 @@ __all__ = [
     "SensitivityReport",
     "calibrate",
     "convert",
+    "critical_rules",
     "enable_fake_quant",
     "enable_observers",
     "fold_conv_bn",
@@ -87,6 +91,7 @@ __all__ = [
     "quant_summary",
     "quantizable_layers",
     "quantizer_from_dict",
+    "rank_by_output_error",
     "reference_fake_quantize",
     "sensitivity_analysis",
     "set_weight_bits",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -60,12 +61,20 @@ def quant_summary(model: nn.Module) -> list[LayerSummary]:
     return rows
 
 
-def print_quant_summary(model: nn.Module, file: TextIO | None = None) -> list[LayerSummary]:
-    """Print the summary as a table (O = observing, Q = quantizing); returns the rows."""
+def print_quant_summary(
+    model: nn.Module, file: TextIO | None = None, notes: Mapping[str, str] | None = None
+) -> list[LayerSummary]:
+    """Print the summary as a table (O = observing, Q = quantizing); returns the rows. ``notes``
+    (layer name -> text) add a column saying why a layer is as it is (e.g. kept float as critical)."""
     file = file or sys.stdout
     rows = quant_summary(model)
-    header = ("layer", "module", "input", "weight", "output")
-    table = [header] + [(r.name, r.module, r.input, r.weight, r.output) for r in rows]
+    notes = dict(notes or {})
+    header: tuple[str, ...] = ("layer", "module", "input", "weight", "output")
+    table: list[tuple[str, ...]] = [(r.name, r.module, r.input, r.weight, r.output) for r in rows]
+    if notes:
+        header = (*header, "why")
+        table = [(*row, notes.get(row[0], "")) for row in table]
+    table = [header, *table]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for index, row in enumerate(table):
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip(), file=file)

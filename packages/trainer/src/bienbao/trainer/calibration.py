@@ -13,7 +13,19 @@ from ultralytics.utils import TQDM
 
 from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
 
-__all__ = ["calibration_loop"]
+__all__ = ["calibration_images", "calibration_loop", "prepare_calibrated"]
+
+
+def _loader(args: Any, data: dict, batch_size: int, seed: int, stride: int) -> DataLoader:
+    dataset = build_yolo_dataset(args, data["train"], batch_size, data, mode="val", rect=False, stride=stride)
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=RandomSampler(dataset, generator=generator),
+        collate_fn=dataset.collate_fn,
+        num_workers=0,
+    )
 
 
 def calibration_loop(
@@ -25,15 +37,7 @@ def calibration_loop(
     are letterboxed as for validation (no mosaic or colour jitter): the ranges should describe
     the images the deployed model will see.
     """
-    dataset = build_yolo_dataset(args, data["train"], batch_size, data, mode="val", rect=False, stride=stride)
-    generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=RandomSampler(dataset, generator=generator),
-        collate_fn=dataset.collate_fn,
-        num_workers=0,
-    )
+    loader = _loader(args, data, batch_size, seed, stride)
     total = min(batches, len(loader))
 
     def forward_loop(model: nn.Module) -> None:
@@ -43,3 +47,70 @@ def calibration_loop(
             model(batch["img"].to(device, non_blocking=True).float() / 255)
 
     return forward_loop
+
+
+def calibration_images(
+    args: Any, data: dict, count: int, device: torch.device, seed: int = 0, stride: int = 32
+) -> list[torch.Tensor]:
+    """``count`` training images, letterboxed like the calibration batches, one tensor each."""
+    images: list[torch.Tensor] = []
+    for batch in _loader(args, data, 1, seed + 1, stride):
+        images.append(batch["img"].to(device).float() / 255)
+        if len(images) >= count:
+            break
+    return images
+
+
+def _head_maps(output: Any) -> Any:
+    """The raw head outputs of an eval-mode DetectionModel (box and class logits per level)."""
+    return output[1] if isinstance(output, (tuple, list)) and len(output) > 1 else output
+
+
+def _block_scope(layer: str) -> str:
+    """A conv block's quantizers live under the block (``model.1``), its conv at ``model.1.conv``."""
+    return layer.removesuffix(".conv")
+
+
+def prepare_calibrated(
+    fp32: nn.Module,
+    quantization: Any,
+    forward_loop: Callable[[nn.Module], None],
+    critical_top_k: int = 0,
+    inputs: Callable[[], list[torch.Tensor]] | None = None,
+) -> tuple[nn.Module, Any]:
+    """``fp32`` prepared with the policy and calibrated. With ``critical_top_k``: ranked first
+    (``bienbao.quant.rank_by_output_error`` on ``inputs()``), the top K layers added to the policy as
+    float, prepared and calibrated again. Returns ``(model, ranking or None)``; the chosen layers and
+    why are in ``model.bienbao_critical`` (saved with the checkpoint)."""
+    from bienbao.quant import QuantPolicy, calibrate, critical_rules, rank_by_output_error
+
+    from .yolo_qat import prepare_yolo_qat
+
+    model = prepare_yolo_qat(fp32, quantization.policy, quantization.target)
+    calibrate(model, forward_loop)
+    if not critical_top_k:
+        return model, None
+    if inputs is None:
+        raise ValueError("critical_top_k needs calibration inputs to rank the layers on")
+    ranking = rank_by_output_error(model, inputs(), output=_head_maps, scope=_block_scope)
+    chosen = ranking.top(critical_top_k)
+    if not ranking.separated(critical_top_k):
+        import warnings
+
+        warnings.warn(
+            f"critical layers: #{critical_top_k} ({chosen[-1].name}, {chosen[-1].sqnr_db:.1f} dB) and the next "
+            f"({ranking.layers[critical_top_k].name}, {ranking.layers[critical_top_k].sqnr_db:.1f} dB) are within "
+            "0.5 dB: the ranking does not separate them on these inputs (try more calibration.critical_inputs)",
+            stacklevel=2,
+        )
+    policy = quantization.policy
+    policy = QuantPolicy(
+        policy.default, (*policy.rules, *critical_rules(ranking, critical_top_k)), policy.on_unmatched, policy.name
+    )
+    model = prepare_yolo_qat(fp32, policy, quantization.target)
+    calibrate(model, forward_loop)
+    model.bienbao_critical = [
+        {"layer": layer.name, "sqnr_db": round(layer.sqnr_db, 2), "reason": ranking.reason(layer.name)}
+        for layer in chosen
+    ]
+    return model, ranking

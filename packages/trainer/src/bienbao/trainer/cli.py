@@ -156,6 +156,13 @@ def register_qat(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     parser.add_argument("--epochs", type=int, help="QAT epochs")
     parser.add_argument("--name", help="run name (default from the QAT config: qat)")
     parser.add_argument("--resume", metavar="LAST_PT", help="resume an interrupted run from its weights/last.pt")
+    parser.add_argument(
+        "--critical",
+        type=int,
+        metavar="K",
+        help="keep the K layers float whose quantization alone hurts the output most on the calibration "
+        "images (ranked in forward passes, seconds; recorded in the checkpoint and the summary)",
+    )
     parser.set_defaults(handler=_run(_qat), prog=parser.prog)
     return parser
 
@@ -169,9 +176,10 @@ def _qat_config(args: argparse.Namespace, sets: list[str], epochs: int | None = 
     return load_qat_config(args.qat_config, merge(overrides, _set_values(sets)), experiment=args.experiment)
 
 
-def _split_sets(pairs: list[str] | None) -> tuple[list[str], list[str]]:
-    """``--set qat.KEY=V`` goes to the QAT config, any other ``--set`` to the base config."""
-    pairs = pairs or []
+def _split_sets(pairs: list[str] | None, critical: int | None = None) -> tuple[list[str], list[str]]:
+    """``--set qat.KEY=V`` goes to the QAT config, any other ``--set`` to the base config
+    (``--critical K`` is ``--set qat.calibration.critical_top_k=K``)."""
+    pairs = [*(pairs or []), *([f"qat.calibration.critical_top_k={critical}"] if critical is not None else [])]
     return [p for p in pairs if not p.startswith("qat.")], [
         p.removeprefix("qat.") for p in pairs if p.startswith("qat.")
     ]
@@ -180,7 +188,7 @@ def _split_sets(pairs: list[str] | None) -> tuple[list[str], list[str]]:
 def _qat(args: argparse.Namespace) -> None:
     from .qat import run_qat
 
-    base_sets, qat_sets = _split_sets(args.set)
+    base_sets, qat_sets = _split_sets(args.set, args.critical)
     qat = _qat_config(args, qat_sets, epochs=args.epochs, name=args.name)
     run_qat(_train_config(args, sets=base_sets), qat, resume=args.resume)
 
@@ -203,6 +211,13 @@ def register_calibrate(subparsers: argparse._SubParsersAction) -> argparse.Argum
     parser.add_argument("--quantization", help="layer policy YAML")
     parser.add_argument("--batches", type=int, help="calibration batches")
     parser.add_argument("--name", default="ptq", help="output name (default ptq)")
+    parser.add_argument(
+        "--critical",
+        type=int,
+        metavar="K",
+        help="keep the K layers float whose quantization alone hurts the output most on the calibration "
+        "images (ranked in forward passes, seconds; recorded in the checkpoint and the summary)",
+    )
     parser.set_defaults(handler=_run(_calibrate), prog=parser.prog, epochs=None, model=None)
     return parser
 
@@ -212,7 +227,7 @@ def _calibrate(args: argparse.Namespace) -> None:
 
     from .ptq import run_ptq
 
-    base_sets, qat_sets = _split_sets(args.set)
+    base_sets, qat_sets = _split_sets(args.set, args.critical)
     qat = _qat_config(args, qat_sets)
     calibration = qat.calibration if args.batches is None else replace(qat.calibration, batches=args.batches)
     run_ptq(_train_config(args, sets=base_sets), qat.weights, qat.quantization, calibration, name=args.name)

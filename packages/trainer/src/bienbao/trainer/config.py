@@ -173,10 +173,16 @@ def check_ultralytics_keys(settings: dict, where: str = "ultralytics") -> None:
 class CalibrationConfig:
     batches: int = 32
     batch_size: int = 8
+    #: keep this many layers float, the ones whose quantization alone hurts the output most on
+    #: ``critical_inputs`` calibration images (bienbao.quant.rank_by_output_error); 0 = none
+    critical_top_k: int = 0
+    critical_inputs: int = 8
 
     def __post_init__(self) -> None:
         if self.batches < 1 or self.batch_size < 1:
             raise ValueError("calibration.batches and calibration.batch_size must be at least 1")
+        if self.critical_top_k < 0 or self.critical_inputs < 1:
+            raise ValueError("calibration.critical_top_k must be >= 0 and calibration.critical_inputs >= 1")
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,14 @@ from ultralytics.cfg import get_cfg
 from ultralytics.data.utils import check_det_dataset
 from ultralytics.utils.torch_utils import select_device
 
-from bienbao.quant import calibrate, print_quant_summary
+from bienbao.quant import print_quant_summary
 
 from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
 from ._runs import RunLayout, checked_dataset, file_sha256, load_detection_model
-from .calibration import calibration_loop
+from .calibration import calibration_images, calibration_loop, prepare_calibrated
 from .config import CalibrationConfig, TrainConfig, load_quantization
 from .threads import use_all_cores
-from .yolo_qat import is_quantized, prepare_yolo_qat
+from .yolo_qat import is_quantized
 
 __all__ = ["run_ptq"]
 
@@ -42,17 +42,21 @@ def run_ptq(
         raise ValueError(f"{weights} is already quantized: calibrate takes an FP32 checkpoint")
     device = select_device(train.device or "", verbose=False)
     use_all_cores()  # select_device left torch one core short
-    qat = prepare_yolo_qat(model, quantization.policy, quantization.target).to(device)
+    model = model.to(device)
     args = get_cfg(overrides={"imgsz": train.imgsz, "data": train.data, "workers": 0})
     data = check_det_dataset(train.data)
-    stride = max(int(qat.stride.max()), 32)
-    calibrate(
-        qat,
+    stride = max(int(model.stride.max()), 32)
+    qat, _ = prepare_calibrated(
+        model,
+        quantization,
         calibration_loop(
             args, data, calibration.batches, calibration.batch_size, device, seed=train.seed, stride=stride
         ),
+        calibration.critical_top_k,
+        lambda: calibration_images(args, data, calibration.critical_inputs, device, seed=train.seed, stride=stride),
     )
-    print_quant_summary(qat)
+    critical = getattr(qat, "bienbao_critical", [])
+    print_quant_summary(qat, notes={c["layer"]: c["reason"] for c in critical})
     layout.checkpoints.mkdir(parents=True, exist_ok=True)
     output = layout.checkpoints / "best.pt"
     qat.args = {**getattr(model, "args", {}), "imgsz": train.imgsz, "data": train.data}
@@ -70,6 +74,7 @@ def run_ptq(
                 "source_sha256": file_sha256(weights),
                 "calibration_batches": calibration.batches,
                 "calibration_batch_size": calibration.batch_size,
+                "critical_layers": critical,  # kept float by calibration.critical_top_k, and why
             },
         },
         output,

@@ -32,7 +32,14 @@ from ultralytics.utils import DEFAULT_CFG, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
 from bienbao.cli.files import atomic_write_text
-from bienbao.quant import calibrate, enable_fake_quant, enable_observers, freeze_bn_stats, iter_quantizers
+from bienbao.quant import (
+    calibrate,
+    enable_fake_quant,
+    enable_observers,
+    freeze_bn_stats,
+    iter_quantizers,
+    print_quant_summary,
+)
 
 from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
 from ._runs import RunLayout, append_csv, checked_dataset, load_detection_model, ultralytics_overrides
@@ -121,6 +128,7 @@ class QATDetectionTrainer(DetectionTrainer):
             return weights
         model = super().get_model(cfg=cfg, weights=weights, verbose=verbose)
         self._needs_calibration = True
+        self._fp32_model = model  # prepare_yolo_qat copies: this stays float (critical layers re-prepare from it)
         return prepare_yolo_qat(model, self.policy, self.quantization.target)
 
     def setup_model(self):
@@ -138,7 +146,28 @@ class QATDetectionTrainer(DetectionTrainer):
                 seed=self.args.seed,
                 stride=stride,
             )
-            calibrate(model, loop)
+            top_k = calibration.critical_top_k
+            if top_k:  # rank, keep the top K float, prepare and calibrate again
+                from .calibration import calibration_images, prepare_calibrated
+
+                model, _ = prepare_calibrated(
+                    self._fp32_model.to(self.device),
+                    self.quantization,
+                    loop,
+                    top_k,
+                    lambda: calibration_images(
+                        self.args,
+                        self.data,
+                        calibration.critical_inputs,
+                        self.device,
+                        seed=self.args.seed,
+                        stride=stride,
+                    ),
+                )
+                self.model = model
+                print_quant_summary(model, notes={c["layer"]: c["reason"] for c in model.bienbao_critical})
+            else:
+                calibrate(model, loop)
             self._needs_calibration = False
         return ckpt
 
