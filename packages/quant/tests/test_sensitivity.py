@@ -109,3 +109,18 @@ def test_rank_by_output_error_finds_the_layer_whose_error_reaches_the_output() -
     assert ranking.separated(1) and "critical #1 of 2" in ranking.reason("0")
     assert [(q.observing, q.quantizing) for _, q in iter_quantizers(qat)] == before
     assert critical_rules(ranking, 1) == (Rule("0", skip=True),)
+
+
+def test_ties_at_the_cut_are_reported() -> None:
+    from bienbao.quant import LayerSensitivity, SensitivityReport
+
+    separated = SensitivityReport(
+        0.5, 0.4, (LayerSensitivity("a", 0.3, 0.5), LayerSensitivity("b", 0.45, 0.42), LayerSensitivity("c", 0.5, 0.4))
+    )
+    assert separated.ties_at(1) == []  # a drops 0.2, b 0.05, c 0.0: clear
+    tied = SensitivityReport(
+        0.5, 0.4, (LayerSensitivity("a", 0.5, 0.4), LayerSensitivity("b", 0.5, 0.4), LayerSensitivity("c", 0.45, 0.42))
+    )
+    # c drops 0.05, a and b nothing: c is clearly first, but the second place is a coin toss
+    assert tied.ties_at(1) == []
+    assert sorted(tied.ties_at(2)) == ["a", "b"]

@@ -55,6 +55,18 @@ class SensitivityReport:
         key = getattr(self, by)
         return sorted(self.layers, key=key, reverse=True)
 
+    def ties_at(self, top_k: int, by: str = "drop_when_quantized", tolerance: float = 1e-4) -> list[str]:
+        """The layers that score the same as the ``top_k``-th (within ``tolerance``), if any fall
+        outside the top K: then the metric does not separate them, and a "top K" is arbitrary
+        (typical of mAP on a handful of images, where most layers change nothing)."""
+        ranked = self.ranking(by)
+        if not 0 < top_k < len(ranked):
+            return []
+        key = getattr(self, by)
+        edge = key(ranked[top_k - 1])
+        tied = [layer.name for layer in ranked if abs(key(layer) - edge) <= tolerance]
+        return tied if any(layer.name in tied for layer in ranked[top_k:]) else []
+
     def critical_rules(
         self, top_k: int, keep: str | QuantizerConfig = "float", by: str = "drop_when_quantized"
     ) -> tuple[Rule, ...]:

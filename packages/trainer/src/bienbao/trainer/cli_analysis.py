@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from bienbao.cli.files import atomic_write_text
@@ -218,6 +219,15 @@ def _sensitivity(args: argparse.Namespace) -> None:
     )
     load_policy(policy)  # what bienbao qat will do with it: fail here, not there
     print("most sensitive: " + ", ".join(layer.name for layer in report.ranking()[: max(args.top_k, 3)]))
+    tied = report.ties_at(args.top_k)
+    if tied:
+        print(
+            f"warning: the metric does not separate the layers: {len(tied)} layers ({', '.join(tied[:5])}"
+            f"{' ...' if len(tied) > 5 else ''}) score the same as #{args.top_k}, so the top {args.top_k} in "
+            f"{policy.name} is an arbitrary pick among them; use more --images, or bienbao calibrate --critical "
+            f"{args.top_k} (ranked by output error, which separates layers on a few images)",
+            file=sys.stderr,
+        )
     print(f"wrote {out}/sensitivity.json, sensitivity.md and {policy} (bienbao qat --quantization {policy})")
 
 
