@@ -29,6 +29,9 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=640)
     args = parser.parse_args()
 
+    from bienbao.trainer._torchvision_compat import ensure_torchvision_ops
+
+    ensure_torchvision_ops()  # torchvision's NMS on CPU-only torch (ENV: its CUDA build's ops do not load)
     from ultralytics import YOLO
 
     project = Path(tempfile.mkdtemp(prefix="ultralytics-qat-"))
