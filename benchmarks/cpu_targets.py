@@ -1,7 +1,8 @@
 """bienbao's INT8 against the fastest thing a user could run instead, end to end, on this CPU.
 
     python benchmarks/cpu_targets.py --fp32 FP32.pt --int8 QAT.pt --data DATASET.yaml \
-        [--ultralytics-qat ULTRALYTICS_QAT.onnx] [--runs 40] [--out docs/results/cpu-targets.md]
+        [--int8-tensorrt EXP1_PTQ.pt] [--ultralytics-qat ULTRALYTICS_QAT.onnx] [--runs 40] \
+        [--out docs/results/cpu-targets.md]
 
 Builds every row itself: bienbao's FP32 and INT8 exports (the INT8 one with 7-bit and 8-bit
 weights, and at 384x640 for a 16:9 camera), ONNX Runtime's ``quantize_static`` of the FP32 file
@@ -60,6 +61,11 @@ def build_files(args: argparse.Namespace, work: Path) -> dict[str, tuple[Path, s
             "peer",
         ),
     }
+    if args.int8_tensorrt:  # the symmetric layout, the one OpenVINO may fuse best
+        files["bienbao INT8, tensorrt layout (symmetric)"] = (
+            export_onnx(args.int8_tensorrt, work / "trt", "tensorrt").path,
+            "bienbao",
+        )
     if args.ultralytics_qat:
         files["Ultralytics QAT export (quantize=8)"] = (Path(args.ultralytics_qat), "peer")
     return files
@@ -70,6 +76,7 @@ def main() -> None:
     parser.add_argument("--fp32", required=True)
     parser.add_argument("--int8", required=True, help="QAT checkpoint (ONNX Runtime layout)")
     parser.add_argument("--data", required=True)
+    parser.add_argument("--int8-tensorrt", help="a PTQ/QAT checkpoint in the tensorrt layout (exp1), also timed")
     parser.add_argument("--ultralytics-qat", help="Ultralytics' QAT ONNX export (benchmarks/ultralytics_qat_peer.py)")
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--out", help="also write the report here")

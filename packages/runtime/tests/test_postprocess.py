@@ -82,3 +82,23 @@ def test_multi_label_keeps_every_class_above_conf_as_ultralytics_val_does() -> N
     assert np.allclose(multi.boxes[multi.class_ids == 1], [[90, 90, 110, 110]])  # the same box, second class
     capped = postprocess(output, IDENTITY, conf=0.05, multi_label=True, max_candidates=2)
     assert sorted(round(float(p), 2) for p in capped.scores) == [0.3, 0.6]  # only the highest scores enter NMS
+
+
+def test_one_label_per_anchor_is_the_argmax_class_above_conf() -> None:
+    """The fast path (max over classes, argmax only above conf) keeps exactly what the plain
+    argmax-everywhere rule keeps, ties included (the first class wins)."""
+    rng = np.random.default_rng(3)
+    nc, anchors = 33, 8400
+    scores = rng.random((nc, anchors), dtype=np.float32) ** 8
+    scores[5, 10] = scores[7, 10] = 0.9  # a tie: class 5 must win
+    prediction = np.concatenate([rng.uniform(50, 590, (2, anchors)), rng.uniform(4, 30, (2, anchors)), scores])
+    prediction = prediction.astype(np.float32)[None]
+    box = Letterbox.fit((640, 640), (640, 640))
+    got = postprocess(prediction, box, conf=0.3, iou=1.0, max_det=100_000)
+    plain_ids = scores.argmax(0)
+    plain_scores = scores[plain_ids, np.arange(anchors)]
+    keep = np.flatnonzero(plain_scores > 0.3)
+    assert len(got) == len(keep)
+    order = np.argsort(-plain_scores[keep], kind="stable")
+    assert np.array_equal(got.class_ids, plain_ids[keep][order])
+    assert 5 in got.class_ids[np.isclose(got.scores, 0.9)]

@@ -100,10 +100,11 @@ def postprocess(
         class_ids, anchors = np.nonzero(scores_all > conf)
         scores = scores_all[class_ids, anchors]
     else:
-        class_ids = scores_all.argmax(0)
-        scores = scores_all[class_ids, np.arange(scores_all.shape[1])]
-        anchors = np.flatnonzero(scores > conf)
-        scores, class_ids = scores[anchors], class_ids[anchors]
+        # the best score per anchor first (a max over the class axis is one fast pass; an argmax
+        # over it is ten times slower), the class only for the few anchors above conf
+        best = scores_all.max(0)
+        anchors = np.flatnonzero(best > conf)
+        scores, class_ids = best[anchors], scores_all[:, anchors].argmax(0)
     if not len(anchors):
         return Detections.empty(names)
     if len(scores) > max_candidates:
