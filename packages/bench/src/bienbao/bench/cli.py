@@ -13,10 +13,9 @@ from pathlib import Path
 
 from bienbao.cli.files import atomic_write_text, check_writable
 from bienbao.runtime.backends import BACKENDS
+from bienbao.runtime.sources import IMAGE_SUFFIXES
 
 __all__ = ["register_bench"]
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 
 def register_bench(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -30,7 +29,6 @@ def register_bench(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
         "Writes result.json (documented schema), result.md and latency.png. "
         "`bienbao bench compare A.json B.json` puts two results side by side.",
     )
-    parser.add_argument("compare", nargs="*", metavar="compare A.json B.json", help=argparse.SUPPRESS)
     parser.add_argument("--model", action="append", default=[], help="exported model (.onnx, .engine, .tflite); repeat")
     parser.add_argument(
         "--backend",
@@ -50,7 +48,29 @@ def register_bench(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     parser.add_argument("--no-memory", action="store_true", help="skip the memory pass")
     parser.add_argument("--out", help="output folder (default logs/bench/<time>)")
     parser.set_defaults(handler=_bench, prog=parser.prog)
+    commands = parser.add_subparsers(dest="bench_command", required=False, metavar="{compare}")
+    compare = commands.add_parser(
+        "compare",
+        help="two result.json files side by side",
+        description="Puts two `bienbao bench` results side by side: the CPU and date of each, then per model "
+        "present in both the end-to-end mean latency of each, their ratio (first / second) and the peak memory.",
+    )
+    compare.add_argument("first", help="result.json of the reference run")
+    compare.add_argument("second", help="result.json to compare with it")
+    compare.set_defaults(handler=_compare, prog=compare.prog)
     return parser
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from bienbao.cli import CommandError
+
+    from . import report
+
+    try:
+        print(report.compare(report.load_result(args.first), report.load_result(args.second)))
+    except (FileNotFoundError, ValueError) as exc:
+        raise CommandError(str(exc)) from exc
+    return 0
 
 
 def _read_image(cv2, path: Path):
@@ -98,14 +118,6 @@ def _bench(args: argparse.Namespace) -> int:
 
     from . import report
 
-    if args.compare:
-        if args.compare[0] != "compare" or len(args.compare) != 3:
-            raise CommandError("write `bienbao bench compare A.json B.json`, or give models with --model")
-        try:
-            print(report.compare(report.load_result(args.compare[1]), report.load_result(args.compare[2])))
-        except (FileNotFoundError, ValueError) as exc:
-            raise CommandError(str(exc)) from exc
-        return 0
     if not args.model:
         raise CommandError("give at least one --model")
     missing = [m for m in args.model if not Path(m).is_file()]

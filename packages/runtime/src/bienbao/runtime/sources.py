@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Source", "csi_pipeline", "parse_source"]
+__all__ = ["IMAGE_SUFFIXES", "Source", "csi_pipeline", "parse_source"]
+
+#: still-image file suffixes OpenCV reads (the one definition: bench sources, datasets, evaluation)
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
 
 @dataclass(frozen=True)

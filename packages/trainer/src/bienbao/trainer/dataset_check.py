@@ -25,9 +25,9 @@ from typing import Literal
 import yaml
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["DatasetError", "DatasetReport", "Problem", "check_dataset", "dataset_names", "label_path", "split_dirs"]
+from bienbao.runtime.sources import IMAGE_SUFFIXES  # the one definition
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+__all__ = ["DatasetError", "DatasetReport", "Problem", "check_dataset", "dataset_names", "label_path", "split_dirs"]
 
 
 class DatasetError(ValueError):

@@ -66,6 +66,8 @@ class TensorRTBackend:
         try:
             self.metadata = ModelMetadata.read_sidecar(model_path)
         except MetadataError:
+            if ModelMetadata.sidecar_path(model_path).exists():
+                raise  # present but broken or from a newer bienbao: say so, do not guess (as LiteRT does)
             self.metadata = None
         cuda.init()
         self._cuda = cuda
