@@ -243,9 +243,8 @@ def _activation(symmetric: bool, signed: bool) -> QuantizerConfig:
 #: when the conv's output is quantized; without output quantizers the convs run in float and the
 #: INT8 file is slower than FP32. uint8 activations are its fast x86 path on CPUs without VNNI
 #: (int8 activations there are slower than FP32), and its AVX2 u8s8 kernels add pairs of
-#: uint8 x int8 products in int16 with saturation, so full 8-bit weights overflow (measured on a
-#: small conv net: up to 17 output steps off the fake-quant model; with 7-bit weights at most
-#: one step). This is ONNX Runtime's ``reduce_range``.
+#: uint8 x int8 products in int16 with saturation, so full 8-bit weights overflow (measured:
+#: docs/results/design-measurements.md). This is ONNX Runtime's ``reduce_range``.
 #: ``tensorrt``: per-channel symmetric int8 weights and per-tensor symmetric int8 activations,
 #: what TensorRT's explicit quantization wants.
 #: ``weight_only``: per-channel symmetric int8 weights, float activations.

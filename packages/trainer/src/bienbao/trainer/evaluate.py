@@ -4,10 +4,9 @@ A PyTorch checkpoint (FP32, PTQ or QAT fake-quant) is scored by ultralytics' own
 the square letterbox the exported files use (``rect=False``). An exported file (ONNX, TFLite,
 TensorRT engine) is run through ``bienbao.runtime`` (the deployed pre-processing and backend) and
 scored with ultralytics' protocol: every class above the low ``conf`` is a candidate
-(multi-label NMS), the same matching rule and ``ap_per_class``. On the shared validation split the
-two agree to four decimals (mAP50 0.2801, mAP50-95 0.1897 for the shared FP32 model). They differ
-where ultralytics drops labels: a label file mixing polygon and box lines loses its labels there
-(2 such files in the shared test split), not here.
+(multi-label NMS), the same matching rule and ``ap_per_class``. The two agree where ultralytics
+keeps every label (docs/results/design-measurements.md); they differ where it drops them: a label
+file mixing polygon and box lines loses its labels there, not here.
 
 Result keys (``Evaluation.to_dict``): ``model``, ``data``, ``split``, ``evaluator``
 (``ultralytics``, or ``bienbao.runtime, <backend (provider)>``), ``images``, ``instances``, ``map50``, ``map50_95``,

@@ -1,10 +1,8 @@
 """ONNX Runtime backend: CPU by default, CUDA / TensorRT execution providers when asked for.
 
 The intra-op thread pool does not spin by default: a spinning pool keeps the cores busy after
-each run, which starves the capture thread of ``bienbao detect`` and whatever runs next (measured
-here: a LiteRT model interleaved with a spinning ONNX Runtime session ran 108 ms a frame instead
-of 65 ms). Spinning buys about 8% on ONNX Runtime's own latency when nothing else runs
-(51 vs 56 ms, INT8 at 640, 2 threads): ``spin=True`` for that.
+each run, which starves the capture thread of ``bienbao detect`` and whatever runs next; ``spin=True``
+buys a few percent when ONNX Runtime runs alone (figures: docs/results/design-measurements.md).
 """
 
 from __future__ import annotations

@@ -211,7 +211,8 @@ def _check_target(model: nn.Module, target: str, checkpoint: Path) -> None:
 
 class LastAxisDFL(DFL):
     """DFL with its softmax over the last axis: the same numbers, but ONNX Runtime runs a
-    softmax over a middle axis through transposes (8 ms of a 70 ms INT8 frame at 640)."""
+    softmax over a middle axis through transposes (a tenth of an INT8 frame at 640:
+    docs/results/design-measurements.md)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, a = x.shape
@@ -223,7 +224,7 @@ class BoundedDFL(DFL):
     """The DFL for box logits that come off a quantizer's grid, so are bounded (``|x|`` below
     ``BOUNDED_LOGITS``; exp cannot overflow): the softmax expectation without its max-shift, as
     one MatMul over the bins, ``[bins; ones] @ exp(x)``, then a division. No transpose, no
-    softmax kernel: the DFL takes ONNX Runtime 0.4 ms instead of 1.3 ms at 640 (profiled)."""
+    softmax kernel: a third of the time (profiled: docs/results/design-measurements.md)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, a = x.shape
