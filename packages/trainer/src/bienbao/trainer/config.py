@@ -298,8 +298,8 @@ class ExportConfig:
         object.__setattr__(self, "formats", tuple(self.formats))
         if self.weight_bits not in (None, 7, 8):
             raise ValueError(
-                f"weight_bits={self.weight_bits!r}: null (ONNX: the checkpoint's width; TFLite and "
-                "engines: 8), 8, or 7 (ONNX Runtime on x86 without VNNI)"
+                f"weight_bits={self.weight_bits!r}: null (the width the checkpoint was trained at), 8, or 7 "
+                "(ONNX Runtime on x86 without VNNI)"
             )
         check_combination(self.target, self.formats)
         object.__setattr__(self, "imgsz", _export_size(self.imgsz))

@@ -101,17 +101,12 @@ WEIGHT_BITS = (7, 8)
 
 
 def apply_weight_bits(model: nn.Module, weight_bits: int | None, target: str) -> None:
-    """Put the weights on the grid the export asks for: ``weight_bits``, or by default the
-    checkpoint's own for the ONNX Runtime layout (which CPU will run it is not known here) and 8
-    for TensorRT and TFLite, whose int8 products never saturate. 7-bit QAT weights become 8-bit
-    codes on the same grid with half the step (``FakeQuantize.regrid_bits``)."""
-    if target == "fp32":
-        return
-    if weight_bits is None:  # by default only the 7-bit compromise becomes 8-bit where it is not needed
-        if target in ("tensorrt", "tflite"):
-            seven = [q for _, q in iter_quantizers(model, roles=("weight",)) if q.quantizing and q.scheme.bits == 7]
-            for quantizer in seven:
-                quantizer.regrid_bits(8)
+    """Put the weights on the grid the export asks for: ``weight_bits``, or by default the width
+    the checkpoint was trained at (in every format: regridding QAT weights trained at 7 bits to 8
+    measured a loss, not a gain, docs/results/qat-study/README.md). 7-bit weights become 8-bit codes
+    on the same grid with half the step (``FakeQuantize.regrid_bits``). For 8-bit files that gain,
+    train at 8 bits (a policy with ``weight: {bits: 8}``)."""
+    if target == "fp32" or weight_bits is None:
         return
     if weight_bits not in WEIGHT_BITS:
         raise ExportError(

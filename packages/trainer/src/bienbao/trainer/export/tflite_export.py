@@ -141,7 +141,7 @@ def export_tflite(
     weight_bits: int | None = None,
 ) -> TFLiteExport:
     """Export ``checkpoint`` to ``<output_dir>/<name>_<target>.tflite`` plus its ``.json`` metadata.
-    Weights are 8-bit codes unless ``weight_bits`` says otherwise (LiteRT's int8 products are exact)."""
+    Weights keep the checkpoint's width unless ``weight_bits`` says otherwise."""
     if target not in TFLITE_TARGETS:
         raise ExportError(f"TFLite target {target!r}: write one of {', '.join(TFLITE_TARGETS)}")
     checkpoint, output_dir = check_request(checkpoint, output_dir, imgsz)
