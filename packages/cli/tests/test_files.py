@@ -27,3 +27,16 @@ def test_errors_name_the_file_asked_for_not_the_temporary_one(tmp_path) -> None:
     with pytest.raises(OSError, match="exists and is a file"):
         check_writable(blocker)
     assert check_writable(tmp_path / "new/folder").is_dir()
+
+
+def test_a_written_file_gets_the_mode_of_any_new_file(tmp_path) -> None:
+    """The temporary file is private (mkstemp); the result must not be: an export read by another
+    user or a container would fail on a 0600 file."""
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "report.md", "x")
+        assert (path.stat().st_mode & 0o777) == 0o644
+    finally:
+        os.umask(umask)
