@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
+from typing import Any
 
 __all__ = ["INT8_FLAGS", "describe_cpu", "int8_path"]
 
@@ -29,7 +30,7 @@ INT8_FLAGS = {
 
 
 def _cpuinfo(path: Path) -> tuple[str, set[str]]:
-    name, flags = "", set()
+    name, flags = "", set[str]()
     try:
         text = path.read_text()
     except OSError:
@@ -59,7 +60,7 @@ def int8_path(isa: list[str], arch: str) -> str:
     return "no 8-bit dot-product instructions found"
 
 
-def describe_cpu(cpuinfo: str | Path = "/proc/cpuinfo", arch: str | None = None) -> dict:
+def describe_cpu(cpuinfo: str | Path = "/proc/cpuinfo", arch: str | None = None) -> dict[str, Any]:
     name, flags = _cpuinfo(Path(cpuinfo))
     arch = arch or platform.machine()
     isa = [label for flag, label in INT8_FLAGS.items() if flag in flags]
