@@ -175,3 +175,12 @@ def test_an_activation_observer_reaches_every_activation_quantizer_of_the_layout
     assert all(isinstance(q.observer, HistogramObserver) for q in activations)
     weights = [q for _, q in iter_quantizers(model, roles=("weight",))]
     assert weights and all(type(q.observer) is MinMaxObserver for q in weights)
+
+
+def test_every_swapped_block_has_a_handler_in_every_layout() -> None:
+    from bienbao.trainer.formats import LAYOUTS
+    from bienbao.trainer.yolo_qat import BLOCK_HANDLERS, BLOCK_SWAPS
+
+    assert set(BLOCK_HANDLERS) == set(LAYOUTS)
+    for layout, handlers in BLOCK_HANDLERS.items():
+        assert set(handlers) == set(BLOCK_SWAPS.values()), layout

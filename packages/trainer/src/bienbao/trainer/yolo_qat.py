@@ -36,12 +36,13 @@ and in exp4_float_head) is the policy's call.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 from torch import nn
 from ultralytics.nn.modules import SPPF, Bottleneck, C2f, Concat, Conv, Detect
 
-from bienbao.quant import FakeQuantize, QuantPolicy, prepare_qat
+from bienbao.quant import FakeQuantize, LayerQConfig, QuantPolicy, prepare_qat
 
 from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
 from .formats import LAYOUTS
@@ -242,16 +243,87 @@ def _take_input_quantizer(conv_block: nn.Module) -> FakeQuantize | None:
     return quantizer
 
 
+#: What each swapped block gets in a layout: ``(block, its policy config) -> None``, by QAT type.
+#: A new block type needs an entry in each layout (a test walks ``BLOCK_SWAPS`` against them).
+BlockHandler = Callable[[nn.Module, LayerQConfig], None]
+BLOCK_HANDLERS: dict[str, dict[type[nn.Module], BlockHandler]] = {"tensorrt": {}, "onnxruntime": {}}
+
+
+def _handles(layout: str, *types: type[nn.Module]) -> Callable[[BlockHandler], BlockHandler]:
+    def register(handler: BlockHandler) -> BlockHandler:
+        for block_type in types:
+            BLOCK_HANDLERS[layout][block_type] = handler
+        return handler
+
+    return register
+
+
+def _nothing(_block: nn.Module, _config: LayerQConfig) -> None:
+    """The block needs nothing of its own in this layout (its convs carry the quantizers)."""
+
+
+# -- TensorRT layout: Add and Concat inputs on shared grids ----------------------------------------
+@_handles("tensorrt", QATBottleneck)
+def _trt_bottleneck(block: nn.Module, config: LayerQConfig) -> None:
+    block.add_input_quantizer = config.input.build() if config.input is not None and block.add else None
+
+
+@_handles("tensorrt", QATC2f, QATSPPF)
+def _trt_concat_block(block: nn.Module, _config: LayerQConfig) -> None:
+    block.concat_input_quantizer = _take_input_quantizer(block.cv2)
+
+
+@_handles("tensorrt", QATConcat)
+def _trt_concat(block: nn.Module, config: LayerQConfig) -> None:  # its own from the policy, or handed over later
+    block.input_quantizer = config.input.build() if config.input is not None else None
+
+
+_handles("tensorrt", QATUpsample, QATDetect)(_nothing)
+
+
+# -- ONNX Runtime layout: Add and Concat outputs, splits and pools on their input's grid ------------
+def _output(config: LayerQConfig) -> FakeQuantize | None:
+    return config.output.build() if config.output is not None else None
+
+
+@_handles("onnxruntime", QATBottleneck)
+def _ort_bottleneck(block: nn.Module, config: LayerQConfig) -> None:
+    block.add_output_quantizer = _output(config) if block.add else None
+
+
+@_handles("onnxruntime", QATC2f)
+def _ort_c2f(block: nn.Module, config: LayerQConfig) -> None:
+    block.split_grid, block.concat_output_quantizer = _output_grid(block.cv1), _output(config)
+
+
+@_handles("onnxruntime", QATSPPF)
+def _ort_sppf(block: nn.Module, config: LayerQConfig) -> None:
+    block.pool_grid, block.concat_output_quantizer = _output_grid(block.cv1), _output(config)
+
+
+@_handles("onnxruntime", QATConcat)
+def _ort_concat(block: nn.Module, config: LayerQConfig) -> None:
+    block.output_quantizer = _output(config)
+
+
+@_handles("onnxruntime", QATDetect)
+def _ort_detect(block: nn.Module, _config: LayerQConfig) -> None:
+    block.box_output_quantizer = _take_output_quantizers([branch[-1] for branch in block.cv2])
+    block.cls_output_quantizer = _take_output_quantizers([branch[-1] for branch in block.cv3])
+
+
+_handles("onnxruntime", QATUpsample)(_nothing)  # its grid is found by tracing (_drop_requantization)
+
+
+def _quantize_blocks(model: nn.Module, policy: QuantPolicy, layout: str) -> None:
+    handlers = BLOCK_HANDLERS[layout]
+    for name, block in _swapped(model):
+        handlers[type(block)](block, policy.resolve(name))
+
+
 def _quantize_blocks_shared(model: nn.Module, policy: QuantPolicy) -> None:
     """TensorRT layout: Add and Concat inputs quantized on shared grids."""
-    for name, block in _swapped(model):
-        config = policy.resolve(name).input
-        if isinstance(block, QATBottleneck):
-            block.add_input_quantizer = config.build() if config is not None and block.add else None
-        elif isinstance(block, (QATC2f, QATSPPF)):
-            block.concat_input_quantizer = _take_input_quantizer(block.cv2)
-        elif isinstance(block, QATConcat):  # its own from the policy, or handed over later
-            block.input_quantizer = config.build() if config is not None else None
+    _quantize_blocks(model, policy, "tensorrt")
 
 
 def _quantize_silus(model: nn.Module) -> None:
@@ -268,20 +340,7 @@ def _output_grid(conv_block: nn.Module) -> OnGrid | None:
 
 def _quantize_blocks_outputs(model: nn.Module, policy: QuantPolicy) -> None:
     """ONNX Runtime layout: Add and Concat outputs quantized, splits and pools kept on their grid."""
-    for name, block in _swapped(model):
-        config = policy.resolve(name).output
-        output = config.build() if config is not None else None
-        if isinstance(block, QATBottleneck):
-            block.add_output_quantizer = output if block.add else None
-        elif isinstance(block, QATC2f):
-            block.split_grid, block.concat_output_quantizer = _output_grid(block.cv1), output
-        elif isinstance(block, QATSPPF):
-            block.pool_grid, block.concat_output_quantizer = _output_grid(block.cv1), output
-        elif isinstance(block, QATConcat):
-            block.output_quantizer = output
-        elif isinstance(block, QATDetect):
-            block.box_output_quantizer = _take_output_quantizers([branch[-1] for branch in block.cv2])
-            block.cls_output_quantizer = _take_output_quantizers([branch[-1] for branch in block.cv3])
+    _quantize_blocks(model, policy, "onnxruntime")
 
 
 def _take_output_quantizers(convs: list[nn.Module]) -> FakeQuantize | None:
