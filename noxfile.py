@@ -4,7 +4,7 @@
     nox -s "test(quant)"     one package (quant, trainer, runtime, bench, cli) or "test(integration)"
     nox -s lint              ruff check and ruff format --check over the whole repository
     nox -s typecheck         mypy, strict on quant and runtime
-    nox -s "ultralytics(low)"  the trainer's tests at the lowest supported ultralytics (8.4.0)
+    nox -s "ultralytics(low)"  the trainer's tests at the lowest supported ultralytics (8.4.150)
     nox -s lean              runtime + bench installed alone: no torch, no ultralytics imported
     nox -s build             wheels and sdists of every package into dist/
     nox -s pipeline          the main job (bienbao pipeline) on the embedded sample; -- ARGS are passed on

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bienbao.trainer import _compat  # noqa: F401  (before any test module imports ultralytics: see cli._environment)
 from bienbao.trainer.config_files import PACKAGED as CONFIGS
 
 SAMPLE = Path(__file__).resolve().parents[3] / "datasets/vn-signs-sample"

@@ -13,9 +13,9 @@ def test_the_installed_ultralytics_is_supported() -> None:
     assert seam.check_ultralytics()  # it is what the tests run on
 
 
-@pytest.mark.parametrize("version", ["8.3.230", "8.5.0", "9.0.1", "8.3.0.dev1"])
+@pytest.mark.parametrize("version", ["8.3.230", "8.4.100", "8.5.0", "9.0.1", "8.3.0.dev1"])
 def test_an_unsupported_version_names_the_range(version) -> None:
-    with pytest.raises(seam.UnsupportedUltralyticsError, match=r">=8\.4\.0,<8\.5.*pip install"):
+    with pytest.raises(seam.UnsupportedUltralyticsError, match=r">=8\.4\.150,<8\.5.*pip install"):
         seam.check_ultralytics(version)
 
 
@@ -24,7 +24,7 @@ def test_a_missing_internal_is_named(monkeypatch) -> None:
 
     monkeypatch.delattr(Detect, "forward_head")
     with pytest.raises(seam.UnsupportedUltralyticsError, match=r"lacks ultralytics\.nn\.modules\.Detect\.forward_head"):
-        seam.check_ultralytics("8.4.100")
+        seam.check_ultralytics("8.4.160")
 
 
 def test_ap_per_class_by_name() -> None:

@@ -35,6 +35,11 @@ def _environment() -> None:
     """ultralytics offline and with its settings in the run folder, not the home folder."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_CONFIG_DIR", str(Path("logs/.ultralytics").resolve()))
+    # before any handler imports ultralytics: some releases import torchvision eagerly (8.4.0 did),
+    # and torchvision's ops must be in place first on CPU-only torch (bienbao.trainer._torchvision_compat)
+    from ._torchvision_compat import ensure_torchvision_ops
+
+    ensure_torchvision_ops()
 
 
 def _set_values(pairs: list[str]) -> dict[str, Any]:

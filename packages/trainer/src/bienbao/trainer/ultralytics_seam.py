@@ -4,7 +4,9 @@ once at import, and the one place where ultralytics' positional results get name
 bienbao-trainer extends ultralytics rather than wrapping it: the QAT block swaps subclass its
 ``Conv``/``C2f``/``Bottleneck``/``SPPF``/``Concat``/``Detect``, the export replaces ``DFL``, the QAT
 trainer subclasses ``DetectionTrainer``. Those internals move between releases (``Detect.forward_head``
-arrived in 8.4.0; on 8.3 the head's shared output grids would silently do nothing), so the range is
+arrived in 8.4.0, the ``distill_model`` training argument the QAT distillation passes in 8.4.77, and
+distillation with a validation loss that matches it by 8.4.150 (8.4.100 fails the distillation test);
+on 8.3 the head's shared output grids would silently do nothing), so the range is
 bounded above and both ends are tested (``nox -s "ultralytics(low)"`` runs the trainer's tests at
 ``LOWEST``; the normal sessions run ``constraints.txt``'s pin, the highest tested).
 """
@@ -20,9 +22,9 @@ import numpy as np
 __all__ = ["LOWEST", "SUPPORTED", "APResult", "UnsupportedUltralyticsError", "ap_per_class", "check_ultralytics"]
 
 #: the range pyproject.toml declares; LOWEST and constraints.txt's pin are the tested ends
-SUPPORTED = ">=8.4.0,<8.5"
-LOWEST = "8.4.0"
-_LOW, _HIGH = (8, 4, 0), (8, 5)
+SUPPORTED = ">=8.4.150,<8.5"
+LOWEST = "8.4.150"
+_LOW, _HIGH = (8, 4, 150), (8, 5)
 
 #: (module, attribute) that bienbao's code reads or overrides
 REQUIRED = (
@@ -43,6 +45,8 @@ REQUIRED = (
     ("ultralytics.cfg", "get_cfg"),
     ("ultralytics.cfg", "DEFAULT_CFG_DICT"),
 )
+#: training arguments bienbao passes to ultralytics' trainer (feature distillation)
+REQUIRED_ARGUMENTS = ("distill_model",)
 
 
 class UnsupportedUltralyticsError(ImportError):
@@ -76,6 +80,9 @@ def check_ultralytics(version: str | None = None) -> str:
                 target = getattr(target, part)
         except (ImportError, AttributeError):
             missing.append(f"{module_name}.{path}")
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    missing += [f"the training argument {name!r}" for name in REQUIRED_ARGUMENTS if name not in DEFAULT_CFG_DICT]
     if missing:
         raise UnsupportedUltralyticsError(
             f"ultralytics {installed} lacks {', '.join(missing)}, which bienbao-trainer relies on "
