@@ -89,6 +89,17 @@ def _common(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+def _critical_option(parser: argparse.ArgumentParser) -> None:
+    """``--critical K`` of qat and calibrate (``calibration.critical_top_k``)."""
+    parser.add_argument(
+        "--critical",
+        type=int,
+        metavar="K",
+        help="keep the K layers float whose quantization alone hurts the output most on the calibration "
+        "images (ranked in forward passes, seconds; recorded in the checkpoint and the summary)",
+    )
+
+
 def _run(handler):
     """Wrap a handler: config and data errors become one clear line, not a traceback."""
 
@@ -161,13 +172,7 @@ def register_qat(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     parser.add_argument("--epochs", type=int, help="QAT epochs")
     parser.add_argument("--name", help="run name (default from the QAT config: qat)")
     parser.add_argument("--resume", metavar="LAST_PT", help="resume an interrupted run from its weights/last.pt")
-    parser.add_argument(
-        "--critical",
-        type=int,
-        metavar="K",
-        help="keep the K layers float whose quantization alone hurts the output most on the calibration "
-        "images (ranked in forward passes, seconds; recorded in the checkpoint and the summary)",
-    )
+    _critical_option(parser)
     parser.set_defaults(handler=_run(_qat), prog=parser.prog)
     return parser
 
@@ -216,13 +221,7 @@ def register_calibrate(subparsers: argparse._SubParsersAction) -> argparse.Argum
     parser.add_argument("--quantization", help="layer policy YAML")
     parser.add_argument("--batches", type=int, help="calibration batches")
     parser.add_argument("--name", default="ptq", help="output name (default ptq)")
-    parser.add_argument(
-        "--critical",
-        type=int,
-        metavar="K",
-        help="keep the K layers float whose quantization alone hurts the output most on the calibration "
-        "images (ranked in forward passes, seconds; recorded in the checkpoint and the summary)",
-    )
+    _critical_option(parser)
     parser.set_defaults(handler=_run(_calibrate), prog=parser.prog, epochs=None, model=None)
     return parser
 
