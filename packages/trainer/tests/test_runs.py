@@ -197,7 +197,7 @@ def test_ptq_writes_a_checkpoint_that_ultralytics_validates(workdir, tiny_data, 
 
 
 def test_distillation_from_the_fp32_teacher(workdir, tiny_data, fp32_weights) -> None:
-    qat = qat_config(fp32_weights, epochs=1, distillation={"enabled": True, "weight": 2.0})
+    qat = qat_config(fp32_weights, epochs=1, distillation={"enabled": True, "method": "feature", "weight": 2.0})
     trainer = build_qat_trainer(train_config(tiny_data), qat)
     trainer.train()
     assert type(trainer.model).__name__ == "DistillationModel" and trainer.args.dis == 2.0
@@ -205,6 +205,26 @@ def test_distillation_from_the_fp32_teacher(workdir, tiny_data, fp32_weights) ->
     saved = torch.load("models/checkpoints/qat/best.pt", weights_only=False)
     student = saved["ema"] or saved["model"]
     assert type(student).__name__ == "DetectionModel" and list(iter_quantizers(student))
+
+
+def test_a_qat_run_with_output_distillation(workdir, tiny_data, fp32_weights) -> None:
+    from bienbao.trainer.distill import DistilledCriterion
+
+    qat = qat_config(fp32_weights, epochs=1, distillation={"enabled": True, "method": "output", "weight": 2.0})
+    trainer = build_qat_trainer(train_config(tiny_data), qat)
+    trainer.train()
+    assert trainer.args.distill_model is None  # not ultralytics' feature distillation
+    criterion = trainer.model.criterion
+    assert isinstance(criterion, DistilledCriterion) and criterion.weight == 2.0
+    assert not any(isinstance(m, FakeQuantize) for m in criterion.teacher.modules())  # the FP32 teacher
+    assert {"kd_cls", "kd_dfl"} <= set(trainer.loss_names)
+    with (workdir / "logs/qat/results.csv").open() as handle:
+        row = next(csv.DictReader(handle))
+    assert float(row["train/kd_cls"]) > 0 and float(row["train/kd_dfl"]) > 0  # the student differs from FP32
+    saved = torch.load("models/checkpoints/qat/best.pt", weights_only=False)
+    student = saved["ema"] or saved["model"]
+    assert list(iter_quantizers(student))
+    assert not isinstance(getattr(student, "criterion", None), DistilledCriterion)  # no teacher in the file
 
 
 def test_a_ddp_worker_rebuilds_the_trainer_from_the_environment(workdir, tiny_data, fp32_weights, monkeypatch) -> None:

@@ -26,6 +26,7 @@ from .formats import LAYOUTS, check_combination
 __all__ = [
     "CalibrationConfig",
     "ConfigError",
+    "DISTILLATION_METHODS",
     "DistillationConfig",
     "ExportConfig",
     "Paths",
@@ -228,16 +229,32 @@ class QATSchedule:
         )
 
 
+#: ``distillation.method``: what the fake-quantized student matches in its FP32 teacher
+DISTILLATION_METHODS = ("output", "feature")
+
+
 @dataclass(frozen=True)
 class DistillationConfig:
-    """Knowledge distillation from the FP32 model (ultralytics' feature distillation)."""
+    """Knowledge distillation from the FP32 model the run starts from.
+
+    ``method: output`` (bienbao.trainer.distill): the head's class scores and DFL box distributions;
+    ``method: feature``: ultralytics' feature distillation (``distill_model``, a learned projector
+    per neck level). ``temperature`` applies to ``output`` only."""
 
     enabled: bool = False
+    method: str = "output"
     weight: float = 1.0
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.method not in DISTILLATION_METHODS:
+            raise ValueError(f"distillation.method={self.method!r}: choose one of {', '.join(DISTILLATION_METHODS)}")
         if self.weight <= 0:
             raise ValueError(f"distillation.weight={self.weight}: must be positive")
+        if self.temperature <= 0:
+            raise ValueError(f"distillation.temperature={self.temperature}: must be positive")
+        if self.method == "feature" and self.temperature != 1.0:
+            raise ValueError("distillation.temperature applies to method: output (feature distillation has none)")
 
 
 @dataclass(frozen=True)

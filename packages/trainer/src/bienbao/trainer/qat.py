@@ -45,6 +45,7 @@ from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultraly
 from ._runs import RunLayout, append_csv, checked_dataset, load_detection_model, ultralytics_overrides
 from .calibration import calibration_loop
 from .config import ConfigError, QATConfig, QATSchedule, TrainConfig, from_dict, load_quantization
+from .distill import DistilledCriterion
 from .tensorboard import TensorBoardCallback
 from .threads import use_all_cores
 from .yolo_qat import is_quantized, prepare_yolo_qat
@@ -175,6 +176,20 @@ class QATDetectionTrainer(DetectionTrainer):
     @staticmethod
     def _after_setup(trainer: QATDetectionTrainer) -> None:
         trainer._apply_schedule(trainer.start_epoch)
+        distillation = trainer.setup.qat.distillation
+        if distillation.enabled and distillation.method == "output":
+            trainer._install_output_distillation()
+
+    def _install_output_distillation(self) -> None:
+        """The trained model's criterion becomes ultralytics' own plus the output-level terms against
+        the FP32 checkpoint (after the EMA copy was made: the EMA, which is what gets saved and
+        validated, keeps the plain criterion and never holds the teacher)."""
+        model = unwrap_model(self.model)
+        distillation = self.setup.qat.distillation
+        base = model.init_criterion()
+        model.criterion = DistilledCriterion(
+            base, self._fp32_reference_model(), base.reg_max, distillation.weight, distillation.temperature
+        )
 
     @staticmethod
     def _at_epoch_start(trainer: QATDetectionTrainer) -> None:
@@ -282,7 +297,7 @@ def build_qat_trainer(train: TrainConfig, qat: QATConfig, resume: str | None = N
             qat = dataclasses.replace(qat, schedule=schedule)
         setup = QATSetup(qat, qat.quantization, str(layout.tensorboard))
         extra = {"model": str(qat.weights), **qat.ultralytics_args()}
-        if qat.distillation.enabled:
+        if qat.distillation.enabled and qat.distillation.method == "feature":
             extra.update(distill_model=str(qat.weights), dis=qat.distillation.weight)
         overrides = ultralytics_overrides(train, layout, extra)
     trainer = QATDetectionTrainer(overrides=overrides, setup=setup)
