@@ -81,9 +81,9 @@ def test(session: nox.Session, package: str) -> None:
 @nox.session
 @nox.parametrize("end", [nox.param("low", id="low")])
 def ultralytics(session: nox.Session, end: str) -> None:
-    """The trainer's tests at the lowest supported ultralytics (bienbao.trainer.ultralytics_seam.LOWEST);
+    """The trainer's tests at the lowest supported ultralytics (bienbao.trainer.ultralytics.seam.LOWEST);
     the test sessions run constraints.txt's pin, the highest tested."""
-    seam = (ROOT / "packages/trainer/src/bienbao/trainer/ultralytics_seam.py").read_text()
+    seam = (ROOT / "packages/trainer/src/bienbao/trainer/ultralytics/seam.py").read_text()
     lowest = re.search(r'^LOWEST = "([0-9.]+)"', seam, re.M).group(1)
     pins = Path(session.create_tmp()) / "constraints-low.txt"
     pins.write_text(

@@ -18,8 +18,8 @@ import math
 import torch
 
 from bienbao.quant import enable_fake_quant, enable_observers, iter_quantizers
-from bienbao.trainer._runs import load_detection_model
-from bienbao.trainer.analyze import sample_frames
+from bienbao.trainer.evaluation.analyze import sample_frames
+from bienbao.trainer.ultralytics.models import load_detection_model
 
 WATCH = (
     "model.0",

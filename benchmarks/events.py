@@ -16,7 +16,7 @@ Runs the exported model and ``SignTracker`` over each recording's labelled frame
     python benchmarks/events.py --images datasets/vn-signs-sample/valid datasets/vn-signs-sample/test --repeat 5
 
 ``--repeat R`` feeds each frame R times (the sample clip holds each frame 5 video frames). Labels
-are read with ``bienbao.trainer.evaluate.label_targets`` (the development environment, where the
+are read with ``bienbao.trainer.evaluation.evaluate.label_targets`` (the development environment, where the
 trainer is installed).
 """
 
@@ -33,8 +33,8 @@ import numpy as np
 from bienbao.runtime import Detections, Detector
 from bienbao.runtime.postprocess import box_iou
 from bienbao.runtime.tracking import SignTracker, TrackerConfig
-from bienbao.trainer.dataset_check import label_path
-from bienbao.trainer.evaluate import label_targets
+from bienbao.trainer.dataset import label_path
+from bienbao.trainer.evaluation.evaluate import label_targets
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAME = re.compile(r"^(?P<recording>.+)_f(?P<frame>\d+)_jpg")

@@ -53,7 +53,7 @@ def export_all(fp32: str, int8: str, sizes: list[tuple[int, int]], folder: Path)
 
 
 def accuracy(files: dict, data: str, cache: Path) -> dict:
-    from bienbao.trainer.evaluate import evaluate
+    from bienbao.trainer.evaluation.evaluate import evaluate
 
     results = json.loads(cache.read_text()) if cache.is_file() else {}
     for size, pair in files.items():

@@ -25,7 +25,7 @@ def letterbox(path: Path, size: int) -> np.ndarray:
 
 def calibration_frames(data: Path, split: str, count: int) -> list[Path]:
     """``count`` images spread evenly over ``split`` of a dataset YAML."""
-    from bienbao.trainer.evaluate import split_images
+    from bienbao.trainer.evaluation.evaluate import split_images
 
     images = split_images(data, split)
     return images[:: max(1, len(images) // count)][:count]

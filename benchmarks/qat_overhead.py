@@ -21,10 +21,10 @@ from ultralytics.data import build_yolo_dataset
 from ultralytics.data.utils import check_det_dataset
 from ultralytics.nn.tasks import load_checkpoint
 
-import bienbao.trainer._compat  # noqa: F401  (torchvision NMS on CPU-only torch)
+import bienbao.trainer.ultralytics  # noqa: F401  (torchvision NMS on CPU-only torch)
 from bienbao.quant import calibrate
 from bienbao.trainer.config import load_quantization
-from bienbao.trainer.yolo_qat import prepare_yolo_qat
+from bienbao.trainer.ultralytics.qat_model import prepare_yolo_qat
 
 
 def main() -> None:

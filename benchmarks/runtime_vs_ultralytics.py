@@ -24,14 +24,14 @@ Detector({model!r}); print(time.perf_counter() - t)
 """
 IMPORT_ULTRALYTICS = """
 import time; t = time.perf_counter()
-import bienbao.trainer._compat  # torchvision NMS on a CPU-only torch (ENV.md); a no-op elsewhere
+import bienbao.trainer.ultralytics  # torchvision NMS on a CPU-only torch (ENV.md); a no-op elsewhere
 from ultralytics import YOLO
 import numpy as np
 YOLO({model!r}, task="detect").predict(np.zeros((64, 64, 3), np.uint8), verbose=False)  # it loads lazily
 print(time.perf_counter() - t)
 """
 PREDICT_ULTRALYTICS = """
-import bienbao.trainer._compat
+import bienbao.trainer.ultralytics
 from ultralytics import YOLO
 for _ in YOLO({model!r}, task="detect").predict({video!r}, stream=True, verbose=False): pass
 """
@@ -84,7 +84,7 @@ def main() -> None:
 
     from ultralytics import YOLO
 
-    import bienbao.trainer._compat  # noqa: F401
+    import bienbao.trainer.ultralytics  # noqa: F401
     from bienbao.runtime import Detector
     from bienbao.runtime.postprocess import postprocess
     from bienbao.runtime.preprocess import preprocess

@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=640)
     args = parser.parse_args()
 
-    from bienbao.trainer._torchvision_compat import ensure_torchvision_ops
+    from bienbao.trainer.ultralytics.torchvision_ops import ensure_torchvision_ops
 
     ensure_torchvision_ops()  # torchvision's NMS on CPU-only torch (ENV: its CUDA build's ops do not load)
     from ultralytics import YOLO

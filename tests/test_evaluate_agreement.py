@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 def test_runtime_evaluation_matches_ultralytics_val(tmp_path, offline, fp32_weights, sign_data) -> None:
-    from bienbao.trainer.evaluate import evaluate
+    from bienbao.trainer.evaluation.evaluate import evaluate
     from bienbao.trainer.export import export_onnx
 
     onnx_path = export_onnx(fp32_weights, tmp_path, "fp32", imgsz=640).path

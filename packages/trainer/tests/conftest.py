@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bienbao.trainer import _compat  # noqa: F401  (before any test module imports ultralytics: see cli._environment)
+import bienbao.trainer.ultralytics  # noqa: F401  (before any test module imports ultralytics: torchvision ops, the version check)
 from bienbao.trainer.config_files import PACKAGED as CONFIGS
 
 SAMPLE = Path(__file__).resolve().parents[3] / "datasets/vn-signs-sample"
@@ -69,7 +69,7 @@ def ptq_checkpoint(tmp_path_factory, tiny_data, fp32_weights):
     """``make(imgsz, policy="quantization.yaml", batches=1)`` (a packaged config) -> a PTQ checkpoint of the
     shipped FP32 model on the tiny subset (each combination calibrated once per session)."""
     from bienbao.trainer.config import CalibrationConfig, load_train_config
-    from bienbao.trainer.ptq import run_ptq
+    from bienbao.trainer.runs.ptq import run_ptq
 
     made: dict[tuple, Path] = {}
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bienbao.trainer.analyze import (
+from bienbao.trainer.config_files import PACKAGED as CONFIGS
+from bienbao.trainer.evaluation.analyze import (
     activation_histograms,
     drift_chart,
     layer_error,
@@ -20,9 +21,8 @@ from bienbao.trainer.analyze import (
     sample_frames,
     sensitivity_policy,
 )
-from bienbao.trainer.compare import compare, parse_model_spec
-from bienbao.trainer.config_files import PACKAGED as CONFIGS
-from bienbao.trainer.evaluate import evaluate
+from bienbao.trainer.evaluation.compare import compare, parse_model_spec
+from bienbao.trainer.evaluation.evaluate import evaluate
 
 REPO = Path(__file__).resolve().parents[3]
 IMGSZ = 160
@@ -57,7 +57,7 @@ def test_compare_writes_a_report_with_the_models_real_figures(models, tiny_data,
 
 
 def test_compare_names_checkpoints_by_their_run() -> None:
-    from bienbao.trainer.compare import _file_name
+    from bienbao.trainer.evaluation.compare import _file_name
 
     assert _file_name(Path("models/checkpoints/qat_grid/best.pt")) == "qat_grid/best.pt"
     assert _file_name(Path("weights/vn-signs-fp32.pt")) == "vn-signs-fp32.pt"
@@ -98,7 +98,7 @@ def test_sensitivity_writes_a_policy_that_qat_accepts(models, tiny_data, tmp_pat
     from ultralytics.nn.tasks import load_checkpoint
 
     from bienbao.trainer.config import load_policy
-    from bienbao.trainer.yolo_qat import prepare_yolo_qat
+    from bienbao.trainer.ultralytics.qat_model import prepare_yolo_qat
 
     report = layer_sensitivity(
         models["ptq"],

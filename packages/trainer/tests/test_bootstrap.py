@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bienbao.trainer.bootstrap import paired_difference
-from bienbao.trainer.evaluate import Evaluation
+from bienbao.trainer.evaluation.bootstrap import paired_difference
+from bienbao.trainer.evaluation.evaluate import Evaluation
 
 
 def evaluation(found: list[bool], split: str = "val+test") -> Evaluation:

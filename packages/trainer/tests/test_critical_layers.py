@@ -9,7 +9,7 @@ from torch import nn
 from bienbao.quant import QATModule
 from bienbao.trainer.config import CalibrationConfig, load_train_config
 from bienbao.trainer.config_files import PACKAGED as CONFIGS
-from bienbao.trainer.ptq import run_ptq
+from bienbao.trainer.runs.ptq import run_ptq
 
 
 def test_calibrate_keeps_the_critical_layers_float_and_says_why(tiny_data, fp32_weights, workdir, capsys) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bienbao.trainer.dataset_check import DatasetError, check_dataset
+from bienbao.trainer.dataset import DatasetError, check_dataset
 
 
 def first_label(data: Path, split: str = "train") -> Path:

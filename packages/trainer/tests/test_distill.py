@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from bienbao.trainer.distill import DistilledCriterion, distillation_loss
+from bienbao.trainer.ultralytics.distill import DistilledCriterion, distillation_loss
 
 REG_MAX = 4
 
@@ -51,8 +51,8 @@ def test_the_terms_match_a_hand_computation() -> None:
     side_kl = sum(p * math.log(p / 0.25) for p in bins_t)  # the student's bins are uniform
     boxes = [side_kl / 4, 0.0]  # only side 0 of anchor 0 differs; mean over four sides
     norm = max(sum(weights), 1.0)
-    expected_classes = sum(w * c for w, c in zip(weights, classes)) / norm * t * t
-    expected_boxes = sum(w * b for w, b in zip(weights, boxes)) / norm * t * t
+    expected_classes = sum(w * c for w, c in zip(weights, classes, strict=True)) / norm * t * t
+    expected_boxes = sum(w * b for w, b in zip(weights, boxes, strict=True)) / norm * t * t
 
     terms = distillation_loss(student, teacher, REG_MAX, temperature=t)
     assert float(terms.classes) == pytest.approx(expected_classes, rel=1e-5)
@@ -62,7 +62,10 @@ def test_the_terms_match_a_hand_computation() -> None:
 def test_the_gradient_pulls_the_student_towards_the_teacher() -> None:
     generator = torch.Generator().manual_seed(1)
     teacher = random_head(generator)
-    student = {k: (v + torch.randn(v.shape, generator=generator)).requires_grad_(True) for k, v in random_head(generator).items()}
+    student = {
+        k: (v + torch.randn(v.shape, generator=generator)).requires_grad_(True)
+        for k, v in random_head(generator).items()
+    }
     before = distillation_loss(student, teacher, REG_MAX).total()
     before.backward()
     with torch.no_grad():
@@ -99,4 +102,3 @@ def test_validation_sees_zero_terms_under_the_same_names() -> None:
     with torch.no_grad():
         loss, items = criterion(student, batch)
     assert set(items) == {"box_loss", "kd_cls", "kd_dfl"} and float(loss[3:].abs().sum()) == 0.0
-

@@ -165,27 +165,28 @@ def test_onnx_runtime_matches_the_fake_quant_model_on_real_frames(
 def test_the_exported_dfl_computes_what_ultralytics_dfl_does(form) -> None:
     from ultralytics.nn.modules import DFL
 
-    from bienbao.trainer.export import onnx_export
+    from bienbao.trainer.ultralytics import export_heads
 
     dfl = DFL(16)
     x = torch.randn(2, 64, 300) * 4
     x[0, :16, 0] = torch.linspace(-70, 70, 16)  # the widest logits BoundedDFL is used for
     expected = dfl(x)
-    dfl.__class__ = getattr(onnx_export, form)
+    dfl.__class__ = getattr(export_heads, form)
     torch.testing.assert_close(dfl(x), expected, rtol=0, atol=1e-5)
 
 
 def test_the_bounded_dfl_is_used_only_for_logits_on_a_narrow_grid(exported) -> None:
     from ultralytics.nn.tasks import load_checkpoint
 
-    from bienbao.trainer.export.onnx_export import BoundedDFL, LastAxisDFL, _dfl_for, prepare_for_export
+    from bienbao.trainer.export.onnx_export import prepare_for_export
+    from bienbao.trainer.ultralytics.export_heads import BoundedDFL, LastAxisDFL, dfl_for
 
     model, _ = load_checkpoint(exported["ort_ckpt"])
     assert type(prepare_for_export(model, "onnxruntime").model[22].dfl) is BoundedDFL
     assert type(prepare_for_export(model, "fp32").model[22].dfl) is LastAxisDFL  # quantizers off: float logits
     head = model.model[22]
     head.box_output_quantizer.scale.fill_(1.0)  # a grid reaching past exp's safe range
-    assert _dfl_for(head) is LastAxisDFL
+    assert dfl_for(head) is LastAxisDFL
 
 
 def test_the_weight_width_is_chosen_per_export_and_written_into_the_file(exported, tmp_path) -> None:
@@ -224,7 +225,7 @@ def test_weight_widths_no_runtime_executes_are_refused_with_the_reason(exported,
     """A 4-bit layer would be stored in int8 (no smaller, no faster): refused, naming the layer;
     --weight-bits 8 puts it on the same grid refined, which every runtime runs."""
     from bienbao.quant import iter_quantizers
-    from bienbao.trainer._runs import load_detection_model
+    from bienbao.trainer.ultralytics.models import load_detection_model
 
     model = load_detection_model(exported["ort_ckpt"])
     quantizer = dict(iter_quantizers(model, roles=["weight"]))["model.8.cv1.conv.weight_quantizer"]

@@ -17,8 +17,8 @@ from PIL import Image
 from bienbao.quant import ConfigError
 from bienbao.trainer.config import load_train_config
 from bienbao.trainer.config_files import PACKAGED as CONFIGS
-from bienbao.trainer.dataset_check import check_dataset, check_names
-from bienbao.trainer.tensorboard import TensorBoardCallback
+from bienbao.trainer.dataset import check_dataset, check_names
+from bienbao.trainer.ultralytics.tensorboard import TensorBoardCallback
 
 ROOT = Path(__file__).resolve().parents[3]
 COCO_NAMES = ("person", "bicycle", "car")
@@ -39,7 +39,7 @@ def bienbao(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 # -- 8: a model of other classes is refused, and the message says which differ -------------------
 def test_8_other_class_names_are_named_not_scored_as_zero(sample_data) -> None:
-    from bienbao.trainer.dataset_check import dataset_names
+    from bienbao.trainer.dataset import dataset_names
 
     names = dataset_names(sample_data)
     with pytest.raises(ValueError, match="was trained on 3 classes, .* has 33"):

@@ -31,7 +31,7 @@ def test_unknown_names_list_the_known_ones() -> None:
 def test_the_export_config_and_the_cli_ask_the_same_place(tmp_path) -> None:
     import argparse
 
-    from bienbao.trainer.cli import register_export
+    from bienbao.trainer.cli.commands import register_export
     from bienbao.trainer.config import load_export_config
 
     path = tmp_path / "export.yaml"

@@ -18,9 +18,9 @@ from ultralytics import YOLO
 from bienbao.quant import FakeQuantize, QATConv2d, QATConvBn2d, iter_quantizers
 from bienbao.trainer.config import CalibrationConfig, ConfigError, load_qat_config, load_train_config
 from bienbao.trainer.config_files import PACKAGED as CONFIGS
-from bienbao.trainer.fp32 import train_fp32
-from bienbao.trainer.ptq import run_ptq
-from bienbao.trainer.qat import build_qat_trainer
+from bienbao.trainer.runs.fp32 import train_fp32
+from bienbao.trainer.runs.ptq import run_ptq
+from bienbao.trainer.runs.qat import build_qat_trainer
 
 REPO = Path(__file__).resolve().parents[3]
 IMGSZ = 96
@@ -208,7 +208,7 @@ def test_distillation_from_the_fp32_teacher(workdir, tiny_data, fp32_weights) ->
 
 
 def test_a_qat_run_with_output_distillation(workdir, tiny_data, fp32_weights) -> None:
-    from bienbao.trainer.distill import DistilledCriterion
+    from bienbao.trainer.ultralytics.distill import DistilledCriterion
 
     qat = qat_config(fp32_weights, epochs=1, distillation={"enabled": True, "method": "output", "weight": 2.0})
     trainer = build_qat_trainer(train_config(tiny_data), qat)
@@ -229,7 +229,7 @@ def test_a_qat_run_with_output_distillation(workdir, tiny_data, fp32_weights) ->
 
 def test_a_ddp_worker_rebuilds_the_trainer_from_the_environment(workdir, tiny_data, fp32_weights, monkeypatch) -> None:
     """ultralytics' DDP workers construct the trainer class from its arguments alone."""
-    from bienbao.trainer.qat import SETUP_ENV, QATDetectionTrainer
+    from bienbao.trainer.ultralytics.qat_trainer import SETUP_ENV, QATDetectionTrainer
 
     parent = build_qat_trainer(train_config(tiny_data), qat_config(fp32_weights, epochs=4))
     monkeypatch.setenv(SETUP_ENV, parent.setup.to_json())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-import bienbao.trainer._compat  # noqa: F401  (registers the fallback when needed)
-from bienbao.trainer._torchvision_compat import nms_reference
+import bienbao.trainer.ultralytics  # noqa: F401  (registers the fallback when needed)
+from bienbao.trainer.ultralytics.torchvision_ops import nms_reference
 
 
 def brute_force_nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> list[int]:

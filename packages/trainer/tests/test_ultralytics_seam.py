@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bienbao.trainer import ultralytics_seam as seam
+from bienbao.trainer.ultralytics import seam
 
 
 def test_the_installed_ultralytics_is_supported() -> None:
@@ -34,3 +34,33 @@ def test_ap_per_class_by_name() -> None:
     assert list(result.classes) == [0, 1]
     assert result.ap.shape == (2, 10) and np.allclose(result.ap[:, 0], 1.0, atol=0.01)
     assert result.curve_precision.shape[0] == 2 and result.curve_recall.ndim == 1
+
+
+def test_only_the_seam_imports_ultralytics() -> None:
+    """Every module that imports ultralytics lives in bienbao/trainer/ultralytics/ (the seam)."""
+    import ast
+    from pathlib import Path
+
+    import bienbao.trainer
+
+    root = Path(bienbao.trainer.__file__).parent
+    outside = []
+    for path in sorted(root.rglob("*.py")):
+        if path.relative_to(root).parts[0] == "ultralytics":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            if any(name == "ultralytics" or name.startswith("ultralytics.") for name in names):
+                outside.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not outside, f"ultralytics imported outside the seam: {outside}"
+    assert (root / "ultralytics" / "qat_model.py").is_file()  # the walk saw the real tree
+
+
+def test_checkpoints_pickled_under_the_old_module_names_load() -> None:
+    """QAT/PTQ checkpoints written by trainer <= 0.3.0 name bienbao.trainer.yolo_qat."""
+    from bienbao.trainer import yolo_qat
+    from bienbao.trainer.ultralytics import qat_model
+
+    assert yolo_qat.QATDetect is qat_model.QATDetect and yolo_qat.OnGrid is qat_model.OnGrid

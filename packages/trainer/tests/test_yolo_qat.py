@@ -12,7 +12,7 @@ from ultralytics.nn.tasks import load_checkpoint
 from bienbao.quant import FakeQuantize, QATConvBn2d, Rule, calibrate, enable_fake_quant, iter_quantizers
 from bienbao.trainer.config import load_policy
 from bienbao.trainer.config_files import PACKAGED as CONFIGS
-from bienbao.trainer.yolo_qat import QATConcat, QATDetect, QATSiLU, prepare_yolo_qat
+from bienbao.trainer.ultralytics.qat_model import QATConcat, QATDetect, QATSiLU, prepare_yolo_qat
 
 POLICY = CONFIGS / "quantization.yaml"  # onnxruntime target
 TRT_POLICY = CONFIGS / "experiments/exp1_symmetric_quant.yaml"
@@ -179,7 +179,7 @@ def test_an_activation_observer_reaches_every_activation_quantizer_of_the_layout
 
 def test_every_swapped_block_has_a_handler_in_every_layout() -> None:
     from bienbao.trainer.formats import LAYOUTS
-    from bienbao.trainer.yolo_qat import BLOCK_HANDLERS, BLOCK_SWAPS
+    from bienbao.trainer.ultralytics.qat_model import BLOCK_HANDLERS, BLOCK_SWAPS
 
     assert set(BLOCK_HANDLERS) == set(LAYOUTS)
     for layout, handlers in BLOCK_HANDLERS.items():

@@ -19,14 +19,13 @@ from typing import Any
 import yaml
 
 from bienbao.quant import ConfigError, QuantPolicy, policy_from_dict
-
-from .config_files import PACKAGED, ConfigFile, locate_config, locate_experiment
-from .formats import LAYOUTS, check_combination
+from bienbao.trainer.config_files import PACKAGED, ConfigFile, locate_config, locate_experiment
+from bienbao.trainer.formats import LAYOUTS, check_combination
 
 __all__ = [
+    "DISTILLATION_METHODS",
     "CalibrationConfig",
     "ConfigError",
-    "DISTILLATION_METHODS",
     "DistillationConfig",
     "ExportConfig",
     "Paths",
@@ -159,13 +158,14 @@ def check_ultralytics_keys(settings: dict, where: str = "ultralytics") -> None:
     ultralytics' usage banner and a traceback at the first epoch."""
     import difflib
 
-    from ultralytics.cfg import DEFAULT_CFG_DICT
+    from bienbao.trainer.ultralytics.seam import setting_names
 
-    unknown = sorted(set(settings) - set(DEFAULT_CFG_DICT))
+    known = setting_names()
+    unknown = sorted(set(settings) - known)
     if unknown:
         hints = []
         for key in unknown:
-            near = difflib.get_close_matches(key, DEFAULT_CFG_DICT, n=1)
+            near = difflib.get_close_matches(key, sorted(known), n=1)
             hints.append(f"{where}.{key}" + (f" (did you mean {near[0]}?)" if near else ""))
         raise ConfigError(f"not an ultralytics setting: {', '.join(hints)}")
 
@@ -237,7 +237,7 @@ DISTILLATION_METHODS = ("output", "feature")
 class DistillationConfig:
     """Knowledge distillation from the FP32 model the run starts from.
 
-    ``method: output`` (bienbao.trainer.distill): the head's class scores and DFL box distributions;
+    ``method: output`` (bienbao.trainer.ultralytics.distill): the head's class scores and DFL box distributions;
     ``method: feature``: ultralytics' feature distillation (``distill_model``, a learned projector
     per neck level). ``temperature`` applies to ``output`` only."""
 
@@ -323,7 +323,7 @@ class ExportConfig:
 
 
 def _export_size(imgsz) -> int | tuple[int, int]:
-    from .sizes import input_size
+    from bienbao.trainer.sizes import input_size
 
     height, width = input_size(imgsz)
     return height if height == width else (height, width)

@@ -15,8 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bienbao.cli.files import atomic_write_text
-
-from .config import QATConfig, TrainConfig
+from bienbao.trainer.config import QATConfig, TrainConfig
 
 __all__ = ["STEPS", "PipelineOptions", "run_pipeline"]
 
@@ -61,20 +60,20 @@ class _State:
 
 
 def _fp32(options: PipelineOptions) -> dict:
-    from .fp32 import train_fp32
+    from bienbao.trainer.runs.fp32 import train_fp32
 
     return {"checkpoint": str(train_fp32(options.train))}
 
 
 def _ptq(options: PipelineOptions, state: _State) -> dict:
-    from .ptq import run_ptq
+    from bienbao.trainer.runs.ptq import run_ptq
 
     weights = state.outputs("fp32")["checkpoint"]
     return {"checkpoint": str(run_ptq(options.train, weights, options.qat.quantization, options.qat.calibration))}
 
 
 def _qat(options: PipelineOptions, state: _State) -> dict:
-    from .qat import run_qat
+    from bienbao.trainer.runs.qat import run_qat
 
     qat = replace(options.qat, weights=state.outputs("fp32")["checkpoint"])
     return {"checkpoint": str(run_qat(options.train, qat))}
@@ -83,8 +82,8 @@ def _qat(options: PipelineOptions, state: _State) -> dict:
 def _export(options: PipelineOptions, state: _State) -> dict:
     """ONNX of all three models (the ONNX Runtime comparison), then what else is configured for
     the QAT model. Keys: fp32, ptq, qat (ONNX), qat_tflite, qat_engine."""
-    from .config import load_quantization
-    from .export import export_onnx, export_tflite
+    from bienbao.trainer.config import load_quantization
+    from bienbao.trainer.export import export_onnx, export_tflite
 
     target = load_quantization(options.qat.quantization).target
     folder = Path(options.train.paths.checkpoints).parent / "exported"
@@ -99,7 +98,7 @@ def _export(options: PipelineOptions, state: _State) -> dict:
         _say("exporting the QAT model to INT8 TFLite (litert-torch)")
         outputs["qat_tflite"] = str(export_tflite(qat, folder / "tflite", "int8", imgsz).path)
     if "engine" in options.export_formats:
-        from .export.tensorrt_engine import build_engine
+        from bienbao.trainer.export.tensorrt_engine import build_engine
 
         _say("building a TensorRT engine of the QAT model")
         engine = folder / "tensorrt" / Path(outputs["qat"]).with_suffix(".engine").name
@@ -108,7 +107,7 @@ def _export(options: PipelineOptions, state: _State) -> dict:
 
 
 def _evaluate(options: PipelineOptions, state: _State) -> dict:
-    from .evaluate import evaluate
+    from bienbao.trainer.evaluation.evaluate import evaluate
 
     results = {}
     kinds = {"fp32": "PyTorch", "ptq": "fake-quant", "qat": "fake-quant"}
@@ -127,8 +126,7 @@ def _bench(options: PipelineOptions, state: _State) -> dict:
 
     from bienbao.bench import build_result, run_benchmark
     from bienbao.bench.report import plot
-
-    from .evaluate import split_images
+    from bienbao.trainer.evaluation.evaluate import split_images
 
     exported = state.outputs("export")  # fp32 first: the ratios are against it
     frames = [cv2.imread(str(p)) for p in split_images(Path(options.train.data), options.split)[:8]]
@@ -180,7 +178,7 @@ def _report(options: PipelineOptions, state: _State) -> dict:
     lines += ["", f"Device: {bench['device']['cpu']} ({bench['device']['cores']} cores).", ""]
     if state.outputs("bench").get("chart"):
         lines.append("![latency](latency.png)")
-    from .compare import example_frames
+    from bienbao.trainer.evaluation.compare import example_frames
 
     exported = state.outputs("export")
     shown = [
@@ -207,9 +205,8 @@ def run_pipeline(options: PipelineOptions) -> Path:
     """Run (or resume) every step; returns the report's path."""
     if "engine" in options.export_formats:  # checked before hours of training, not after
         from bienbao.quant import ConfigError
-
-        from .config import load_quantization
-        from .formats import check_combination
+        from bienbao.trainer.config import load_quantization
+        from bienbao.trainer.formats import check_combination
 
         target = load_quantization(options.qat.quantization).target
         try:

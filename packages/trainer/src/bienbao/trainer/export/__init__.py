@@ -1,8 +1,8 @@
 """Export of FP32, PTQ and QAT checkpoints to deployable files with their own metadata."""
 
-from .onnx_export import ExportError, ExportResult, export_onnx
-from .qdq_graph import QDQReport, fold_weight_quantizers, qdq_report
-from .tflite_export import TFLiteExport, export_tflite
+from bienbao.trainer.export.onnx_export import ExportError, ExportResult, export_onnx
+from bienbao.trainer.export.qdq_graph import QDQReport, fold_weight_quantizers, qdq_report
+from bienbao.trainer.export.tflite_export import TFLiteExport, export_tflite
 
 __all__ = [
     "ExportError",

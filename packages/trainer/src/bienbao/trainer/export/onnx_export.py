@@ -15,18 +15,16 @@ from pathlib import Path
 import onnx
 import torch
 from torch import nn
-from ultralytics.nn.modules import DFL, Detect
 
-from bienbao.cli.files import atomic_path, check_writable
+from bienbao.cli.files import atomic_path, check_writable, file_sha256
 from bienbao.quant import QATModule, convert, enable_fake_quant, iter_quantizers, set_weight_bits
 from bienbao.runtime.metadata import METADATA_KEY, ModelMetadata, Quantization
-
-from .. import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
-from .._runs import file_sha256, load_detection_model
-from ..formats import EXPORT_TARGETS
-from ..sizes import ImageSize, input_size, rect_size
-from ..yolo_qat import is_quantized
-from .qdq_graph import QDQReport, fold_weight_quantizers, qdq_report
+from bienbao.trainer.export.qdq_graph import QDQReport, fold_weight_quantizers, qdq_report
+from bienbao.trainer.formats import EXPORT_TARGETS
+from bienbao.trainer.sizes import ImageSize, input_size, rect_size
+from bienbao.trainer.ultralytics.export_heads import heads_for_export
+from bienbao.trainer.ultralytics.models import load_detection_model
+from bienbao.trainer.ultralytics.qat_model import is_quantized
 
 __all__ = [
     "WEIGHT_BITS",
@@ -204,43 +202,6 @@ def _check_target(model: nn.Module, target: str, checkpoint: Path) -> None:
         )
 
 
-class LastAxisDFL(DFL):
-    """DFL with its softmax over the last axis: the same numbers, but ONNX Runtime runs a
-    softmax over a middle axis through transposes (a tenth of an INT8 frame at 640:
-    docs/results/design-measurements.md)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, a = x.shape
-        p = x.view(b, 4, self.c1, a).transpose(2, 3).softmax(-1)  # (b, 4, anchors, bins)
-        return (p @ self.conv.weight.view(self.c1, 1)).view(b, 4, a)
-
-
-class BoundedDFL(DFL):
-    """The DFL for box logits that come off a quantizer's grid, so are bounded (``|x|`` below
-    ``BOUNDED_LOGITS``; exp cannot overflow): the softmax expectation without its max-shift, as
-    one MatMul over the bins, ``[bins; ones] @ exp(x)``, then a division. No transpose, no
-    softmax kernel: a third of the time (profiled: docs/results/design-measurements.md)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, a = x.shape
-        weights = torch.stack([self.conv.weight.view(self.c1), torch.ones_like(self.conv.weight.view(self.c1))])
-        sums = weights @ x.view(b, 4, self.c1, a).exp()  # (b, 4, 2, anchors): sum(bin * e), sum(e)
-        return (sums[:, :, 0] / sums[:, :, 1]).view(b, 4, a)
-
-
-BOUNDED_LOGITS = 80.0  # exp(80) is far from float32's limit (3.4e38 ~ exp(88.7)), even summed over 16 bins
-
-
-def _dfl_for(head: nn.Module) -> type[DFL]:
-    """``BoundedDFL`` when the head's box logits sit on a quantizer's grid that keeps them below
-    ``BOUNDED_LOGITS``, else ``LastAxisDFL`` (float logits: the max-shifted softmax)."""
-    quantizer = getattr(head, "box_output_quantizer", None)
-    if quantizer is None or not quantizer.quantizing:
-        return LastAxisDFL
-    low, high = quantizer.representable_range(quantizer.scale.detach().float())
-    return BoundedDFL if float(torch.maximum(low.abs(), high.abs()).max()) < BOUNDED_LOGITS else LastAxisDFL
-
-
 def prepare_for_export(model: nn.Module, target: str) -> nn.Module:
     """The module that gets traced: BN folded, ranges frozen, Detect head in export mode."""
     model = copy.deepcopy(model).float().eval()
@@ -249,11 +210,7 @@ def prepare_for_export(model: nn.Module, target: str) -> nn.Module:
         if target == "fp32":
             enable_fake_quant(model, False)
     model = model.fuse(verbose=False) if hasattr(model, "fuse") else model  # BN of float Conv blocks
-    for module in model.modules():
-        if isinstance(module, Detect):
-            module.export, module.format, module.dynamic = True, "onnx", False
-            if type(getattr(module, "dfl", None)) is DFL:
-                module.dfl.__class__ = _dfl_for(module)
+    heads_for_export(model)
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model

@@ -20,8 +20,7 @@ import onnx
 
 from bienbao.runtime.backends.tensorrt import check_tensorrt_version
 from bienbao.runtime.metadata import METADATA_KEY, ModelMetadata
-
-from ..formats import check_combination
+from bienbao.trainer.formats import check_combination
 
 __all__ = ["EngineBuildError", "build_engine", "trtexec_command"]
 

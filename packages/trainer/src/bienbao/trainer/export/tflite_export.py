@@ -28,11 +28,7 @@ from torch import nn
 
 from bienbao.quant import FakeQuantize, iter_quantizers
 from bienbao.runtime.metadata import ModelMetadata, Quantization
-
-from .. import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
-from .._runs import load_detection_model
-from ..formats import PRECISIONS
-from .onnx_export import (
+from bienbao.trainer.export.onnx_export import (
     ExportError,
     ImageSize,
     apply_weight_bits,
@@ -44,6 +40,8 @@ from .onnx_export import (
     prepare_for_export,
     require_quantized,
 )
+from bienbao.trainer.formats import PRECISIONS
+from bienbao.trainer.ultralytics.models import load_detection_model
 
 __all__ = ["TFLITE_TARGETS", "TFLiteExport", "export_tflite", "freeze_for_tflite"]
 

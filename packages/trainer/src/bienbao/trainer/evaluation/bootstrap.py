@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .evaluate import Evaluation
+from bienbao.trainer.evaluation.evaluate import Evaluation
 
 __all__ = ["Difference", "paired_difference"]
 
@@ -41,7 +41,7 @@ class Difference:
 
 
 def _maps(stats: dict[str, list], index: np.ndarray) -> tuple[float, float]:
-    from .ultralytics_seam import ap_per_class
+    from bienbao.trainer.ultralytics.seam import ap_per_class
 
     pick = lambda key, empty: np.concatenate([stats[key][i] for i in index]) if len(index) else empty  # noqa: E731
     target = pick("target_cls", np.zeros(0))

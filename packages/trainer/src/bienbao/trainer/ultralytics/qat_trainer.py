@@ -1,4 +1,4 @@
-"""``bienbao qat``: quantization-aware fine-tuning of an FP32 YOLOv8 checkpoint.
+"""The QAT trainer: ultralytics' ``DetectionTrainer`` for a fake-quantized YOLOv8.
 
 ``QATDetectionTrainer`` is ultralytics' ``DetectionTrainer`` with four changes:
 
@@ -40,19 +40,18 @@ from bienbao.quant import (
     iter_quantizers,
     print_quant_summary,
 )
-
-from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
-from ._runs import RunLayout, append_csv, checked_dataset, load_detection_model, ultralytics_overrides
-from .calibration import calibration_loop
-from .config import ConfigError, QATConfig, QATSchedule, TrainConfig, from_dict, load_quantization
-from .distill import DistilledCriterion
-from .tensorboard import TensorBoardCallback
-from .threads import use_all_cores
-from .yolo_qat import is_quantized, prepare_yolo_qat
+from bienbao.trainer.config import QATConfig, QATSchedule, from_dict, load_quantization
+from bienbao.trainer.runs.layout import append_csv
+from bienbao.trainer.threads import use_all_cores
+from bienbao.trainer.ultralytics.calibration import calibration_loop
+from bienbao.trainer.ultralytics.distill import DistilledCriterion
+from bienbao.trainer.ultralytics.models import load_detection_model
+from bienbao.trainer.ultralytics.qat_model import is_quantized, prepare_yolo_qat
+from bienbao.trainer.ultralytics.tensorboard import TensorBoardCallback
 
 log = logging.getLogger("bienbao.trainer")
 
-__all__ = ["SETUP_ENV", "QATDetectionTrainer", "QATSetup", "Switches", "build_qat_trainer", "run_qat", "switches_at"]
+__all__ = ["SETUP_ENV", "SETUP_FILE", "QATDetectionTrainer", "QATSetup", "Switches", "switches_at"]
 
 SETUP_ENV = "BIENBAO_QAT_SETUP"
 SETUP_FILE = "bienbao_qat.json"
@@ -149,7 +148,7 @@ class QATDetectionTrainer(DetectionTrainer):
             )
             top_k = calibration.critical_top_k
             if top_k:  # rank, keep the top K float, prepare and calibrate again
-                from .calibration import calibration_images, prepare_calibrated
+                from bienbao.trainer.ultralytics.calibration import calibration_images, prepare_calibrated
 
                 model, _ = prepare_calibrated(
                     self._fp32_model.to(self.device),
@@ -259,59 +258,3 @@ class QATDetectionTrainer(DetectionTrainer):
     @staticmethod
     def _after_save(trainer: QATDetectionTrainer) -> None:
         atomic_write_text(Path(trainer.save_dir) / SETUP_FILE, trainer.setup.to_json())
-
-
-def _check_resumable(last: Path) -> None:
-    """A clear error for a ``last.pt`` that ultralytics would refuse with an AssertionError: a
-    finished run (its checkpoint has no optimizer state and epoch -1)."""
-    checkpoint = torch.load(last, map_location="cpu", weights_only=False)
-    if checkpoint.get("epoch", -1) < 0 or checkpoint.get("optimizer") is None:
-        raise ConfigError(
-            f"cannot resume {last}: that run finished, there is nothing left to train. Start a new run "
-            "(bienbao qat --weights ... --name NEW) or use its best.pt"
-        )
-
-
-def build_qat_trainer(train: TrainConfig, qat: QATConfig, resume: str | None = None) -> QATDetectionTrainer:
-    """The configured trainer for a new QAT run, or for resuming one from its ``last.pt``."""
-    if resume is not None:
-        last = Path(resume)
-        setup_file = last.parent.parent / SETUP_FILE
-        if not last.is_file() or not setup_file.is_file():
-            raise FileNotFoundError(f"cannot resume: {last} or its run's {SETUP_FILE} is missing")
-        _check_resumable(last)
-        setup = QATSetup.from_json(setup_file.read_text(encoding="utf-8"), str(setup_file))
-        # the resumed run's own layout (logs/<run>/weights/last.pt): never the config's default name
-        layout = RunLayout(train, last.parent.parent.name)
-        overrides = {"resume": str(last)}
-    else:
-        layout = RunLayout(train, qat.name)
-        if not Path(qat.weights).is_file():
-            raise FileNotFoundError(
-                f"FP32 checkpoint {qat.weights} not found (run `bienbao train` first, or pass --weights)"
-            )
-        checked_dataset(train.data, float(qat.ultralytics.get("fliplr", 0.5)))
-        schedule, change = qat.schedule.fit(qat.epochs)
-        if change:
-            log.warning(change)
-            qat = dataclasses.replace(qat, schedule=schedule)
-        setup = QATSetup(qat, qat.quantization, str(layout.tensorboard))
-        extra = {"model": str(qat.weights), **qat.ultralytics_args()}
-        if qat.distillation.enabled and qat.distillation.method == "feature":
-            extra.update(distill_model=str(qat.weights), dis=qat.distillation.weight)
-        overrides = ultralytics_overrides(train, layout, extra)
-    trainer = QATDetectionTrainer(overrides=overrides, setup=setup)
-    publish = lambda t: layout.publish_weights(Path(t.wdir))  # noqa: E731
-    trainer.add_callback("on_model_save", publish)
-    trainer.add_callback("on_train_end", publish)
-    trainer.layout = layout
-    return trainer
-
-
-def run_qat(train: TrainConfig, qat: QATConfig, resume: str | None = None) -> Path:
-    """Run QAT (or resume one from its ``last.pt``); returns the best checkpoint's published path."""
-    trainer = build_qat_trainer(train, qat, resume)
-    trainer.train()
-    layout = trainer.layout
-    print(f"QAT checkpoints: {layout.checkpoints}  logs: {trainer.save_dir}  tensorboard: {layout.tensorboard}")
-    return layout.checkpoints / "best.pt"

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -89,15 +90,38 @@ def _load_yaml(data: Path) -> dict:
     return config
 
 
-def dataset_names(data: str | Path) -> list[str]:
-    """Class names of a dataset YAML (list or {id: name} form)."""
-    config = _load_yaml(Path(data))
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset YAML, read and resolved once: its class names and each split's image folders."""
+
+    path: Path
+    config: dict = field(compare=False, repr=False)
+    names: tuple[str, ...]
+    splits: dict = field(compare=False)  # split -> [image folder, ...]
+
+
+@functools.lru_cache(maxsize=16)
+def _spec(path: Path, _mtime_ns: int) -> DatasetSpec:
+    config = _load_yaml(path)
     names = config.get("names")
     if isinstance(names, dict):
-        return [names[k] for k in sorted(names)]
-    if isinstance(names, list):
-        return list(names)
-    raise DatasetError(f"{data}: 'names' must be a list or a mapping of class id to name")
+        names = [names[k] for k in sorted(names)]
+    if not isinstance(names, list):
+        raise DatasetError(f"{path}: 'names' must be a list or a mapping of class id to name")
+    return DatasetSpec(path, config, tuple(names), split_dirs(path, config))
+
+
+def load_dataset(data: str | Path) -> DatasetSpec:
+    """The dataset YAML at ``data`` (each file parsed once per process, again only if it changes)."""
+    path = Path(data)
+    if not path.is_file():
+        raise DatasetError(f"dataset YAML not found: {path}")
+    return _spec(path.resolve(), path.stat().st_mtime_ns)
+
+
+def dataset_names(data: str | Path) -> list[str]:
+    """Class names of a dataset YAML (list or {id: name} form)."""
+    return list(load_dataset(data).names)
 
 
 def check_names(model_names, data_names, model: str | Path, data: str | Path) -> None:
@@ -250,12 +274,12 @@ def check_dataset(
     """Check the dataset described by ``data`` (a YOLO dataset YAML); never raises for data problems
     (it reports them), only for an unreadable YAML. ``report.raise_for_errors()`` stops a run."""
     data = Path(data)
-    config = _load_yaml(data)
-    nc = len(dataset_names(data))
+    spec = load_dataset(data)
+    config, nc = spec.config, len(spec.names)
     if "nc" in config and config["nc"] != nc:
         raise DatasetError(f"{data}: nc={config['nc']} but {nc} names are given")
     report = DatasetReport(data)
-    for split, folders in split_dirs(data, config).items():
+    for split, folders in spec.splits.items():
         if split not in splits:
             continue
         errors_before = len(report.errors)

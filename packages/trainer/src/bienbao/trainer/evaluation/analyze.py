@@ -29,15 +29,13 @@ import torch
 from torch import nn
 
 from bienbao.quant import FakeQuantize, QATModule, enable_fake_quant, enable_observers, iter_quantizers
-
-from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
-from .yolo_qat import is_quantized
+from bienbao.trainer.ultralytics.qat_model import is_quantized
 
 __all__ = ["LayerError", "activation_histograms", "drift_chart", "layer_error", "layer_sensitivity", "sample_frames"]
 
 
 def _load(checkpoint: str | Path) -> nn.Module:
-    from ._runs import load_detection_model
+    from bienbao.trainer.ultralytics.models import load_detection_model
 
     path = Path(checkpoint)
     if not path.is_file():
@@ -57,8 +55,7 @@ def sample_frames(data: str | Path, split: str, count: int, imgsz: int) -> torch
     import cv2
 
     from bienbao.runtime.preprocess import preprocess
-
-    from .evaluate import split_images
+    from bienbao.trainer.evaluation.evaluate import split_images
 
     images = split_images(Path(data), split)
     if not images:
@@ -125,9 +122,9 @@ def _sqnr_db(signal: float, noise: float) -> float:
 
 
 def _conv_blocks(model: nn.Module) -> dict[str, nn.Module]:
-    from ultralytics.nn.modules import Conv
+    from bienbao.trainer.ultralytics.models import conv_blocks
 
-    return {name: module for name, module in model.named_modules() if isinstance(module, Conv)}
+    return conv_blocks(model)
 
 
 def _block_io(blocks: dict[str, nn.Module], frame: torch.Tensor, run: nn.Module) -> dict[str, tuple]:
@@ -228,8 +225,7 @@ def layer_sensitivity(
 ):
     """``SensitivityReport`` of every QAT layer matching ``layers`` (globs), mAP50 on ``images`` frames."""
     from bienbao.quant import qat_layers, sensitivity_analysis
-
-    from .evaluate import evaluate_module
+    from bienbao.trainer.evaluation.evaluate import evaluate_module
 
     model = _load(checkpoint)
     _require_quantized(model, checkpoint)
@@ -251,7 +247,7 @@ def sensitivity_policy(base_policy: str | Path, report, top_k: int) -> dict:
     """The base ``quantization.yaml`` with rules keeping the ``top_k`` most sensitive layers
     float, appended last so they win. (Float, not wider integers: the runtimes execute 8-bit
     integer kernels, and the export refuses other widths.)"""
-    from .config import load_yaml
+    from bienbao.trainer.config import load_yaml
 
     data = dict(load_yaml(base_policy))
     if "quantization" in data:  # an experiment file: its policy section

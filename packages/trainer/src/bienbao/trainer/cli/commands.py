@@ -36,8 +36,8 @@ def _environment() -> None:
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_CONFIG_DIR", str(Path("logs/.ultralytics").resolve()))
     # before any handler imports ultralytics: some releases import torchvision eagerly (8.4.0 did),
-    # and torchvision's ops must be in place first on CPU-only torch (bienbao.trainer._torchvision_compat)
-    from ._torchvision_compat import ensure_torchvision_ops
+    # and torchvision's ops must be in place first on CPU-only torch (bienbao.trainer.ultralytics.torchvision_ops)
+    from bienbao.trainer.ultralytics.torchvision_ops import ensure_torchvision_ops
 
     ensure_torchvision_ops()
 
@@ -61,7 +61,7 @@ def _set_values(pairs: list[str]) -> dict[str, Any]:
 
 def _train_config(args: argparse.Namespace, name: str | None = None, sets: list[str] | None = None):
     """The base config with the command line's values (and ``--set`` pairs) over it."""
-    from .config import load_train_config, merge
+    from bienbao.trainer.config import load_train_config, merge
 
     overrides = {
         k: getattr(args, k)
@@ -107,8 +107,7 @@ def _run(handler):
         from bienbao.cli import CommandError
         from bienbao.quant import ConfigError
         from bienbao.runtime import MissingDependencyError
-
-        from .dataset_check import DatasetError
+        from bienbao.trainer.dataset import DatasetError
 
         _environment()
         try:
@@ -143,7 +142,7 @@ def register_train(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
 
 
 def _train(args: argparse.Namespace) -> None:
-    from .fp32 import train_fp32
+    from bienbao.trainer.runs.fp32 import train_fp32
 
     train_fp32(_train_config(args, args.name))
 
@@ -179,7 +178,7 @@ def register_qat(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
 
 def _qat_config(args: argparse.Namespace, sets: list[str], epochs: int | None = None, name: str | None = None):
     """The QAT config with --weights/--quantization, the given epochs and name, and --set qat.* over it."""
-    from .config import load_qat_config, merge
+    from bienbao.trainer.config import load_qat_config, merge
 
     values = {"weights": args.weights, "quantization": args.quantization, "epochs": epochs, "name": name}
     overrides = {key: value for key, value in values.items() if value is not None}
@@ -196,7 +195,7 @@ def _split_sets(pairs: list[str] | None, critical: int | None = None) -> tuple[l
 
 
 def _qat(args: argparse.Namespace) -> None:
-    from .qat import run_qat
+    from bienbao.trainer.runs.qat import run_qat
 
     base_sets, qat_sets = _split_sets(args.set, args.critical)
     qat = _qat_config(args, qat_sets, epochs=args.epochs, name=args.name)
@@ -229,7 +228,7 @@ def register_calibrate(subparsers: argparse._SubParsersAction) -> argparse.Argum
 def _calibrate(args: argparse.Namespace) -> None:
     from dataclasses import replace
 
-    from .ptq import run_ptq
+    from bienbao.trainer.runs.ptq import run_ptq
 
     base_sets, qat_sets = _split_sets(args.set, args.critical)
     qat = _qat_config(args, qat_sets)
@@ -241,7 +240,7 @@ def _calibrate(args: argparse.Namespace) -> None:
 
 
 def register_export(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from .formats import EXPORT_TARGETS, FORMATS
+    from bienbao.trainer.formats import EXPORT_TARGETS, FORMATS
 
     parser = subparsers.add_parser(
         "export",
@@ -298,9 +297,9 @@ def register_export(subparsers: argparse._SubParsersAction) -> argparse.Argument
 
 
 def _export(args: argparse.Namespace) -> None:
-    from .config import load_export_config
-    from .export import ExportError, export_onnx, export_tflite
-    from .export.tensorrt_engine import EngineBuildError, build_engine, trtexec_command
+    from bienbao.trainer.config import load_export_config
+    from bienbao.trainer.export import ExportError, export_onnx, export_tflite
+    from bienbao.trainer.export.tensorrt_engine import EngineBuildError, build_engine, trtexec_command
 
     overrides = {
         k: getattr(args, k)
@@ -350,8 +349,7 @@ def _export(args: argparse.Namespace) -> None:
 def _export_size(imgsz: list[int] | None, rect: str | None):
     """``--imgsz`` / ``--rect`` -> the config's imgsz (``None``: the config's own)."""
     from bienbao.cli import CommandError
-
-    from .sizes import input_size, parse_aspect, rect_size
+    from bienbao.trainer.sizes import input_size, parse_aspect, rect_size
 
     try:
         if rect is not None:
@@ -418,7 +416,7 @@ def _checked(handler):
 def _evaluate(args: argparse.Namespace) -> None:
     import json
 
-    from .evaluate import evaluate
+    from bienbao.trainer.evaluation.evaluate import evaluate
 
     result = evaluate(args.model, args.data, args.split, args.imgsz, args.conf, args.iou, backend=args.backend)
     print(result.table())
@@ -474,8 +472,8 @@ def register_pipeline(subparsers: argparse._SubParsersAction) -> argparse.Argume
 def _pipeline(args: argparse.Namespace) -> None:
     from dataclasses import replace
 
-    from .config import load_export_config
-    from .pipeline import PipelineOptions, run_pipeline
+    from bienbao.trainer.config import load_export_config
+    from bienbao.trainer.pipeline import PipelineOptions, run_pipeline
 
     sample = args.data is None
     if sample:
@@ -523,7 +521,7 @@ def register_check_data(subparsers: argparse._SubParsersAction) -> argparse.Argu
 
 
 def _check_data(args: argparse.Namespace) -> None:
-    from .dataset_check import check_dataset
+    from bienbao.trainer.dataset import check_dataset
 
     report = check_dataset(args.data, decode_images=not args.no_decode)
     print(report.format())
@@ -549,7 +547,7 @@ def register_init(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
 
 
 def _init(args: argparse.Namespace) -> None:
-    from .config_files import init_configs
+    from bienbao.trainer.config_files import init_configs
 
     written = init_configs(args.dir, force=args.force)
     folder = Path(args.dir) / "configs"

@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 from bienbao.cli.files import atomic_write_text
-
-from .cli import _checked, _run
+from bienbao.trainer.cli.commands import _checked, _run
 
 QUANTIZATION = "./configs/quantization.yaml, else the packaged default"
 
@@ -61,7 +60,7 @@ def register_compare(subparsers: argparse._SubParsersAction) -> argparse.Argumen
 
 
 def _compare(args: argparse.Namespace) -> None:
-    from .compare import compare, parse_model_spec
+    from bienbao.trainer.evaluation.compare import compare, parse_model_spec
 
     models = [parse_model_spec(spec) for spec in args.models]
     compared = compare(models, args.data, args.split, args.out, args.imgsz, args.examples, bootstrap=args.bootstrap)
@@ -160,7 +159,7 @@ def _out(args: argparse.Namespace) -> Path:
 
 
 def _error(args: argparse.Namespace) -> None:
-    from .analyze import error_chart, error_table, errors_to_dicts, layer_error, sample_frames
+    from bienbao.trainer.evaluation.analyze import error_chart, error_table, errors_to_dicts, layer_error, sample_frames
 
     out = _out(args)
     errors = layer_error(args.model, sample_frames(args.data, args.split, args.images, args.imgsz), args.fp32)
@@ -189,8 +188,8 @@ def _error(args: argparse.Namespace) -> None:
 def _sensitivity(args: argparse.Namespace) -> None:
     import yaml
 
-    from .analyze import layer_sensitivity, sensitivity_policy
-    from .config import load_policy
+    from bienbao.trainer.config import load_policy
+    from bienbao.trainer.evaluation.analyze import layer_sensitivity, sensitivity_policy
 
     out = _out(args)
     report = layer_sensitivity(args.model, args.data, args.split, args.images, args.imgsz, args.layers or ["*"])
@@ -208,7 +207,7 @@ def _sensitivity(args: argparse.Namespace) -> None:
         + "\n",
     )
     policy = out / "quantization.yaml"
-    from .config_files import locate_config
+    from bienbao.trainer.config_files import locate_config
 
     base = locate_config("quantization", args.base).path
     atomic_write_text(
@@ -232,7 +231,7 @@ def _sensitivity(args: argparse.Namespace) -> None:
 
 
 def _activations(args: argparse.Namespace) -> None:
-    from .analyze import activation_histograms, sample_frames
+    from bienbao.trainer.evaluation.analyze import activation_histograms, sample_frames
 
     out = _out(args)
     frames = sample_frames(args.data, args.split, args.images, args.imgsz)
@@ -241,7 +240,7 @@ def _activations(args: argparse.Namespace) -> None:
 
 
 def _drift(args: argparse.Namespace) -> None:
-    from .analyze import drift_chart, read_drift
+    from bienbao.trainer.evaluation.analyze import drift_chart, read_drift
 
     out = _out(args)
     rows = read_drift(args.run)

@@ -11,8 +11,6 @@ from torch.utils.data import DataLoader, RandomSampler
 from ultralytics.data import build_yolo_dataset
 from ultralytics.utils import TQDM
 
-from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
-
 __all__ = ["calibration_images", "calibration_loop", "prepare_calibrated"]
 
 
@@ -83,8 +81,7 @@ def prepare_calibrated(
     float, prepared and calibrated again. Returns ``(model, ranking or None)``; the chosen layers and
     why are in ``model.bienbao_critical`` (saved with the checkpoint)."""
     from bienbao.quant import QuantPolicy, calibrate, critical_rules, rank_by_output_error
-
-    from .yolo_qat import prepare_yolo_qat
+    from bienbao.trainer.ultralytics.qat_model import prepare_yolo_qat
 
     model = prepare_yolo_qat(fp32, quantization.policy, quantization.target)
     calibrate(model, forward_loop)

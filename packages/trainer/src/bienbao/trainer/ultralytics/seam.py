@@ -91,6 +91,13 @@ def check_ultralytics(version: str | None = None) -> str:
     return installed
 
 
+def setting_names() -> frozenset[str]:
+    """Every training/validation setting ultralytics accepts (its ``default.yaml``)."""
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    return frozenset(DEFAULT_CFG_DICT)
+
+
 @dataclass(frozen=True)
 class APResult:
     """``ultralytics.utils.metrics.ap_per_class``'s twelve results, by name."""

@@ -67,7 +67,8 @@ def distillation_loss(
     if student["scores"].shape != teacher["scores"].shape or student["boxes"].shape != teacher["boxes"].shape:
         raise ValueError(
             f"student and teacher heads differ: scores {tuple(student['scores'].shape)} vs "
-            f"{tuple(teacher['scores'].shape)}, boxes {tuple(student['boxes'].shape)} vs {tuple(teacher['boxes'].shape)}"
+            f"{tuple(teacher['scores'].shape)}, boxes {tuple(student['boxes'].shape)} vs "
+            f"{tuple(teacher['boxes'].shape)}"
         )
     t = float(temperature)
     teacher_scores = teacher["scores"].detach().float()

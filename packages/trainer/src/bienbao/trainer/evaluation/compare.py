@@ -27,10 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from bienbao.cli.files import atomic_write_text
-
-from .bootstrap import Difference, paired_difference
-from .evaluate import Evaluation, evaluate, split_images
-from .threads import use_all_cores
+from bienbao.trainer.evaluation.bootstrap import Difference, paired_difference
+from bienbao.trainer.evaluation.evaluate import Evaluation, evaluate, split_images
 
 __all__ = ["ComparedModel", "compare", "example_frames", "parse_model_spec"]
 
@@ -315,8 +313,7 @@ def example_frames(
     import cv2
 
     from bienbao.runtime.draw import Annotator
-
-    from .dataset_check import label_path
+    from bienbao.trainer.dataset import label_path
 
     def signs(path: Path) -> int:
         label = label_path(path)
@@ -352,19 +349,11 @@ def _detector(path: Path, imgsz: int, conf: float = 0.25):
 
     if path.suffix != ".pt":
         return Detector(path, conf=conf).detect
-    from ultralytics import YOLO
+    from bienbao.trainer.ultralytics.models import checkpoint_predictor
 
-    model = YOLO(str(path))
-    model.add_callback("on_predict_start", use_all_cores)
-    names = tuple(model.names[i] for i in sorted(model.names))
+    names, predict = checkpoint_predictor(path, imgsz, conf)
 
     def run(frame: np.ndarray) -> Detections:
-        boxes = model.predict(frame, imgsz=imgsz, conf=conf, verbose=False)[0].boxes
-        return Detections(
-            boxes.xyxy.numpy().astype(np.float32),
-            boxes.conf.numpy().astype(np.float32),
-            boxes.cls.numpy().astype(np.int64),
-            names,
-        )
+        return Detections(*predict(frame), names)
 
     return run

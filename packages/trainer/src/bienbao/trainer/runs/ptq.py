@@ -12,18 +12,15 @@ import datetime
 from pathlib import Path
 
 import torch
-from ultralytics.cfg import get_cfg
-from ultralytics.data.utils import check_det_dataset
-from ultralytics.utils.torch_utils import select_device
 
 from bienbao.quant import print_quant_summary
 
-from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
-from ._runs import RunLayout, checked_dataset, file_sha256, load_detection_model
-from .calibration import calibration_images, calibration_loop, prepare_calibrated
-from .config import CalibrationConfig, TrainConfig, load_quantization
-from .threads import use_all_cores
-from .yolo_qat import is_quantized
+from bienbao.cli.files import file_sha256
+from bienbao.trainer.runs.layout import RunLayout, checked_dataset
+from bienbao.trainer.ultralytics.models import calibration_context, load_detection_model
+from bienbao.trainer.ultralytics.calibration import calibration_images, calibration_loop, prepare_calibrated
+from bienbao.trainer.config import CalibrationConfig, TrainConfig, load_quantization
+from bienbao.trainer.ultralytics.qat_model import is_quantized
 
 __all__ = ["run_ptq"]
 
@@ -40,11 +37,9 @@ def run_ptq(
     model = load_detection_model(weights)
     if is_quantized(model):
         raise ValueError(f"{weights} is already quantized: calibrate takes an FP32 checkpoint")
-    device = select_device(train.device or "", verbose=False)
-    use_all_cores()  # select_device left torch one core short
+    context = calibration_context(train.data, train.imgsz, train.device)
+    args, data, device = context.args, context.data, context.device
     model = model.to(device)
-    args = get_cfg(overrides={"imgsz": train.imgsz, "data": train.data, "workers": 0})
-    data = check_det_dataset(train.data)
     stride = max(int(model.stride.max()), 32)
     qat, _ = prepare_calibrated(
         model,

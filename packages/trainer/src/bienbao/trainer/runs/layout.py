@@ -12,8 +12,8 @@ from typing import Any
 from bienbao.cli.errors import first_line
 from bienbao.cli.files import atomic_path, file_sha256
 
-from .config import ConfigError, TrainConfig
-from .dataset_check import check_dataset, dataset_names
+from bienbao.trainer.config import ConfigError, TrainConfig
+from bienbao.trainer.dataset import check_dataset, dataset_names
 
 __all__ = [
     "MIRROR_PAIRS",
@@ -21,7 +21,6 @@ __all__ = [
     "append_csv",
     "checked_dataset",
     "file_sha256",
-    "load_detection_model",
     "resolve_model_source",
     "ultralytics_overrides",
 ]
@@ -78,20 +77,6 @@ def checked_dataset(data: str | Path, fliplr: float) -> list[str]:
             ", ".join(flipped[:4]),
         )
     return names
-
-
-def load_detection_model(path: str | Path):
-    """The model inside an ultralytics checkpoint (``load_checkpoint``), or one line naming the file
-    when it is not one (a text file renamed .pt, a truncated download)."""
-    from ultralytics.nn.tasks import load_checkpoint
-
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found")
-    try:
-        model, _ = load_checkpoint(path)
-    except Exception as exc:  # ultralytics wraps pickle/zip errors in TypeError with a banner
-        raise ConfigError(f"{path} is not an ultralytics checkpoint: {first_line(exc, 200)}") from exc
-    return model
 
 
 def resolve_model_source(model: str) -> str:

@@ -22,11 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bienbao.cli.errors import first_line
-
-from . import _compat  # noqa: F401  (torchvision NMS on CPU-only torch; ultralytics imports torchvision lazily)
-from .dataset_check import IMAGE_SUFFIXES, check_names, dataset_names, label_path, split_dirs
-from .threads import use_all_cores
+from bienbao.trainer.dataset import IMAGE_SUFFIXES, check_names, dataset_names, label_path, load_dataset
 
 __all__ = ["Evaluation", "evaluate", "evaluate_module", "label_targets", "match_predictions", "split_images"]
 
@@ -105,9 +101,7 @@ def label_targets(label: Path, width: int, height: int) -> tuple[np.ndarray, np.
 def split_images(data: Path, split: str) -> list[Path]:
     """The images of ``split``; ``val+test`` joins splits (the question "which model is better"
     wants every labelled frame the models were not trained on)."""
-    import yaml
-
-    folders = split_dirs(data, yaml.safe_load(data.read_text()))
+    folders = load_dataset(data).splits
     images: list[Path] = []
     for part in split.split("+"):
         if part not in folders:
@@ -136,7 +130,7 @@ def _summarise(
     stats: dict,
     speed: dict[str, float],
 ) -> Evaluation:
-    from .ultralytics_seam import ap_per_class
+    from bienbao.trainer.ultralytics.seam import ap_per_class
 
     target_cls = np.concatenate(stats["target_cls"]) if stats["target_cls"] else np.zeros(0, np.int64)
     tp = np.concatenate(stats["tp"]) if stats["tp"] else np.zeros((0, 10), bool)
@@ -263,52 +257,26 @@ def _run_frames(
 def _evaluate_checkpoint(
     model: Path, data: Path, split: str, imgsz: int, conf: float, iou: float, batch: int
 ) -> Evaluation:
-    from ultralytics import YOLO
+    from bienbao.trainer.ultralytics.models import validate_checkpoint
 
     names = dataset_names(data)
-    try:  # one load: the names are checked on the model that is then validated
-        yolo = YOLO(str(model))
-    except Exception as exc:  # ultralytics wraps pickle/zip errors in a TypeError with a banner
-        raise ValueError(f"{model} is not an ultralytics checkpoint: {first_line(exc, 200)}") from exc
-    check_names([yolo.names[i] for i in sorted(yolo.names)], names, model, data)
-    # rect=False: the square letterbox every exported file sees (ultralytics' default, rectangular
-    # batches, feeds 640x384 for these frames and scores the same weights about 1 point lower)
-    yolo.add_callback("on_val_start", use_all_cores)
-    metrics = yolo.val(
-        data=str(data),
-        split=split,
-        imgsz=imgsz,
-        conf=conf,
-        iou=iou,
-        batch=batch,
-        rect=False,
-        plots=False,
-        verbose=False,
-        workers=0,
+    scores = validate_checkpoint(
+        model, data, split, imgsz, conf, iou, batch, lambda model_names: check_names(model_names, names, model, data)
     )
-    box = metrics.box
-    per_class = {
-        names[int(c)]: {
-            "ap50": round(float(box.ap50[i]), 4),
-            "ap50_95": round(float(box.ap[i]), 4),
-            "instances": int(metrics.nt_per_class[int(c)]),
-        }
-        for i, c in enumerate(box.ap_class_index)
-    }
     return Evaluation(
         str(model),
         str(data),
         split,
         "ultralytics",
         len(split_images(data, split)),
-        int(metrics.nt_per_class.sum()),
-        float(box.map50),
-        float(box.map),
-        float(box.mp),
-        float(box.mr),
-        per_class,
-        {k: round(float(v), 2) for k, v in metrics.speed.items() if k in ("preprocess", "inference", "postprocess")},
-        _pr_curve(box.px, box.prec_values),
+        scores.instances,
+        scores.map50,
+        scores.map50_95,
+        scores.precision,
+        scores.recall,
+        scores.per_class,
+        scores.speed_ms,
+        _pr_curve(scores.curve_recall, scores.curve_precision),
     )
 
 

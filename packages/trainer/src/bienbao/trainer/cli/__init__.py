@@ -1,0 +1,1 @@
+"""The trainer's ``bienbao`` subcommands (registered through the ``bienbao.commands`` entry points)."""
