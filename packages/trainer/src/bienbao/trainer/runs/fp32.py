@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bienbao.trainer.runs.layout import RunLayout, checked_dataset, resolve_model_source, ultralytics_overrides
 from bienbao.trainer.config import TrainConfig
+from bienbao.trainer.runs.layout import RunLayout, checked_dataset, resolve_model_source, ultralytics_overrides
 from bienbao.trainer.ultralytics.models import train_detector
 from bienbao.trainer.ultralytics.tensorboard import TensorBoardCallback
 

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import torch
 
-from bienbao.quant import print_quant_summary
-
 from bienbao.cli.files import file_sha256
-from bienbao.trainer.runs.layout import RunLayout, checked_dataset
-from bienbao.trainer.ultralytics.models import calibration_context, load_detection_model
-from bienbao.trainer.ultralytics.calibration import calibration_images, calibration_loop, prepare_calibrated
+from bienbao.quant import print_quant_summary
 from bienbao.trainer.config import CalibrationConfig, TrainConfig, load_quantization
+from bienbao.trainer.runs.layout import RunLayout, checked_dataset
+from bienbao.trainer.ultralytics.calibration import calibration_images, calibration_loop, prepare_calibrated
+from bienbao.trainer.ultralytics.models import calibration_context, load_detection_model
 from bienbao.trainer.ultralytics.qat_model import is_quantized
 
 __all__ = ["run_ptq"]
