@@ -28,7 +28,17 @@ from PIL import Image, UnidentifiedImageError
 
 from bienbao.runtime.sources import IMAGE_SUFFIXES  # the one definition
 
-__all__ = ["DatasetError", "DatasetReport", "Problem", "check_dataset", "dataset_names", "label_path", "split_dirs"]
+__all__ = [
+    "DatasetError",
+    "DatasetReport",
+    "DatasetSpec",
+    "Problem",
+    "check_dataset",
+    "dataset_names",
+    "label_path",
+    "load_dataset",
+    "split_dirs",
+]
 
 
 class DatasetError(ValueError):
@@ -116,7 +126,7 @@ def load_dataset(data: str | Path) -> DatasetSpec:
     path = Path(data)
     if not path.is_file():
         raise DatasetError(f"dataset YAML not found: {path}")
-    return _spec(path.resolve(), path.stat().st_mtime_ns)
+    return _spec(path.absolute(), path.stat().st_mtime_ns)  # absolute, not resolved: a symlinked YAML keeps its folder
 
 
 def dataset_names(data: str | Path) -> list[str]:
