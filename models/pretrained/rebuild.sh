@@ -21,13 +21,11 @@ if [[ " $STEPS " == *" fp32 "* ]]; then
 fi
 
 if [[ " $STEPS " == *" qat "* ]]; then
-  # the default policy (configs/quantization.yaml: ONNX Runtime layout) and optimiser settings of
-  # configs/qat.yaml, 3 epochs: every quantizer on from the start, BN statistics frozen from epoch 1,
-  # ranges frozen for the last epoch
-  bienbao qat --weights "$OUT/yolov8n-vn-signs-fp32.pt" --data "$DATA" --epochs 3 --name ship_qat \
-    --set qat.schedule.enable_activations_epoch=0 --set qat.schedule.freeze_bn_epoch=1 \
-    --set qat.schedule.freeze_observers_epoch=2
-  cp models/checkpoints/ship_qat/best.pt "$OUT/yolov8n-vn-signs-qat.pt"
+  # the packaged recipe (configs/qat.yaml + configs/quantization.yaml, the QAT study's best row):
+  # ONNX Runtime layout, model.0/model.1 float, learnable (LSQ) weight scales, 3 epochs with every
+  # quantizer on from the start, BN statistics frozen from epoch 1, ranges frozen for the last epoch
+  bienbao qat --weights "$OUT/yolov8n-vn-signs-fp32.pt" --data "$DATA" --name ship_qat
+  cp models/checkpoints/ship_qat/last.pt "$OUT/yolov8n-vn-signs-qat.pt"
 fi
 
 if [[ " $STEPS " == *" export "* ]]; then
@@ -36,6 +34,9 @@ if [[ " $STEPS " == *" export "* ]]; then
   mv "$tmp/onnx/pretrained_yolov8n-vn-signs-qat_onnxruntime.onnx" "$OUT/yolov8n-vn-signs-int8-onnxruntime.onnx"
   mv "$tmp/tflite/pretrained_yolov8n-vn-signs-qat_int8.tflite" "$OUT/yolov8n-vn-signs-int8.tflite"
   mv "$tmp/tflite/pretrained_yolov8n-vn-signs-qat_int8.json" "$OUT/yolov8n-vn-signs-int8.json"
+  # the recommended CPU file: the same checkpoint at 384x640 (16:9 cameras)
+  bienbao export --checkpoint "$OUT/yolov8n-vn-signs-qat.pt" --format onnx --imgsz 640 --rect --output "$tmp/rect"
+  mv "$tmp"/rect/onnx/*_onnxruntime*.onnx "$OUT/yolov8n-vn-signs-int8-onnxruntime-384x640.onnx"
   rm -r "$tmp"
 fi
 sha256sum "$OUT"/*.pt "$OUT"/*.onnx "$OUT"/*.tflite

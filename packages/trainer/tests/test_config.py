@@ -17,7 +17,10 @@ def test_the_shipped_configs_load() -> None:
     assert isinstance(load_train_config(CONFIGS / "base.yaml"), TrainConfig)
     qat = load_qat_config(CONFIGS / "qat.yaml")
     assert isinstance(qat, QATConfig)
-    assert qat.schedule.enable_activations_epoch > qat.schedule.enable_weights_epoch  # progressive
+    schedule = qat.schedule  # every switch of the packaged schedule happens inside its own run
+    switches = [schedule.enable_weights_epoch, schedule.enable_activations_epoch, schedule.freeze_bn_epoch,
+                schedule.freeze_observers_epoch]
+    assert all(e is not None and 0 <= e < qat.epochs for e in switches), (switches, qat.epochs)
     assert load_train_config(CONFIGS / "base.yaml").ultralytics["fliplr"] == 0.0  # mirrored signs
     for path in [CONFIGS / "quantization.yaml", *sorted((CONFIGS / "experiments").glob("*.yaml"))]:
         assert isinstance(load_policy(path), QuantPolicy), path

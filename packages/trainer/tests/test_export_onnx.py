@@ -21,10 +21,12 @@ def exported(tmp_path_factory, ptq_checkpoint, fp32_weights) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("export")
     ort_ckpt = ptq_checkpoint(IMGSZ)
     trt_ckpt = ptq_checkpoint(IMGSZ, "experiments/exp1_symmetric_quant.yaml")
+    all_integer = ptq_checkpoint(IMGSZ, "experiments/exp0_all_integer.yaml")
     return {
         "ort_ckpt": ort_ckpt,
         "trt_ckpt": trt_ckpt,
         "onnxruntime": export_onnx(ort_ckpt, folder / "onnx", "onnxruntime", imgsz=IMGSZ).path,
+        "all_integer": export_onnx(all_integer, folder / "onnx", "onnxruntime", imgsz=IMGSZ).path,
         "tensorrt": export_onnx(trt_ckpt, folder / "onnx", "tensorrt", imgsz=IMGSZ).path,
         "fp32": export_onnx(fp32_weights, folder / "onnx", "fp32", imgsz=IMGSZ).path,
     }
@@ -57,13 +59,14 @@ def test_metadata_refuses_unknown_versions_and_fields(exported) -> None:
         ModelMetadata.from_json(meta.to_json().replace('"task"', '"tsak"'))
 
 
-@pytest.mark.parametrize("target", ["onnxruntime", "tensorrt"])
+@pytest.mark.parametrize("target", ["onnxruntime", "all_integer", "tensorrt"])
 def test_weights_are_int8_initializers_and_the_file_is_small(exported, target) -> None:
     from bienbao.trainer.export import qdq_report
 
     report = qdq_report(onnx.load(str(exported[target])))
-    # onnxruntime (configs/quantization.yaml): every conv; tensorrt (exp1): the head's final convs float
-    expected = {"onnxruntime": (63, 0), "tensorrt": (57, 6)}[target]
+    # onnxruntime (configs/quantization.yaml): every conv but model.0 and model.1; all_integer (exp0):
+    # every conv; tensorrt (exp1): the head's final convs float
+    expected = {"onnxruntime": (61, 2), "all_integer": (63, 0), "tensorrt": (57, 6)}[target]
     assert (report.int8_weights, report.float_weights) == expected
     assert exported[target].stat().st_size <= 0.30 * exported["fp32"].stat().st_size
 
@@ -75,18 +78,23 @@ def test_tensorrt_graph_shares_one_scale_across_each_concat(exported) -> None:
     assert report.concats_sharing_one_scale == 13  # 8 C2f, 1 SPPF (through its max-pools), 4 neck Concats
 
 
-def test_onnx_runtime_fuses_every_quantized_conv_into_an_integer_kernel(exported, tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("policy", "float_convs"),
+    [("onnxruntime", 2), ("all_integer", 0)],  # the packaged policy keeps model.0 and model.1 float
+)
+def test_onnx_runtime_fuses_every_quantized_conv_into_an_integer_kernel(exported, tmp_path, policy, float_convs) -> None:
     """Check the graph ONNX Runtime actually runs, not only the exported one."""
     options = ort.SessionOptions()
     options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    ort.InferenceSession(str(exported["onnxruntime"]), options, providers=["CPUExecutionProvider"])
+    ort.InferenceSession(str(exported[policy]), options, providers=["CPUExecutionProvider"])
     ops = [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
-    assert ops.count("QLinearConv") == 63  # every conv, the head's final box and class convs included
-    assert ops.count("Conv") == 0  # the DFL runs as a MatMul (BoundedDFL)
-    assert ops.count("QLinearSigmoid") == ops.count("QLinearMul") == 57  # every Conv block's SiLU
+    assert ops.count("QLinearConv") == 63 - float_convs  # the head's final box and class convs included
+    assert ops.count("Conv") + ops.count("FusedConv") == float_convs  # the DFL runs as a MatMul (BoundedDFL)
+    # every quantized Conv block's SiLU
+    assert ops.count("QLinearSigmoid") == ops.count("QLinearMul") == 57 - float_convs
     assert ops.count("QLinearAdd") == 6 and ops.count("QLinearConcat") == 13  # residuals; C2f, SPPF, neck
-    assert ops.count("QuantizeLinear") == 1  # the image: everything else stays integer from there on
+    assert ops.count("QuantizeLinear") == 1  # the image, or model.1's float output: integer from there on
     assert ops.count("DequantizeLinear") == 6  # out of the 6 head convs, into the float box decoding
 
 

@@ -133,7 +133,8 @@ def test_qat_follows_its_schedule_and_freezes_ranges(workdir, tiny_data, fp32_we
     model = checkpoint["ema"] or checkpoint["model"]
     assert type(model.model[22].cv2[0][2]) is QATConv2d  # the head's final convs: quantized, no BN
     assert type(model.model[22].dfl.conv) is nn.Conv2d  # float by policy
-    assert isinstance(model.model[0].conv, QATConvBn2d) and model.model[0].conv.input_quantizer is not None
+    assert type(model.model[0].conv) is nn.Conv2d and type(model.model[1].conv) is nn.Conv2d  # float by policy
+    assert isinstance(model.model[2].cv1.conv, QATConvBn2d) and model.model[2].cv1.conv.input_quantizer is not None
     assert all(q.scale.dtype == torch.float32 for _, q in iter_quantizers(model))  # saved in half, scales not
 
 

@@ -14,7 +14,8 @@ from bienbao.trainer.config import load_policy
 from bienbao.trainer.config_files import PACKAGED as CONFIGS
 from bienbao.trainer.ultralytics.qat_model import QATConcat, QATDetect, QATSiLU, prepare_yolo_qat
 
-POLICY = CONFIGS / "quantization.yaml"  # onnxruntime target
+POLICY = CONFIGS / "experiments/exp0_all_integer.yaml"  # onnxruntime target, every conv integer
+DEFAULT_POLICY = CONFIGS / "quantization.yaml"  # the packaged one: model.0 and model.1 float
 TRT_POLICY = CONFIGS / "experiments/exp1_symmetric_quant.yaml"
 
 
@@ -89,6 +90,18 @@ def test_the_onnxruntime_layout_quantizes_around_each_conv_and_its_silu(qat_ort)
     assert all(getattr(m, "concat_input_quantizer", None) is None for m in qat_ort.modules())
     assert all(getattr(m, "add_input_quantizer", None) is None for m in qat_ort.modules())
     assert all(getattr(m, "input_quantizer", None) is None for m in qat_ort.model if isinstance(m, QATConcat))
+
+
+def test_the_packaged_policy_keeps_the_first_two_convs_float_and_quantizes_from_the_third(fp32) -> None:
+    model = prepare_yolo_qat(fp32, load_policy(DEFAULT_POLICY), target="onnxruntime").eval()
+    for index in (0, 1):  # plain Conv blocks: float conv, BN and SiLU
+        block = model.model[index]
+        assert type(block.conv) is nn.Conv2d and type(block.bn) is nn.BatchNorm2d and not isinstance(block.act, QATSiLU)
+    blocks = [m for m in model.modules() if isinstance(getattr(m, "conv", None), QATConvBn2d)]
+    assert len(blocks) == 57 - 2
+    # the first quantized conv reads model.1's float output: it, and only it, quantizes its input
+    assert [b.conv for b in blocks if b.conv.input_quantizer is not None] == [model.model[2].cv1.conv]
+    assert all(b.conv.weight_quantizer.learnable for b in blocks)  # LSQ weight scales
 
 
 def test_the_onnxruntime_layout_quantizes_add_and_concat_outputs_and_keeps_moves_on_grid(qat_ort) -> None:

@@ -148,7 +148,10 @@ def _block_io(blocks: dict[str, nn.Module], frame: torch.Tensor, run: nn.Module)
 
 
 def layer_error(checkpoint: str | Path, frames: torch.Tensor, reference: str | Path | None = None) -> list[LayerError]:
-    """Accumulated SQNR and cosine similarity, and local SQNR, of each conv block, in network order."""
+    """Accumulated SQNR and cosine similarity, and local SQNR, of each conv block, in network order.
+
+    Blocks whose output equals the reference's exactly (float by policy and fed the same input, such
+    as the packaged policy's model.0 and model.1) have no error to report and are left out."""
     model = _load(checkpoint)
     _require_quantized(model, checkpoint)
     float_model = None if reference is None else _load(reference)
@@ -179,6 +182,7 @@ def layer_error(checkpoint: str | Path, frames: torch.Tensor, reference: str | P
             round(_sqnr_db(s.signal, s.local_noise), 2),
         )
         for name, s in sums.items()
+        if s.noise > 0 or s.local_noise > 0
     ]
 
 
