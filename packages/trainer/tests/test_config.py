@@ -18,8 +18,12 @@ def test_the_shipped_configs_load() -> None:
     qat = load_qat_config(CONFIGS / "qat.yaml")
     assert isinstance(qat, QATConfig)
     schedule = qat.schedule  # every switch of the packaged schedule happens inside its own run
-    switches = [schedule.enable_weights_epoch, schedule.enable_activations_epoch, schedule.freeze_bn_epoch,
-                schedule.freeze_observers_epoch]
+    switches = [
+        schedule.enable_weights_epoch,
+        schedule.enable_activations_epoch,
+        schedule.freeze_bn_epoch,
+        schedule.freeze_observers_epoch,
+    ]
     assert all(e is not None and 0 <= e < qat.epochs for e in switches), (switches, qat.epochs)
     assert load_train_config(CONFIGS / "base.yaml").ultralytics["fliplr"] == 0.0  # mirrored signs
     for path in [CONFIGS / "quantization.yaml", *sorted((CONFIGS / "experiments").glob("*.yaml"))]:

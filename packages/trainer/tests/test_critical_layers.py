@@ -23,6 +23,6 @@ def test_calibrate_keeps_the_critical_layers_float_and_says_why(tiny_data, fp32_
     modules = dict(saved["model"].named_modules())
     for entry in critical:  # float now: a plain conv, its block without activation quantizers
         assert type(modules[entry["layer"]]) is nn.Conv2d, entry["layer"]
-    assert sum(isinstance(m, QATModule) for m in modules.values()) == 61 - 2  # the packaged policy's 61 (model.0 and model.1 float) less the two
+    assert sum(isinstance(m, QATModule) for m in modules.values()) == 61 - 2  # 61: model.0 and model.1 float by policy
     printed = capsys.readouterr().out
     assert "why" in printed and "critical #1 of 61" in printed

@@ -82,7 +82,7 @@ def test_tensorrt_graph_shares_one_scale_across_each_concat(exported) -> None:
     ("policy", "float_convs"),
     [("onnxruntime", 2), ("all_integer", 0)],  # the packaged policy keeps model.0 and model.1 float
 )
-def test_onnx_runtime_fuses_every_quantized_conv_into_an_integer_kernel(exported, tmp_path, policy, float_convs) -> None:
+def test_onnx_runtime_fuses_every_quantized_conv_into_an_integer_kernel(exported, tmp_path, policy, float_convs):
     """Check the graph ONNX Runtime actually runs, not only the exported one."""
     options = ort.SessionOptions()
     options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
