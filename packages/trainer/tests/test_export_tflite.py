@@ -30,19 +30,31 @@ def litert():
 
 @pytest.fixture(scope="module")
 def exported(litert, ptq_checkpoint, tmp_path_factory) -> dict[str, Path]:
+    """The packaged policy (model.0/model.1 float: the image enters as float) and the all-integer
+    one (exp0: the image enters as int8 on the first conv's own grid)."""
     ckpt = ptq_checkpoint(IMGSZ, batches=2)
-    return {"ckpt": ckpt, "int8": export_tflite(ckpt, tmp_path_factory.mktemp("tflite"), "int8", imgsz=IMGSZ).path}
+    all_integer = ptq_checkpoint(IMGSZ, "experiments/exp0_all_integer.yaml", batches=2)
+    folder = tmp_path_factory.mktemp("tflite")
+    return {
+        "ckpt": ckpt,
+        "int8": export_tflite(ckpt, folder, "int8", imgsz=IMGSZ).path,
+        "all_integer_ckpt": all_integer,
+        "all_integer": export_tflite(all_integer, folder, "int8", imgsz=IMGSZ).path,
+    }
+
+
+def _per_channel_int8(interpreter) -> list[dict]:
+    tensors = interpreter.get_tensor_details()
+    return [t for t in tensors if t["dtype"] == np.int8 and len(t["quantization_parameters"]["scales"]) > 1]
 
 
 def test_int8_kernels_carry_the_checkpoints_own_scales(exported, litert) -> None:
     from ultralytics.nn.tasks import load_checkpoint
 
-    interpreter = litert.Interpreter(str(exported["int8"]))
+    interpreter = litert.Interpreter(str(exported["all_integer"]))
     interpreter.allocate_tensors()
-    tensors = interpreter.get_tensor_details()
-    per_channel_int8 = [t for t in tensors if t["dtype"] == np.int8 and len(t["quantization_parameters"]["scales"]) > 1]
-    assert len(per_channel_int8) == 63  # every conv's weights (the DFL is not a learned conv)
-    model, _ = load_checkpoint(exported["ckpt"])
+    assert len(_per_channel_int8(interpreter)) == 63  # every conv's weights (the DFL is not a learned conv)
+    model, _ = load_checkpoint(exported["all_integer_ckpt"])
     first = model.model[0].conv.input_quantizer  # the image's quantizer: uint8 grid, written as int8
     (image,) = interpreter.get_input_details()
     assert image["dtype"] == np.int8 and tuple(image["shape"]) == (1, 3, IMGSZ, IMGSZ)
@@ -50,7 +62,29 @@ def test_int8_kernels_carry_the_checkpoints_own_scales(exported, litert) -> None
     assert scale == pytest.approx(first.scale.item(), rel=1e-6) and zero_point == int(first.zero_point) - 128
     (output,) = interpreter.get_output_details()
     assert output["dtype"] == np.float32  # the decode tail is float: pixels and scores never share a scale
-    assert exported["int8"].stat().st_size < 0.3 * 12.5e6  # int8 weights (the FP32 ONNX is 12.6 MB)
+    assert exported["all_integer"].stat().st_size < 0.3 * 12.5e6  # int8 weights (the FP32 ONNX is 12.6 MB)
+
+
+def test_the_packaged_policy_keeps_its_float_stem_in_the_file(exported, litert) -> None:
+    """model.0 and model.1 stay float by policy: two float convs, the image enters as float32, and
+    the first integer conv (model.2.cv1) quantizes with the checkpoint's own input scale."""
+    from ultralytics.nn.tasks import load_checkpoint
+
+    interpreter = litert.Interpreter(str(exported["int8"]))
+    interpreter.allocate_tensors()
+    per_channel = _per_channel_int8(interpreter)
+    assert len(per_channel) == 61
+    (image,) = interpreter.get_input_details()
+    assert image["dtype"] == np.float32 and tuple(image["shape"]) == (1, 3, IMGSZ, IMGSZ)
+    model, _ = load_checkpoint(exported["ckpt"])
+    assert not hasattr(model.model[0].conv, "input_quantizer") and not hasattr(model.model[1].conv, "input_quantizer")
+    entry = model.model[2].cv1.conv.input_quantizer
+    per_tensor = [
+        float(t["quantization_parameters"]["scales"][0])
+        for t in interpreter.get_tensor_details()
+        if t["dtype"] == np.int8 and len(t["quantization_parameters"]["scales"]) == 1
+    ]
+    assert any(abs(scale / entry.scale.item() - 1) < 1e-6 for scale in per_tensor)
 
 
 def test_metadata_travels_in_a_sidecar(exported, fp32_weights) -> None:
@@ -73,7 +107,8 @@ def test_refusals_name_the_problem(litert, fp32_weights, tmp_path) -> None:
         export_tflite(fp32_weights, afile, "fp32", imgsz=IMGSZ)
 
 
-def test_litert_matches_the_fake_quant_model_on_real_frames(exported, valid_frames, agreeing_detections) -> None:
+@pytest.mark.parametrize("which", ["int8", "all_integer"])
+def test_litert_matches_the_fake_quant_model_on_real_frames(exported, which, valid_frames, agreeing_detections) -> None:
     """The LiteRT backend (XNNPACK int8 kernels, fixed-point requantization, table-driven sigmoid)
     against the fake-quant model on 40 real frames at 640: looser than ONNX Runtime, as measured
     (about 85% of boxes have a twin of the same class with IoU > 0.9; scores agree to 1e-5 median)."""
@@ -84,9 +119,9 @@ def test_litert_matches_the_fake_quant_model_on_real_frames(exported, valid_fram
     from bienbao.runtime.preprocess import preprocess
     from bienbao.trainer.export.onnx_export import prepare_for_export
 
-    model, _ = load_checkpoint(exported["ckpt"])
+    model, _ = load_checkpoint(exported["ckpt" if which == "int8" else "all_integer_ckpt"])
     traced = prepare_for_export(model, "onnxruntime")
-    backend = load_backend("auto", exported["int8"], threads=2)
+    backend = load_backend("auto", exported[which], threads=2)
     assert backend.name == "litert" and backend.input_size == (IMGSZ, IMGSZ)
     matched = total = 0
     for image in valid_frames:
