@@ -155,7 +155,8 @@ def register_qat(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
         "qat",
         help="quantization-aware fine-tuning of an FP32 checkpoint",
         description="QAT driven by configs/qat.yaml and the layer policy configs/quantization.yaml: calibration, "
-        "progressive enabling (weights, then activations), observers and BN statistics frozen at configured "
+        "quantizers enabled at configured epochs (by default every one from the start, the first two convs "
+        "float; progressive: weights first), observers and BN statistics frozen at configured "
         "epochs, optional distillation from the FP32 model. Writes models/checkpoints/<name>/, logs/<name>/ "
         "(results.csv, drift.csv: fake-quant metrics next to FP32) and logs/tensorboard/<name>/.",
     )
