@@ -102,3 +102,34 @@ def test_validation_sees_zero_terms_under_the_same_names() -> None:
     with torch.no_grad():
         loss, items = criterion(student, batch)
     assert set(items) == {"box_loss", "kd_cls", "kd_dfl"} and float(loss[3:].abs().sum()) == 0.0
+
+
+def test_labels_zero_leaves_the_teacher_as_the_only_target() -> None:
+    generator = torch.Generator().manual_seed(3)
+    outputs = random_head(generator)
+
+    class Teacher(torch.nn.Module):
+        def forward(self, images):
+            return images, outputs
+
+    def base(preds, batch):
+        return torch.full((3,), 5.0), {"box_loss": torch.tensor(5.0)}
+
+    student = {k: v + 0.5 for k, v in outputs.items()}
+    batch = {"img": torch.zeros(2, 3, 8, 8)}
+    full, _ = DistilledCriterion(base, Teacher(), REG_MAX, weight=2.0, temperature=1.0)(student, batch)
+    only, items = DistilledCriterion(base, Teacher(), REG_MAX, weight=2.0, temperature=1.0, labels=0.0)(student, batch)
+    assert torch.equal(only[:3], torch.zeros(3)) and torch.equal(only[3:], full[3:])
+    assert float(items["box_loss"]) == 5.0  # still shown, no longer trained on
+    half, _ = DistilledCriterion(base, Teacher(), REG_MAX, weight=2.0, temperature=1.0, labels=0.5)(student, batch)
+    assert torch.equal(half[:3], torch.full((3,), 2.5))
+
+
+def test_the_labels_weight_is_checked() -> None:
+    from bienbao.trainer.config import DistillationConfig
+
+    with pytest.raises(ValueError, match="labels"):
+        DistillationConfig(enabled=True, labels=-1.0)
+    with pytest.raises(ValueError, match="output"):
+        DistillationConfig(enabled=True, method="feature", labels=0.0)
+    assert DistillationConfig(enabled=True, labels=0.0).labels == 0.0

@@ -239,12 +239,15 @@ class DistillationConfig:
 
     ``method: output`` (bienbao.trainer.ultralytics.distill): the head's class scores and DFL box distributions;
     ``method: feature``: ultralytics' feature distillation (``distill_model``, a learned projector
-    per neck level). ``temperature`` applies to ``output`` only."""
+    per neck level). ``temperature`` applies to ``output`` only. ``labels`` weighs ultralytics' own
+    (ground-truth) loss beside the distillation terms: 0 trains on the teacher's outputs alone, so
+    the student learns to undo its quantization error and nothing else (``output`` only)."""
 
     enabled: bool = False
     method: str = "output"
     weight: float = 1.0
     temperature: float = 1.0
+    labels: float = 1.0
 
     def __post_init__(self) -> None:
         if self.method not in DISTILLATION_METHODS:
@@ -255,6 +258,12 @@ class DistillationConfig:
             raise ValueError(f"distillation.temperature={self.temperature}: must be positive")
         if self.method == "feature" and self.temperature != 1.0:
             raise ValueError("distillation.temperature applies to method: output (feature distillation has none)")
+        if self.labels < 0:
+            raise ValueError(f"distillation.labels={self.labels}: the ground-truth loss weight must be 0 or more")
+        if self.method == "feature" and self.labels != 1.0:
+            raise ValueError(
+                "distillation.labels applies to method: output (feature distillation adds to the full loss)"
+            )
 
 
 @dataclass(frozen=True)

@@ -103,11 +103,12 @@ def head_outputs(preds: Any) -> Mapping[str, torch.Tensor]:
 class DistilledCriterion:
     """Ultralytics' detection criterion plus the output-level distillation terms.
 
-    Called like the criterion it wraps (``criterion(preds, batch)``): returns the summed loss with
-    the two distillation terms appended (each multiplied by the batch size, as ultralytics does with
-    its own) and the loss items with ``kd_cls``/``kd_dfl`` added. The teacher runs on the batch's
-    images without gradients. Under ``torch.no_grad`` (ultralytics' validation) the terms are zeros,
-    so the validation loss keeps the same names.
+    Called like the criterion it wraps (``criterion(preds, batch)``): returns the wrapped loss
+    (times ``labels``: 0 leaves the teacher as the only target) with the two distillation terms
+    appended (each multiplied by the batch size, as ultralytics does with its own) and the loss
+    items with ``kd_cls``/``kd_dfl`` added. The teacher runs on the batch's images without
+    gradients. Under ``torch.no_grad`` (ultralytics' validation) the terms are zeros, so the
+    validation loss keeps the same names.
     """
 
     def __init__(
@@ -117,8 +118,10 @@ class DistilledCriterion:
         reg_max: int,
         weight: float,
         temperature: float,
+        labels: float = 1.0,
     ) -> None:
         self.base = base
+        self.labels = float(labels)
         self.teacher = teacher.eval().requires_grad_(False)
         self.reg_max = reg_max
         self.weight = float(weight)
@@ -135,7 +138,9 @@ class DistilledCriterion:
         return {**self.__dict__, "teacher": None}
 
     def __call__(self, preds: Any, batch: dict) -> tuple[torch.Tensor, dict]:
-        loss, items = self.base(preds, batch)
+        loss, items = self.base(preds, batch)  # its items stay unweighted: the progress bar shows them
+        if self.labels != 1.0:
+            loss = loss * self.labels
         images = batch["img"]
         if not torch.is_grad_enabled() or self.teacher is None:
             zero = torch.zeros((), device=loss.device)

@@ -187,7 +187,12 @@ class QATDetectionTrainer(DetectionTrainer):
         distillation = self.setup.qat.distillation
         base = model.init_criterion()
         model.criterion = DistilledCriterion(
-            base, self._fp32_reference_model(), base.reg_max, distillation.weight, distillation.temperature
+            base,
+            self._fp32_reference_model(),
+            base.reg_max,
+            distillation.weight,
+            distillation.temperature,
+            distillation.labels,
         )
 
     @staticmethod
