@@ -64,12 +64,50 @@ def test_minmax_per_channel_on_axis_one() -> None:
 
 def test_moving_average_follows_its_formula() -> None:
     c = 0.25
-    obs = MovingAverageMinMaxObserver(PER_TENSOR, averaging_constant=c)
+    obs = MovingAverageMinMaxObserver(PER_TENSOR, averaging_constant=c, warm_start=False)
     a, b = torch.tensor([-1.0, 2.0]), torch.tensor([-3.0, 6.0])
     obs(a)
     obs(b)
     assert obs.min_val.item() == pytest.approx(-1.0 + c * (-3.0 - -1.0), abs=0)
     assert obs.max_val.item() == pytest.approx(2.0 + c * (6.0 - 2.0), abs=0)
+
+
+def test_moving_average_weights_its_first_batches_alike_then_decays() -> None:
+    c = 0.25  # horizon: 4 batches
+    obs = MovingAverageMinMaxObserver(PER_TENSOR, averaging_constant=c, warm_start=True)
+    maxima = [2.0, 6.0, 1.0, 3.0, 10.0, 0.0]
+    for m in maxima[:4]:
+        obs(torch.tensor([-m, m]))
+    assert obs.max_val.item() == pytest.approx(sum(maxima[:4]) / 4)  # the plain mean of 4 batches
+    assert obs.min_val.item() == pytest.approx(-sum(maxima[:4]) / 4)
+    expected = sum(maxima[:4]) / 4
+    for m in maxima[4:]:  # past the horizon: the exponential average at c
+        obs(torch.tensor([-m, m]))
+        expected += c * (m - expected)
+    assert obs.max_val.item() == pytest.approx(expected)
+    assert int(obs.observations) == len(maxima)
+    obs.reset()
+    assert int(obs.observations) == 0 and not obs.has_data
+
+
+def test_a_moving_average_saved_before_the_warm_start_keeps_moving_as_it_did(tmp_path) -> None:
+    c = 0.25
+    obs = MovingAverageMinMaxObserver(PER_TENSOR, averaging_constant=c, warm_start=True)
+    obs(torch.tensor([-1.0, 2.0]))
+    old = {k: v for k, v in obs.state_dict().items() if k != "observations"}  # a pre-0.6 state dict
+    loaded = MovingAverageMinMaxObserver(PER_TENSOR, averaging_constant=c, warm_start=True)
+    loaded.load_state_dict(old)  # strict: the missing count is filled, not an error
+    loaded(torch.tensor([-3.0, 6.0]))
+    assert loaded.max_val.item() == pytest.approx(2.0 + c * (6.0 - 2.0))  # not the 1/2 of a second batch
+    pickled = MovingAverageMinMaxObserver(PER_TENSOR, averaging_constant=c, warm_start=True)
+    pickled(torch.tensor([-1.0, 2.0]))
+    del pickled._buffers["observations"], pickled.warm_start  # what unpickling a pre-0.6 checkpoint's observer gives
+    path = tmp_path / "old.pt"
+    torch.save(pickled, path)
+    revived = torch.load(path, weights_only=False)
+    revived(torch.tensor([-3.0, 6.0]))
+    assert revived.max_val.item() == pytest.approx(2.0 + c * (6.0 - 2.0))
+    assert revived.warm_start is False and int(revived.observations) == 5  # 4 = 1 / c, then one more
 
 
 def test_histogram_percentile_is_within_one_bin_of_the_exact_quantile() -> None:

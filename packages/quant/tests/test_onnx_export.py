@@ -3,7 +3,9 @@ reproduces the fake-quant PyTorch output within a tolerance derived from the qua
 
 from __future__ import annotations
 
+import platform
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,16 @@ from bienbao.quant import PerChannel, QuantizerConfig, QuantScheme, Rule, calibr
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
+
+
+def u8s8_saturates() -> bool:
+    """x86 without VNNI: ONNX Runtime's u8s8 kernels add product pairs in int16 with saturation
+    (bienbao.runtime.precision has the product's own check; quant does not depend on it)."""
+    if platform.machine().lower() not in {"x86_64", "amd64", "i386", "i686"}:
+        return False
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = cpuinfo.read_text() if cpuinfo.is_file() else ""
+    return not any(flag in flags for flag in ("avx512_vnni", "avx_vnni", "amx_int8"))
 
 
 class Net(nn.Module):
@@ -87,6 +99,12 @@ def test_onnx_runtime_matches_fake_quant_within_one_output_step(preset: str, tmp
     assert steps_off(model, path, x, optimize=False).max() == 0
     # Fused integer kernels (QLinearConv: int32 bias, fixed-point requantisation) may flip a
     # rounding tie: never by more than one step, and for the great majority of outputs not at all.
+    if preset == "tensorrt" and u8s8_saturates():
+        pytest.skip(
+            "the tensorrt preset's full 8-bit weights saturate ONNX Runtime's u8s8 kernels on x86 without "
+            "VNNI (how far depends on the calibrated ranges), and its exact-kernel option "
+            "(session.x64quantprecision) rejects int8-activation graphs: the fused check runs on VNNI/ARM CPUs"
+        )
     optimized = steps_off(model, path, x, optimize=True)
     assert optimized.max() <= 1
     assert (optimized == 0).mean() >= 0.95

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import torch
 
 from .._state import set_state
@@ -37,26 +40,69 @@ class MinMaxObserver(Observer):
 class MovingAverageMinMaxObserver(MinMaxObserver):
     """Range = exponential moving average of each batch's extremes.
 
-    ``min <- (1 - c) * min + c * batch_min`` (likewise max), with ``c = averaging_constant``;
-    the first batch sets the range directly.
+    ``min <- min + c_t * (batch_min - min)`` (likewise max) for the ``t``-th batch; the first batch
+    sets the range. ``c_t = averaging_constant`` (torch's ``MovingAverageMinMaxObserver``), or with
+    ``warm_start=True`` ``c_t = max(averaging_constant, 1 / t)``: the first ``1 / averaging_constant``
+    batches averaged alike, later ones decaying (the warm start of TensorFlow's
+    ``ExponentialMovingAverage(num_updates=...)``). Without it a 32-batch calibration at ``c = 0.01``
+    keeps 73 % of its first batch (``0.99 ** 31``): the range of the 8 images the seed drew first.
+    Off by default: on the QAT study's model the warm start did not make PTQ better
+    (docs/results/qat-study/README.md, the calibration rows).
     """
 
-    def __init__(self, scheme: QuantScheme, averaging_constant: float = 0.01) -> None:
+    def __init__(self, scheme: QuantScheme, averaging_constant: float = 0.01, warm_start: bool = False) -> None:
         if not 0.0 < averaging_constant <= 1.0:
             raise ValueError(f"averaging_constant={averaging_constant}: must be in (0, 1] (0.01 is a usual choice)")
         super().__init__(scheme)
         self.averaging_constant = averaging_constant
+        self.warm_start = warm_start
+        self.register_buffer("observations", torch.zeros((), dtype=torch.long))
 
     def _observe(self, rows: torch.Tensor) -> None:
         self._check_channels(rows, self.min_val)
         lo, hi = torch.aminmax(rows, dim=1)
+        self.observations += 1
         if self.min_val.numel() == 0:
             set_state(self, "min_val", lo)
             set_state(self, "max_val", hi)
             return
         c = self.averaging_constant
+        if self.warm_start:
+            c = max(c, 1.0 / int(self.observations))
         set_state(self, "min_val", self.min_val + c * (lo - self.min_val))
         set_state(self, "max_val", self.max_val + c * (hi - self.max_val))
 
+    def reset(self) -> None:
+        super().reset()
+        self.observations.zero_()
+
+    def _warm(self) -> torch.Tensor:
+        """The count a range saved before ``observations`` existed stands for: past the warm start
+        (such a range already was an exponential average; it keeps moving as it did)."""
+        return torch.tensor(math.ceil(1.0 / self.averaging_constant), dtype=torch.long)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)  # an observer pickled (in an ultralytics checkpoint) before 0.6
+        if "observations" not in self._buffers:
+            self.warm_start = False
+            self.register_buffer("observations", self._warm())
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        key = prefix + "observations"
+        if key not in state_dict:  # a state dict saved before 0.6 (as BatchNorm fills num_batches_tracked)
+            state_dict[key] = self._warm()
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, averaging_constant={self.averaging_constant}"
+        return f"{super().extra_repr()}, averaging_constant={self.averaging_constant}, warm_start={self.warm_start}"
