@@ -46,8 +46,8 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
     batches averaged alike, later ones decaying (the warm start of TensorFlow's
     ``ExponentialMovingAverage(num_updates=...)``). Without it a 32-batch calibration at ``c = 0.01``
     keeps 73 % of its first batch (``0.99 ** 31``): the range of the 8 images the seed drew first.
-    Off by default: on the QAT study's model the warm start did not make PTQ better
-    (docs/results/qat-study/README.md, the calibration rows).
+    Off by default: on the QAT study's model the warm start did not make PTQ better (3 seeds,
+    mean -0.99 against -0.62 points: docs/results/qat-study/README.md, the calibration rows).
     """
 
     def __init__(self, scheme: QuantScheme, averaging_constant: float = 0.01, warm_start: bool = False) -> None:
