@@ -240,8 +240,8 @@ class DistillationConfig:
     ``method: output`` (bienbao.trainer.ultralytics.distill): the head's class scores and DFL box distributions;
     ``method: feature``: ultralytics' feature distillation (``distill_model``, a learned projector
     per neck level). ``temperature`` applies to ``output`` only. ``labels`` weighs ultralytics' own
-    (ground-truth) loss beside the distillation terms: 0 trains on the teacher's outputs alone, so
-    the student learns to undo its quantization error and nothing else (``output`` only)."""
+    (ground-truth) loss beside the distillation terms: 0 trains on the teacher's outputs alone
+    (``output`` only; the QAT study's kd-only row: it did not keep the weights from drifting)."""
 
     enabled: bool = False
     method: str = "output"
