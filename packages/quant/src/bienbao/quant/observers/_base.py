@@ -87,6 +87,17 @@ class Observer(KeepStateDtype, nn.Module):
             )
 
     # -- state ---------------------------------------------------------------------------------
+    def _added_state(self) -> dict[str, torch.Tensor]:
+        """Buffers added in a later version, with the value that stands in for them when a state dict
+        or a pickled observer (an ultralytics checkpoint) from before them is loaded."""
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)  # type: ignore[no-untyped-call]  # untyped in torch
+        for buffer, value in self._added_state().items():
+            if buffer not in self._buffers:
+                self.register_buffer(buffer, value)
+
     def _load_from_state_dict(
         self,
         state_dict: dict[str, Any],
@@ -97,6 +108,8 @@ class Observer(KeepStateDtype, nn.Module):
         unexpected_keys: list[str],
         error_msgs: list[str],
     ) -> None:
+        for buffer, value in self._added_state().items():  # a state dict saved before the buffer existed
+            state_dict.setdefault(prefix + buffer, value)  # (as BatchNorm fills num_batches_tracked)
         for buffer in self._lazy_buffers:
             key = prefix + buffer
             if key in state_dict:

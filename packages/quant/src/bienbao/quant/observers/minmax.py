@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 
@@ -50,6 +49,9 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
     mean -0.99 against -0.62 points: docs/results/qat-study/README.md, the calibration rows).
     """
 
+    warm_start: bool = False  # the class default is what an observer pickled before 0.6 gets
+    observations: torch.Tensor  # batches observed since the last reset
+
     def __init__(self, scheme: QuantScheme, averaging_constant: float = 0.01, warm_start: bool = False) -> None:
         if not 0.0 < averaging_constant <= 1.0:
             raise ValueError(f"averaging_constant={averaging_constant}: must be in (0, 1] (0.01 is a usual choice)")
@@ -76,33 +78,10 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
         super().reset()
         self.observations.zero_()
 
-    def _warm(self) -> torch.Tensor:
-        """The count a range saved before ``observations`` existed stands for: past the warm start
-        (such a range already was an exponential average; it keeps moving as it did)."""
-        return torch.tensor(math.ceil(1.0 / self.averaging_constant), dtype=torch.long)
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)  # an observer pickled (in an ultralytics checkpoint) before 0.6
-        if "observations" not in self._buffers:
-            self.warm_start = False
-            self.register_buffer("observations", self._warm())
-
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        key = prefix + "observations"
-        if key not in state_dict:  # a state dict saved before 0.6 (as BatchNorm fills num_batches_tracked)
-            state_dict[key] = self._warm()
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
+    def _added_state(self) -> dict[str, torch.Tensor]:
+        """A range saved before 0.6 had no count: it stands past the warm start (it already was an
+        exponential average; it keeps moving as it did)."""
+        return {"observations": torch.tensor(math.ceil(1.0 / self.averaging_constant), dtype=torch.long)}
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, averaging_constant={self.averaging_constant}, warm_start={self.warm_start}"
