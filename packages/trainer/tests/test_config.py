@@ -69,6 +69,8 @@ def test_bad_train_configs_name_the_key_and_file(tmp_path, text, message) -> Non
         ("schedule:\n  enable_activations_epoch: 0\n  enable_weights_epoch: 2\n", "weights first"),
         ("calibration:\n  batchez: 3\n", "calibration.batchez"),
         ("lr0: 2\n", "small learning rate"),
+        ("ema:\n  decay: 1.0\n", r"ema.decay=1.0: must be in \[0, 1\)"),
+        ("ema:\n  tau: 0\n", "ema.tau=0"),
     ],
 )
 def test_bad_qat_configs_name_the_key_and_file(tmp_path, text, message) -> None:

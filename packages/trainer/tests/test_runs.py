@@ -138,6 +138,42 @@ def test_qat_follows_its_schedule_and_freezes_ranges(workdir, tiny_data, fp32_we
     assert all(q.scale.dtype == torch.float32 for _, q in iter_quantizers(model))  # saved in half, scales not
 
 
+def test_the_saved_average_decays_as_qat_ema_says(workdir, tiny_data, fp32_weights) -> None:
+    """Replaying the configured EMA over the weights after each optimiser step gives the saved
+    average; ultralytics' own ramp (0.9999, 2000 steps) would have given the last step's weights."""
+    from bienbao.trainer.config import EMAConfig
+
+    ema = EMAConfig(decay=0.6, tau=1.0)
+    qat = qat_config(fp32_weights, epochs=2, ema={"decay": ema.decay, "tau": ema.tau}, ultralytics={"nbs": 4})
+    trainer = build_qat_trainer(train_config(tiny_data), qat)
+    layer = "model.2.cv1.conv.weight"
+    steps: list[torch.Tensor] = []
+    start: list[torch.Tensor] = []
+
+    def after_setup(t) -> None:
+        start.append(t.ema.ema.state_dict()[layer].detach().clone())
+
+    def after_batch(t) -> None:  # the EMA is updated right after each optimiser step
+        if t.ema.updates > len(steps):
+            steps.append(t.model.state_dict()[layer].detach().clone())
+
+    trainer.add_callback("on_pretrain_routine_end", after_setup)
+    trainer.add_callback("on_train_batch_end", after_batch)
+    trainer.train()
+    assert len(steps) == trainer.ema.updates >= 3
+
+    def replay(decay) -> torch.Tensor:
+        average = start[0].clone()
+        for t, weights in enumerate(steps, start=1):
+            average = torch.lerp(average, weights.to(average.dtype), 1 - decay(t))
+        return average
+
+    saved = trainer.ema.ema.state_dict()[layer]
+    torch.testing.assert_close(saved, replay(ema.at), rtol=1e-5, atol=1e-7)
+    assert not torch.allclose(saved, steps[-1], rtol=1e-5, atol=1e-7)  # an average, not the last step
+    assert torch.allclose(replay(EMAConfig().at), steps[-1], rtol=1e-2, atol=1e-4)  # what ultralytics' ramp keeps
+
+
 def test_interrupted_qat_resumes_with_identical_quantizer_state(workdir, tiny_data, fp32_weights) -> None:
     train, qat = train_config(tiny_data), qat_config(fp32_weights, epochs=2, name="myrun")
     other = workdir / "models/checkpoints/qat"  # another run, under the config's default name

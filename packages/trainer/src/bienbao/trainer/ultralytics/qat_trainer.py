@@ -1,11 +1,13 @@
 """The QAT trainer: ultralytics' ``DetectionTrainer`` for a fake-quantized YOLOv8.
 
-``QATDetectionTrainer`` is ultralytics' ``DetectionTrainer`` with four changes:
+``QATDetectionTrainer`` is ultralytics' ``DetectionTrainer`` with five changes:
 
 - ``get_model`` turns the FP32 model into the fake-quant model (``prepare_yolo_qat``), or, when
   resuming, takes the already quantized model from the checkpoint as it is;
 - ``setup_model`` calibrates every quantizer on N training batches before the first step (not
   when resuming: the checkpoint carries the ranges);
+- the EMA (what is validated and saved) decays as ``qat.ema`` says, not with ultralytics' ramp
+  over 2000 steps, which leaves a short run's "average" equal to its last step;
 - at every epoch start the schedule sets the switches (weights, then activations; observers and
   BN statistics frozen at their epochs) on the model, and copies the quantizer state into the EMA
   model, whose own observers are always off (validation never moves the ranges);
@@ -207,6 +209,8 @@ class QATDetectionTrainer(DetectionTrainer):
         switches = switches_at(self.setup.qat.schedule, epoch)
         apply_switches(unwrap_model(self.model), switches, observing=switches.observing)
         if self.ema is not None:
+            # every epoch: ultralytics builds a new ModelEMA (its own decay) when it resumes or recovers from a NaN
+            self.ema.decay = self.setup.qat.ema.at
             self._ranges_to_ema()
             apply_switches(self.ema.ema, switches, observing=False)  # the EMA's ranges come from the model
 
