@@ -12,11 +12,12 @@ model kept averaging towards the ranges of its first training step while its wei
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["KeepStateDtype", "set_state"]
+__all__ = ["KeepStateDtype", "LoadsSavedState", "set_state"]
 
 
 def set_state(module: nn.Module, name: str, value: torch.Tensor) -> None:
@@ -53,3 +54,42 @@ class KeepStateDtype(nn.Module):
 
         moved: nn.Module = super()._apply(keep_dtype, recurse)  # type: ignore[no-untyped-call]  # untyped in torch
         return moved
+
+
+class LoadsSavedState(nn.Module):
+    """Mixin: a state dict or a pickle (an ultralytics checkpoint) saved by this module loads into it
+    when the data shaped some of its tensors (per-channel ranges take their length from the first
+    tensor seen: ``_data_shaped`` are resized to the saved shape first) and when it was saved by a
+    version without some of today's buffers (``_added_state`` gives each one's stand-in value, as
+    BatchNorm fills ``num_batches_tracked``)."""
+
+    def _data_shaped(self) -> tuple[str, ...]:
+        return ()
+
+    def _added_state(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)  # type: ignore[no-untyped-call]  # untyped in torch
+        for buffer, value in self._added_state().items():
+            if buffer not in self._buffers:
+                self.register_buffer(buffer, value)
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        for buffer, value in self._added_state().items():
+            state_dict.setdefault(prefix + buffer, value)
+        for name in self._data_shaped():
+            if prefix + name in state_dict:
+                resize_for_load(self, name, state_dict[prefix + name])
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
-from ._state import KeepStateDtype, resize_for_load, set_state
+from ._state import KeepStateDtype, LoadsSavedState, set_state
 from .observers import Observer
 from .scheme import SCALE_EPS
 
@@ -32,7 +31,7 @@ class QuantizerNotReadyError(RuntimeError):
     """Raised when a quantizer is asked to quantize before it has a range."""
 
 
-class FakeQuantize(KeepStateDtype, nn.Module):
+class FakeQuantize(KeepStateDtype, LoadsSavedState, nn.Module):
     scale: torch.Tensor  # a buffer, or an nn.Parameter when learnable
     zero_point: torch.Tensor
     observer_enabled: torch.Tensor
@@ -183,24 +182,8 @@ class FakeQuantize(KeepStateDtype, nn.Module):
         return torch.fake_quantize_per_channel_affine(x, scale, self.zero_point, axis, qmin, qmax)
 
     # -- state ---------------------------------------------------------------------------------
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        # scale and zero_point take their shape from the data: adopt the saved shape
-        for name in ("scale", "zero_point"):
-            key = prefix + name
-            if key in state_dict:
-                resize_for_load(self, name, state_dict[key])
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
+    def _data_shaped(self) -> tuple[str, ...]:
+        return ("scale", "zero_point")  # per-channel: as long as the first tensor seen
 
     def extra_repr(self) -> str:
         state = (

@@ -10,12 +10,12 @@ saved shape.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from .._state import KeepStateDtype, resize_for_load
+from .._state import KeepStateDtype, LoadsSavedState
 from ..scheme import QuantScheme
 
 __all__ = ["OBSERVERS", "Observer", "ObserverNotReadyError", "channel_rows", "register_observer"]
@@ -25,7 +25,7 @@ class ObserverNotReadyError(RuntimeError):
     """Raised when qparams are asked of an observer that has not seen any data."""
 
 
-class Observer(KeepStateDtype, nn.Module):
+class Observer(KeepStateDtype, LoadsSavedState, nn.Module):
     """Base class: ``forward(x)`` observes ``x`` and returns it unchanged.
 
     Subclasses implement ``_observe(rows)`` (``rows`` is the tensor as ``(channels, -1)``,
@@ -87,36 +87,8 @@ class Observer(KeepStateDtype, nn.Module):
             )
 
     # -- state ---------------------------------------------------------------------------------
-    def _added_state(self) -> dict[str, torch.Tensor]:
-        """Buffers added in a later version, with the value that stands in for them when a state dict
-        or a pickled observer (an ultralytics checkpoint) from before them is loaded."""
-        return {}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)  # type: ignore[no-untyped-call]  # untyped in torch
-        for buffer, value in self._added_state().items():
-            if buffer not in self._buffers:
-                self.register_buffer(buffer, value)
-
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        for buffer, value in self._added_state().items():  # a state dict saved before the buffer existed
-            state_dict.setdefault(prefix + buffer, value)  # (as BatchNorm fills num_batches_tracked)
-        for buffer in self._lazy_buffers:
-            key = prefix + buffer
-            if key in state_dict:
-                resize_for_load(self, buffer, state_dict[key])
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
+    def _data_shaped(self) -> tuple[str, ...]:
+        return self._lazy_buffers
 
     def extra_repr(self) -> str:
         return f"scheme={self.scheme}"
