@@ -134,8 +134,8 @@ def register_analyze(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         "drift",
         help="the accuracy-drift chart of a QAT run",
         description="Reads a QAT run's drift.csv (logs/<name>/drift.csv) and plots the fake-quant "
-        "model's mAP per epoch against the same model with quantizers off (measured after "
-        "epoch 1), with the schedule's phases shaded. Writes drift.png.",
+        "model's mAP per epoch against the FP32 checkpoint the run started from (validated "
+        "once, by the same validator), with the schedule's phases shaded. Writes drift.png.",
     )
     drift.add_argument("run", help="the run's log folder (logs/qat) or its drift.csv")
     drift.add_argument("--out", help="output folder (default reports/analyze/drift)")
@@ -247,7 +247,7 @@ def _drift(args: argparse.Namespace) -> None:
     path = drift_chart(rows, out / "drift.png")
     last = rows[-1]
     print(
-        f"{len(rows)} epoch(s); last: QAT mAP50 {float(last['qat_mAP50']):.4f} vs quantizers off "
+        f"{len(rows)} epoch(s); last: QAT mAP50 {float(last['qat_mAP50']):.4f} vs the FP32 start "
         f"{float(last['fp32_mAP50']):.4f}"
     )
     print(f"wrote {path}")
