@@ -1,0 +1,47 @@
+"""Diagnostic of the QAT study: the weight average ("model soup") of QAT checkpoints trained from
+one start with different seeds. If the seed spread is noise around a common basin, the average
+scores above its members; that is the case for averaging over a run's last steps (``qat.ema``).
+
+    python docs/results/qat-study/average_checkpoints.py OUT.pt QAT_A.pt QAT_B.pt [...]
+
+then ``bienbao export --checkpoint OUT.pt`` and ``bienbao compare``. Every floating tensor is
+averaged: conv weights, BN statistics, learned (LSQ) scales, observed ranges. A quantizer with an
+observed scale takes its scale and zero point from the averaged range (its observer's
+``compute_qparams``), so scale, zero point and range agree; a learned scale is the mean of the
+learned scales, its zero point the rounded mean.
+"""
+
+import sys
+
+import torch
+
+from bienbao.quant import iter_quantizers
+
+target, sources = sys.argv[1], sys.argv[2:]
+if len(sources) < 2:
+    sys.exit("usage: average_checkpoints.py OUT.pt QAT_A.pt QAT_B.pt [...]")
+checkpoints = [torch.load(path, map_location="cpu", weights_only=False) for path in sources]
+models = [(c.get("ema") or c["model"]).float().eval() for c in checkpoints]
+states = [m.state_dict() for m in models]
+if any(s.keys() != states[0].keys() for s in states):
+    sys.exit("the checkpoints do not have the same layers and quantizers: not runs of one recipe")
+average = {}
+for key, value in states[0].items():
+    if value.dtype.is_floating_point:
+        average[key] = torch.stack([s[key] for s in states]).mean(0)
+    elif "zero_point" in key:
+        average[key] = torch.stack([s[key].double() for s in states]).mean(0).round().to(value.dtype)
+    else:
+        average[key] = value  # switches and counters: the first checkpoint's
+model = models[0]
+model.load_state_dict(average)
+observed = 0
+for _, quantizer in iter_quantizers(model):
+    if not quantizer.learnable and quantizer.observer.has_data:
+        quantizer.update_qparams()
+        observed += 1
+print(f"averaged {len(sources)} checkpoints; {observed} observed scales recomputed from the averaged ranges")
+checkpoint = checkpoints[0]
+checkpoint["model"], checkpoint["ema"] = model, None
+torch.save(checkpoint, target)
+print("saved", target)
