@@ -274,7 +274,7 @@ class EMAConfig:
     ``t`` optimiser steps is ``decay * (1 - exp(-t / tau))``.
 
     ultralytics' 0.9999 and 2000 suit runs of thousands of steps. A 3-epoch QAT run on a thousand
-    images makes 48 (16 a epoch at batch 16, 4 accumulated), where that decay ends at 0.024: the
+    images makes 48 (16 an epoch at batch 16, 4 accumulated), where that decay ends at 0.024: the
     saved "average" is the last step's weights. ``tau`` of a few steps and ``decay`` of 0.9-0.95
     average the last 10-20 steps instead."""
 
