@@ -1,6 +1,7 @@
 """Diagnostic of the QAT study: the weight average ("model soup") of QAT checkpoints trained from
-one start with different seeds. If the seed spread is noise around a common basin, the average
-scores above its members; that is the case for averaging over a run's last steps (``qat.ema``).
+one start with different seeds. If the seed spread were noise around a better common centre, the
+average would score above its members' mean (the case for averaging a run's last steps,
+``qat.ema``); on this model it did not (the study's soup rows, compare-soup/compare.md).
 
     python docs/results/qat-study/average_checkpoints.py OUT.pt QAT_A.pt QAT_B.pt [...]
 
@@ -14,14 +15,15 @@ learned scales, its zero point the rounded mean.
 import sys
 
 import torch
+from _checkpoint import load_qat, save_model
 
 from bienbao.quant import iter_quantizers
 
 target, sources = sys.argv[1], sys.argv[2:]
 if len(sources) < 2:
     sys.exit("usage: average_checkpoints.py OUT.pt QAT_A.pt QAT_B.pt [...]")
-checkpoints = [torch.load(path, map_location="cpu", weights_only=False) for path in sources]
-models = [(c.get("ema") or c["model"]).float().eval() for c in checkpoints]
+opened = [load_qat(path) for path in sources]
+checkpoint, models = opened[0][0], [model for _, model in opened]
 states = [m.state_dict() for m in models]
 if any(s.keys() != states[0].keys() for s in states):
     sys.exit("the checkpoints do not have the same layers and quantizers: not runs of one recipe")
@@ -41,7 +43,4 @@ for _, quantizer in iter_quantizers(model):
         quantizer.update_qparams()
         observed += 1
 print(f"averaged {len(sources)} checkpoints; {observed} observed scales recomputed from the averaged ranges")
-checkpoint = checkpoints[0]
-checkpoint["model"], checkpoint["ema"] = model, None
-torch.save(checkpoint, target)
-print("saved", target)
+save_model(checkpoint, model, target)

@@ -3,7 +3,8 @@ started from, ``alpha * QAT + (1 - alpha) * FP32`` (conv weights and BN statisti
 quantizers, ranges and learned scales stay the QAT run's). It asks, for the cost of an export
 instead of a training run, whether the drift of the weights away from FP32 (docs/results/qat-study:
 any 3 epochs lowered this near-converged model) is what the INT8 file loses, and whether a
-weight-distance penalty is worth a run.
+weight-distance penalty is worth a run. Halfway back (0.5) and all the way (0) gave nothing above
+the runs' mean or PTQ (the study's blend rows, compare-interp/compare.md).
 
     python docs/results/qat-study/interpolate_to_fp32.py QAT.pt FP32.pt ALPHA OUT.pt
 
@@ -12,7 +13,7 @@ then ``bienbao export --checkpoint OUT.pt`` and ``bienbao compare``.
 
 import sys
 
-import torch
+from _checkpoint import load_qat, save_model
 
 from bienbao.trainer.config import load_quantization
 from bienbao.trainer.ultralytics.models import load_detection_model
@@ -20,8 +21,7 @@ from bienbao.trainer.ultralytics.qat_model import prepare_yolo_qat
 
 qat_path, fp32_path, alpha_text, target = sys.argv[1:5]
 alpha = float(alpha_text)
-checkpoint = torch.load(qat_path, map_location="cpu", weights_only=False)
-model = (checkpoint.get("ema") or checkpoint["model"]).float().eval()
+checkpoint, model = load_qat(qat_path)
 setup = load_quantization(None)  # the packaged policy: the layout the QAT checkpoint was trained in
 start = prepare_yolo_qat(load_detection_model(fp32_path).float(), setup.policy, setup.target).state_dict()
 state = model.state_dict()
@@ -35,6 +35,4 @@ for key, value in state.items():
     moved += 1
 model.load_state_dict(state)
 print(f"{moved} weight and BN tensors at {alpha} QAT + {1 - alpha:g} FP32; quantizers kept")
-checkpoint["model"], checkpoint["ema"] = model, None
-torch.save(checkpoint, target)
-print("saved", target)
+save_model(checkpoint, model, target)

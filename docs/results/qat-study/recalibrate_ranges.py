@@ -12,14 +12,14 @@ bienbao 0.5 observed them (``warm_start`` off), which is how the report's rows w
 import sys
 
 import torch
+from _checkpoint import load_qat, save_model
 
 from bienbao.quant import iter_quantizers
 from bienbao.trainer.ultralytics.calibration import calibration_loop
 from bienbao.trainer.ultralytics.models import calibration_context
 
 source, target, data = sys.argv[1:4]
-checkpoint = torch.load(source, map_location="cpu", weights_only=False)
-model = (checkpoint.get("ema") or checkpoint["model"]).float().eval()
+checkpoint, model = load_qat(source)
 context = calibration_context(data, 640, "cpu")
 loop = calibration_loop(context.args, context.data, 32, 8, context.device, seed=0, stride=32)
 activations = list(iter_quantizers(model, roles=("input", "output")))
@@ -42,6 +42,4 @@ changes.sort(key=lambda change: abs(change[1] - 1), reverse=True)
 print(f"{len(activations)} activation quantizers; largest scale changes (new / trained):")
 for name, ratio in changes[:12]:
     print(f"  {name:50s} {ratio:.3f}")
-checkpoint["model"], checkpoint["ema"] = model, None
-torch.save(checkpoint, target)
-print("saved", target)
+save_model(checkpoint, model, target)
