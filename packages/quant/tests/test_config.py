@@ -30,13 +30,17 @@ def test_presets_are_the_documented_targets() -> None:
     trt = get_preset("tensorrt").default
     assert trt.input.scheme == QuantScheme(8, symmetric=True, signed=True, granularity=PerTensor())
     assert trt.weight.scheme.per_channel
+    # OpenVINO: exact int8 products (VNNI, AMX, ARM dot product), so all 8 bits; uint8 activations
+    ov = get_preset("openvino_cpu").default
+    assert ov.weight.scheme == QuantScheme(8, symmetric=True, signed=True, granularity=PerChannel(0))
+    assert ov.output.scheme == ov.input.scheme == QuantScheme(8, symmetric=False, signed=False, granularity=PerTensor())
     weight_only = get_preset("weight_only").default
     assert weight_only.input is None and weight_only.weight is not None
-    assert set(PRESETS) == {"onnxruntime_cpu", "tensorrt", "weight_only"}
+    assert set(PRESETS) == {"onnxruntime_cpu", "openvino_cpu", "tensorrt", "weight_only"}
 
 
 def test_unknown_preset_lists_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match="onnxruntime_cpu, tensorrt, weight_only"):
+    with pytest.raises(ConfigError, match="onnxruntime_cpu, openvino_cpu, tensorrt, weight_only"):
         get_preset("tflite")
 
 

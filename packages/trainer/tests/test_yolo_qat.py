@@ -12,11 +12,18 @@ from ultralytics.nn.tasks import load_checkpoint
 from bienbao.quant import FakeQuantize, QATConvBn2d, Rule, calibrate, enable_fake_quant, iter_quantizers
 from bienbao.trainer.config import load_policy
 from bienbao.trainer.config_files import PACKAGED as CONFIGS
-from bienbao.trainer.ultralytics.qat_model import QATConcat, QATDetect, QATSiLU, prepare_yolo_qat
+from bienbao.trainer.ultralytics.qat_model import (
+    QATConcat,
+    QATDetect,
+    QATSiLU,
+    QuantizedActivation,
+    prepare_yolo_qat,
+)
 
 POLICY = CONFIGS / "experiments/exp0_all_integer.yaml"  # onnxruntime target, every conv integer
 DEFAULT_POLICY = CONFIGS / "quantization.yaml"  # the packaged one: model.0 and model.1 float
 TRT_POLICY = CONFIGS / "experiments/exp1_symmetric_quant.yaml"
+OV_POLICY = CONFIGS / "experiments/exp6_openvino.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +99,28 @@ def test_the_onnxruntime_layout_quantizes_around_each_conv_and_its_silu(qat_ort)
     assert all(getattr(m, "input_quantizer", None) is None for m in qat_ort.model if isinstance(m, QATConcat))
 
 
+def test_the_openvino_layout_quantizes_each_block_once_after_its_activation(fp32) -> None:
+    """NNCF's placement: one uint8 quantizer per block output (after the SiLU), none on the conv's
+    pre-activation output or inside the SiLU; the head's final convs keep float outputs; 8-bit weights."""
+    model = prepare_yolo_qat(fp32, load_policy(OV_POLICY), target="openvino").eval()
+    blocks = [m for m in model.modules() if isinstance(getattr(m, "conv", None), QATConvBn2d)]
+    assert len(blocks) == 57
+    assert all(isinstance(b.act, QuantizedActivation) and isinstance(b.act.act, nn.SiLU) for b in blocks)
+    assert all(b.conv.output_quantizer is None for b in blocks)
+    assert all(not b.act.output_quantizer.scheme.signed for b in blocks)
+    assert [b.conv for b in blocks if b.conv.input_quantizer is not None] == [model.model[0].conv]  # the image
+    head = model.model[-1]
+    finals = [branch[-1] for branch in (*head.cv2, *head.cv3)]
+    assert all(conv.output_quantizer is None and conv.input_quantizer is None for conv in finals)
+    assert head.box_output_quantizer is None and head.cls_output_quantizer is None
+    weights = [q for _, q in iter_quantizers(model, roles=("weight",))]
+    assert len(weights) == 63 and {q.scheme.bits for q in weights} == {8}
+    adds = [m.add_output_quantizer for m in model.modules() if getattr(m, "add", False) and hasattr(m, "cv1")]
+    assert adds and all(q is not None for q in adds)
+    concats = [m.output_quantizer for m in model.model if isinstance(m, QATConcat)]
+    assert len(concats) == 4 and all(q is not None for q in concats)
+
+
 def test_the_packaged_policy_keeps_the_first_two_convs_float_and_quantizes_from_the_third(fp32) -> None:
     model = prepare_yolo_qat(fp32, load_policy(DEFAULT_POLICY), target="onnxruntime").eval()
     for index in (0, 1):  # plain Conv blocks: float conv, BN and SiLU
@@ -130,7 +159,7 @@ def test_the_layout_trace_leaves_train_mode_and_switches_alone(fp32) -> None:
 
 
 def test_an_unknown_target_is_refused(fp32) -> None:
-    with pytest.raises(ValueError, match="onnxruntime, tensorrt"):
+    with pytest.raises(ValueError, match="onnxruntime, openvino, tensorrt"):
         prepare_yolo_qat(fp32, load_policy(POLICY), target="tflite")
 
 
@@ -175,7 +204,7 @@ def test_prepare_refuses_a_quantized_model(qat) -> None:
         prepare_yolo_qat(qat, load_policy(TRT_POLICY), target="tensorrt")
 
 
-@pytest.mark.parametrize("target", ["onnxruntime", "tensorrt"])
+@pytest.mark.parametrize("target", ["onnxruntime", "openvino", "tensorrt"])
 def test_an_activation_observer_reaches_every_activation_quantizer_of_the_layout(fp32, target) -> None:
     """exp2's histogram ranges: written once for "the activations", on every one the layout keeps
     (in the ONNX Runtime layout those are conv *outputs*; an ``input:`` setting reached 1 of them)."""

@@ -245,6 +245,10 @@ def _activation(symmetric: bool, signed: bool) -> QuantizerConfig:
 #: (int8 activations there are slower than FP32), and its AVX2 u8s8 kernels add pairs of
 #: uint8 x int8 products in int16 with saturation, so full 8-bit weights overflow (measured:
 #: docs/results/design-measurements.md). This is ONNX Runtime's ``reduce_range``.
+#: ``openvino_cpu``: per-tensor asymmetric uint8 activations and per-channel symmetric 8-bit
+#: weights, for OpenVINO's FakeQuantize graph (the trainer's ``openvino`` layout puts each block's
+#: output quantizer after its activation, as NNCF does): exact int8 products there (VNNI, AMX, ARM
+#: dot product), so weights keep all 8 bits.
 #: ``tensorrt``: per-channel symmetric int8 weights and per-tensor symmetric int8 activations,
 #: what TensorRT's explicit quantization wants.
 #: ``weight_only``: per-channel symmetric int8 weights, float activations.
@@ -257,6 +261,14 @@ PRESETS: Mapping[str, QuantPolicy] = MappingProxyType(
                 output=_activation(symmetric=False, signed=False),
             ),
             name="onnxruntime_cpu",
+        ),
+        "openvino_cpu": QuantPolicy(
+            LayerQConfig(
+                input=_activation(symmetric=False, signed=False),
+                weight=_weight_per_channel(8),
+                output=_activation(symmetric=False, signed=False),
+            ),
+            name="openvino_cpu",
         ),
         "tensorrt": QuantPolicy(
             LayerQConfig(input=_activation(symmetric=True, signed=True), weight=_weight_per_channel()), name="tensorrt"

@@ -31,7 +31,17 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from .config import ROLES, ConfigError, LayerQConfig, ObserverSpec, QuantizerConfig, QuantPolicy, Rule, get_preset
+from .config import (
+    PRESETS,
+    ROLES,
+    ConfigError,
+    LayerQConfig,
+    ObserverSpec,
+    QuantizerConfig,
+    QuantPolicy,
+    Rule,
+    get_preset,
+)
 from .scheme import PerChannel, PerTensor, QuantScheme
 
 __all__ = ["policy_from_dict", "quantizer_from_dict"]
@@ -127,7 +137,7 @@ def policy_from_dict(data: Any, source: str = "<dict>") -> QuantPolicy:
     except ConfigError as exc:
         raise ConfigError(f"{source}: preset: {exc}") from exc
     if policy is None and "default" not in data:
-        raise ConfigError(f"{source}: give a preset (onnxruntime_cpu, tensorrt, weight_only) or a default")
+        raise ConfigError(f"{source}: give a preset ({', '.join(PRESETS)}) or a default")
     default = policy.default if policy else LayerQConfig()
     if "default" in data:
         fields = _check_keys(data["default"], _LAYER_KEYS, "default", source)

@@ -16,7 +16,7 @@ from typing import Any
 
 from bienbao.cli.files import file_sha256
 
-from .backends import BACKENDS, backend_label, split_options
+from .backends import BACKENDS, PRECISIONS, backend_label, split_options
 
 __all__ = ["register_detect", "register_monitor"]
 
@@ -30,7 +30,10 @@ def register_detect(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         "annotated video and JSON lines of detections. A camera or stream that drops is reopened with back-off. "
         "Ctrl-C or SIGTERM finish the outputs properly and print a summary.",
     )
-    parser.add_argument("model", help="exported model (.onnx, .engine or .tflite) with bienbao metadata")
+    parser.add_argument(
+        "model",
+        help="exported model (.onnx, OpenVINO .xml or *_openvino_model/ folder, .engine or .tflite) with its metadata",
+    )
     parser.add_argument(
         "--source",
         default="0",
@@ -41,7 +44,13 @@ def register_detect(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         "--backend",
         default="auto",
         choices=["auto", *BACKENDS],
-        help="default: from the file suffix (.onnx, .engine/.plan, .tflite)",
+        help="default: from the file suffix (.onnx, .xml, .engine/.plan, .tflite)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="OpenVINO's inference precision for the float parts (default: OpenVINO's choice, bf16 on CPUs with "
+        "AVX512-BF16 or AMX)",
     )
     parser.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default 0.25)")
     parser.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")
@@ -229,7 +238,8 @@ def _detect(args: argparse.Namespace) -> int:
 
     try:
         source = parse_source(args.source, args.width, args.height, args.fps)
-        options, ignored = split_options(args.backend, args.model, {"threads": args.threads} if args.threads else {})
+        asked = {"threads": args.threads, "precision": args.precision}
+        options, ignored = split_options(args.backend, args.model, {k: v for k, v in asked.items() if v})
         for option in ignored:
             print(
                 f"bienbao detect: --{option} does not apply to the {args.backend} backend of {args.model}: ignored",

@@ -17,7 +17,7 @@ __all__ = ["METADATA_KEY", "SCHEMA_VERSION", "MetadataError", "ModelMetadata", "
 
 SCHEMA_VERSION = 1
 METADATA_KEY = "bienbao"
-TARGETS = ("fp32", "onnxruntime", "tensorrt", "tflite")
+TARGETS = ("fp32", "onnxruntime", "openvino", "tensorrt", "tflite")
 
 
 class MetadataError(ValueError):

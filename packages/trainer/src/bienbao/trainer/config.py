@@ -432,17 +432,19 @@ def load_quantization(path: str | Path | None = None) -> QuantizationSetup:
     """``configs/quantization.yaml`` (``None``: the default one, see ``config_files``) or an
     experiment's ``quantization:`` section.
 
-    ``target`` (``onnxruntime`` or ``tensorrt``) decides where Add/Concat quantizers go; it
-    defaults to ``tensorrt`` for the tensorrt preset and ``onnxruntime`` otherwise.
+    ``target`` (a layout of ``bienbao.trainer.formats.LAYOUTS``) decides where the activation
+    quantizers go; it defaults to ``tensorrt`` for the tensorrt preset, ``openvino`` for the
+    openvino_cpu preset and ``onnxruntime`` otherwise.
     """
     path = locate_config("quantization", path).path
     data = load_yaml(path)
     if "quantization" in data and isinstance(data["quantization"], Mapping):  # an experiment file
         data = data["quantization"]
     data = dict(data)
-    target = data.pop("target", "tensorrt" if data.get("preset") == "tensorrt" else "onnxruntime")
+    by_preset = {"tensorrt": "tensorrt", "openvino_cpu": "openvino"}
+    target = data.pop("target", by_preset.get(str(data.get("preset")), "onnxruntime"))
     if target not in LAYOUTS:
-        raise ConfigError(f"{path}: target {target!r} (the graph layout): write {' or '.join(LAYOUTS)}")
+        raise ConfigError(f"{path}: target {target!r} (the graph layout): write one of {', '.join(LAYOUTS)}")
     return QuantizationSetup(policy_from_dict(data, source=str(path)), target)
 
 

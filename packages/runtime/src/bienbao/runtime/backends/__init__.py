@@ -1,7 +1,8 @@
 """Inference backends behind one small protocol, one per module, imported lazily by name.
 
 ``load_backend(name, model_path, **options)``; ``name="auto"`` picks by file suffix
-(``.onnx`` -> onnxruntime, ``.engine``/``.plan`` -> tensorrt, ``.tflite`` -> litert). A backend whose package is not
+(``.onnx`` -> onnxruntime, ``.xml`` or an ``*_openvino_model/`` folder -> openvino,
+``.engine``/``.plan`` -> tensorrt, ``.tflite`` -> litert). A backend whose package is not
 installed raises ``MissingDependencyError`` naming the extra to install. ``onnxruntime-cuda`` and
 ``onnxruntime-tensorrt`` are ONNX Runtime with its CUDA or TensorRT execution provider first
 (``openvino`` runs the same ``.onnx`` files with OpenVINO, chosen by name)
@@ -20,7 +21,16 @@ from typing import Any
 
 from ._base import Backend
 
-__all__ = ["BACKENDS", "Backend", "BackendSpec", "backend_for_path", "backend_label", "load_backend", "split_options"]
+__all__ = [
+    "BACKENDS",
+    "PRECISIONS",
+    "Backend",
+    "BackendSpec",
+    "backend_for_path",
+    "backend_label",
+    "load_backend",
+    "split_options",
+]
 
 
 @dataclass(frozen=True)
@@ -45,11 +55,30 @@ BACKENDS = {
     "tensorrt": BackendSpec("bienbao.runtime.backends.tensorrt:TensorRTBackend"),
     "litert": BackendSpec("bienbao.runtime.backends.litert:LiteRTBackend"),
 }
-SUFFIXES = {".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt", ".tflite": "litert"}
+#: OpenVINO's inference precision hints for the float parts of a model (``--precision``)
+PRECISIONS = ("f32", "bf16", "f16")
+SUFFIXES = {
+    ".onnx": "onnxruntime",
+    ".xml": "openvino",
+    ".engine": "tensorrt",
+    ".plan": "tensorrt",
+    ".tflite": "litert",
+}
+#: a model that is a folder, by the end of its name: OpenVINO IR as ultralytics exports it
+FOLDER_SUFFIXES = {"_openvino_model": "openvino"}
 
 
 def backend_for_path(model_path: str | Path) -> str:
-    suffix = Path(model_path).suffix.lower()
+    path = Path(model_path)
+    if path.is_dir():
+        for ending, name in FOLDER_SUFFIXES.items():
+            if path.name.endswith(ending):
+                return name
+        raise ValueError(
+            f"{model_path} is a folder: bienbao runs a model file, or an OpenVINO IR folder named "
+            f"*{', *'.join(FOLDER_SUFFIXES)} (as ultralytics exports it)"
+        )
+    suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise ValueError(
             f"cannot tell the backend of {model_path}: name it (one of {', '.join(BACKENDS)}) "
@@ -73,7 +102,8 @@ def split_options(name: str, model_path: str | Path, options: dict[str, Any]) ->
 
 
 def load_backend(name: str, model_path: str | Path, **options: Any) -> Backend:
-    if not Path(model_path).is_file():
+    path = Path(model_path)
+    if not path.is_file() and not (path.is_dir() and _resolve(name, path) in FOLDER_SUFFIXES.values()):
         raise FileNotFoundError(f"model file not found: {model_path}")
     spec = BACKENDS[_resolve(name, model_path)]
     return spec.load_class()(model_path, **{**spec.defaults, **options})

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from bienbao.cli.files import atomic_write_text
-from bienbao.runtime.backends import BACKENDS
+from bienbao.runtime.backends import BACKENDS, PRECISIONS
 
 __all__ = [
     "register_calibrate",
@@ -245,8 +245,9 @@ def register_export(subparsers: argparse._SubParsersAction) -> argparse.Argument
 
     parser = subparsers.add_parser(
         "export",
-        help="export a QAT/PTQ (or FP32) checkpoint to ONNX Q/DQ, TFLite or a TensorRT engine",
-        description="Writes <output>/onnx/*.onnx (Q/DQ with int8 weights, or FP32), <output>/tflite/*.tflite "
+        help="export a QAT/PTQ (or FP32) checkpoint to ONNX Q/DQ, OpenVINO IR, TFLite or a TensorRT engine",
+        description="Writes <output>/onnx/*.onnx (Q/DQ with int8 weights, or FP32), <output>/openvino/*.xml + .bin "
+        "(OpenVINO IR made from that ONNX file, the openvino extra), <output>/tflite/*.tflite "
         "(INT8 through litert-torch, the optional tflite extra) and <output>/tensorrt/*.engine, each with its "
         "metadata (class names, input size, quantization, source hash; a .json sidecar for TFLite and engines). "
         "The scales are the checkpoint's own: nothing is re-calibrated. Driven by configs/export.yaml.",
@@ -258,13 +259,15 @@ def register_export(subparsers: argparse._SubParsersAction) -> argparse.Argument
         dest="formats",
         action="append",
         choices=list(FORMATS),
-        help="onnx (default), tflite (needs bienbao-trainer[tflite]) or engine (TensorRT, needs TensorRT); repeatable",
+        help="onnx (default), openvino (IR; needs bienbao-trainer[openvino]), tflite (needs bienbao-trainer[tflite]) "
+        "or engine (TensorRT, needs TensorRT); repeatable",
     )
     parser.add_argument(
         "--target",
         choices=list(EXPORT_TARGETS),
-        help="onnxruntime: uint8 activations for CPUs; tensorrt: symmetric int8; fp32: float. "
-        "TFLite is int8 from either INT8 target (fp32: a float TFLite)",
+        help="the checkpoint's layout: onnxruntime (uint8 around every conv, ONNX Runtime), openvino (uint8 after "
+        "each block's activation, OpenVINO), tensorrt (symmetric int8); or fp32: float. It must be the layout the "
+        "checkpoint was trained in. TFLite is int8 from any INT8 target (fp32: a float TFLite)",
     )
     parser.add_argument(
         "--imgsz",
@@ -299,8 +302,8 @@ def register_export(subparsers: argparse._SubParsersAction) -> argparse.Argument
 
 def _export(args: argparse.Namespace) -> None:
     from bienbao.trainer.config import load_export_config
-    from bienbao.trainer.export import ExportError, export_onnx, export_tflite
-    from bienbao.trainer.export.tensorrt_engine import EngineBuildError, build_engine, trtexec_command
+    from bienbao.trainer.export import ExportError, ExportSpec, export
+    from bienbao.trainer.export.tensorrt_engine import EngineBuildError
 
     overrides = {
         k: getattr(args, k)
@@ -311,36 +314,19 @@ def _export(args: argparse.Namespace) -> None:
     if size is not None:
         overrides["imgsz"] = size
     config = load_export_config(args.config, overrides)
-    output = Path(config.output)
+    spec = ExportSpec(
+        Path(config.checkpoint),
+        Path(config.output),
+        config.formats,
+        config.target,
+        config.imgsz,
+        config.opset,
+        config.weight_bits,
+        config.fp16,
+    )
     try:
-        if "onnx" in config.formats or "engine" in config.formats:  # an engine is built from the ONNX file
-            result = export_onnx(
-                config.checkpoint, output / "onnx", config.target, config.imgsz, config.opset, config.weight_bits
-            )
-            report = result.report
-            print(
-                f"{result.path}  {result.size_bytes / 1e6:.2f} MB  target={config.target}  "
-                f"weights: {_width(result.metadata.quantization.weight_bits)}  "
-                f"int8 weights: {report.int8_weights}, float weights: {report.float_weights}, "
-                f"Q/DQ: {report.ops.get('QuantizeLinear', 0)}/{report.ops.get('DequantizeLinear', 0)}"
-            )
-        if "tflite" in config.formats:
-            print("converting to TFLite with litert-torch (a minute or two at 640)")
-            tflite = export_tflite(
-                config.checkpoint,
-                output / "tflite",
-                "fp32" if config.target == "fp32" else "int8",
-                config.imgsz,
-                config.weight_bits,
-            )
-            print(
-                f"{tflite.path}  {tflite.size_bytes / 1e6:.2f} MB  activations: "
-                f"{tflite.metadata.quantization.activations}  (metadata: {tflite.path.with_suffix('.json').name})"
-            )
-        if "engine" in config.formats:
-            engine = output / "tensorrt" / result.path.with_suffix(".engine").name
-            print(f"building the TensorRT engine (same as: {trtexec_command(result.path, engine, config.fp16)})")
-            print(build_engine(result.path, engine, fp16=config.fp16))
+        for artifact in export(spec):
+            print(artifact.summary)
     except (ExportError, EngineBuildError) as exc:
         from bienbao.cli import CommandError
 
@@ -366,10 +352,6 @@ def _export_size(imgsz: list[int] | None, rect: str | None):
         raise CommandError(str(exc)) from None
 
 
-def _width(bits: int) -> str:
-    return f"{bits}-bit" if bits else "float"
-
-
 # -- evaluate -----------------------------------------------------------------------------------
 
 
@@ -393,7 +375,14 @@ def register_evaluate(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "--backend",
         default="auto",
         choices=["auto", *BACKENDS],
-        help="runtime backend for an exported file (default: from its suffix; openvino runs .onnx)",
+        help="runtime backend for an exported file (default: from its suffix; openvino runs .onnx, .xml and "
+        "ultralytics' *_openvino_model/ folders)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="OpenVINO's inference precision for the float parts (default: OpenVINO's choice, bf16 on CPUs with "
+        "AVX512-BF16 or AMX; f32 gives the file's own arithmetic)",
     )
     parser.add_argument("--json", help="write the result to this JSON file")
     parser.set_defaults(handler=_run(_checked(_evaluate)), prog=parser.prog)
@@ -419,7 +408,16 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     from bienbao.trainer.evaluation.evaluate import evaluate
 
-    result = evaluate(args.model, args.data, args.split, args.imgsz, args.conf, args.iou, backend=args.backend)
+    result = evaluate(
+        args.model,
+        args.data,
+        args.split,
+        args.imgsz,
+        args.conf,
+        args.iou,
+        backend=args.backend,
+        precision=args.precision,
+    )
     print(result.table())
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

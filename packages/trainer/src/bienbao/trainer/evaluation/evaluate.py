@@ -168,13 +168,16 @@ def _summarise(
 
 
 def _evaluate_exported(
-    model: Path, data: Path, split: str, conf: float, iou: float, backend: str = "auto"
+    model: Path, data: Path, split: str, conf: float, iou: float, backend: str = "auto", precision: str | None = None
 ) -> Evaluation:
     from bienbao.runtime import Detector
-    from bienbao.runtime.backends import backend_label
+    from bienbao.runtime.backends import backend_label, split_options
 
     names = dataset_names(data)
-    detector = Detector(model, backend=backend, conf=conf, iou=iou, max_det=300)
+    options, ignored = split_options(backend, model, {"precision": precision} if precision else {})
+    if ignored:
+        raise ValueError(f"precision={precision}: only the openvino backend takes an inference precision")
+    detector = Detector(model, backend=backend, conf=conf, iou=iou, max_det=300, **options)
     check_names(detector.names, names, model, data)
     images = split_images(data, split)
     stats, speed = _run_frames(detector.backend.infer, detector.input_size, detector.names, images, conf, iou)
@@ -289,12 +292,15 @@ def evaluate(
     iou: float = 0.7,
     batch: int = 16,
     backend: str = "auto",
+    precision: str | None = None,
 ) -> Evaluation:
     """Score ``model`` on ``split`` of ``data`` (see the module docstring for which evaluator runs);
-    ``backend`` picks the runtime backend of an exported file (``openvino`` for an ``.onnx``)."""
+    ``backend`` picks the runtime backend of an exported file (``openvino`` for an ``.onnx``),
+    ``precision`` OpenVINO's inference precision (``f32``, ``bf16``; default: OpenVINO's choice).
+    An OpenVINO IR folder (``*_openvino_model/``, as ultralytics exports it) counts as a file."""
     model, data = Path(model), Path(data)
     for path, what in ((model, "model"), (data, "dataset YAML")):
-        if not path.is_file():
+        if not path.is_file() and not (what == "model" and path.is_dir() and path.name.endswith("_openvino_model")):
             raise FileNotFoundError(f"{what} not found: {path}")
     if model.suffix == ".pt":
         if "+" in split:
@@ -303,4 +309,4 @@ def evaluate(
                 "time; joined splits are for exported files (evaluate the export, or each split)"
             )
         return _evaluate_checkpoint(model, data, split, imgsz, conf, iou, batch)
-    return _evaluate_exported(model, data, split, conf, iou, backend)
+    return _evaluate_exported(model, data, split, conf, iou, backend, precision)

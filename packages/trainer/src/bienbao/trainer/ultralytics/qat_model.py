@@ -27,6 +27,14 @@ produced, once, and its consumers read it on that grid:
   levels, and a converter that runs that concatenation on integers (LiteRT's does) would
   otherwise re-quantize every level onto the last level's grid and clip the box logits.
 
+``openvino`` (OpenVINO runs a conv on integers when a FakeQuantize feeds it, and keeps its output
+in float for the activation that follows): the ``onnxruntime`` layout without the requantizations
+OpenVINO does not need, which is where NNCF puts its quantizers too:
+- a conv block's output is quantized once, after its SiLU (``QuantizedActivation``), not before
+  and inside it; a conv without an activation (the head's final box and class convs) keeps a float
+  output;
+- residual adds, concatenations, splits, pools and upsampling as in the ``onnxruntime`` layout.
+
 Blocks are converted by swapping their class for a subclass that only changes ``forward`` and
 adds quantizer children, so parameter names, and hence checkpoints, stay the ultralytics ones.
 Which layers stay float (the DFL by default; the head's final convs too in the TensorRT experiments
@@ -42,10 +50,19 @@ import torch
 from torch import nn
 from ultralytics.nn.modules import SPPF, Bottleneck, C2f, Concat, Conv, Detect
 
-from bienbao.quant import FakeQuantize, LayerQConfig, QuantPolicy, prepare_qat
+from bienbao.quant import FakeQuantize, LayerQConfig, QATConv2d, QuantPolicy, prepare_qat
 from bienbao.trainer.formats import LAYOUTS
 
-__all__ = ["BLOCK_SWAPS", "TARGETS", "OnGrid", "QATDetect", "conv_bn_groups", "is_quantized", "prepare_yolo_qat"]
+__all__ = [
+    "BLOCK_SWAPS",
+    "TARGETS",
+    "OnGrid",
+    "QATDetect",
+    "QuantizedActivation",
+    "conv_bn_groups",
+    "is_quantized",
+    "prepare_yolo_qat",
+]
 
 TARGETS = tuple(LAYOUTS)  # the graph layouts (bienbao.trainer.formats)
 
@@ -175,6 +192,19 @@ class QATSiLU(nn.Module):
         return self.output_quantizer(x * self.sigmoid_output_quantizer(torch.sigmoid(x)))
 
 
+class QuantizedActivation(nn.Module):
+    """``output_quantizer(act(x))``: a conv block's activation with its output quantized (the
+    ``openvino`` layout; the conv's own output stays float)."""
+
+    def __init__(self, act: nn.Module, output_quantizer: FakeQuantize) -> None:
+        super().__init__()
+        self.act = act
+        self.output_quantizer = output_quantizer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output_quantizer(self.act(x))
+
+
 #: ultralytics block type -> its QAT subclass (exact types).
 BLOCK_SWAPS: dict[type[nn.Module], type[nn.Module]] = {
     Bottleneck: QATBottleneck,
@@ -215,8 +245,11 @@ def prepare_yolo_qat(model: nn.Module, policy: QuantPolicy, target: str = "onnxr
         _quantize_blocks_shared(model, policy)
         _hand_over_concat_quantizers(model)
     else:
-        _quantize_silus(model)
-        _quantize_blocks_outputs(model, policy)
+        if target == "openvino":
+            _quantize_after_activations(model)
+        else:
+            _quantize_silus(model)
+        _quantize_blocks(model, policy, target)
         _drop_requantization(model)
     return model
 
@@ -244,7 +277,7 @@ def _take_input_quantizer(conv_block: nn.Module) -> FakeQuantize | None:
 #: What each swapped block gets in a layout: ``(block, its policy config) -> None``, by QAT type.
 #: A new block type needs an entry in each layout (a test walks ``BLOCK_SWAPS`` against them).
 BlockHandler = Callable[[nn.Module, LayerQConfig], None]
-BLOCK_HANDLERS: dict[str, dict[type[nn.Module], BlockHandler]] = {"tensorrt": {}, "onnxruntime": {}}
+BLOCK_HANDLERS: dict[str, dict[type[nn.Module], BlockHandler]] = {"tensorrt": {}, "onnxruntime": {}, "openvino": {}}
 
 
 def _handles(layout: str, *types: type[nn.Module]) -> Callable[[BlockHandler], BlockHandler]:
@@ -285,21 +318,25 @@ def _output(config: LayerQConfig) -> FakeQuantize | None:
 
 
 @_handles("onnxruntime", QATBottleneck)
+@_handles("openvino", QATBottleneck)
 def _ort_bottleneck(block: nn.Module, config: LayerQConfig) -> None:
     block.add_output_quantizer = _output(config) if block.add else None
 
 
 @_handles("onnxruntime", QATC2f)
+@_handles("openvino", QATC2f)
 def _ort_c2f(block: nn.Module, config: LayerQConfig) -> None:
     block.split_grid, block.concat_output_quantizer = _output_grid(block.cv1), _output(config)
 
 
 @_handles("onnxruntime", QATSPPF)
+@_handles("openvino", QATSPPF)
 def _ort_sppf(block: nn.Module, config: LayerQConfig) -> None:
     block.pool_grid, block.concat_output_quantizer = _output_grid(block.cv1), _output(config)
 
 
 @_handles("onnxruntime", QATConcat)
+@_handles("openvino", QATConcat)
 def _ort_concat(block: nn.Module, config: LayerQConfig) -> None:
     block.output_quantizer = _output(config)
 
@@ -311,6 +348,8 @@ def _ort_detect(block: nn.Module, _config: LayerQConfig) -> None:
 
 
 _handles("onnxruntime", QATUpsample)(_nothing)  # its grid is found by tracing (_drop_requantization)
+# -- OpenVINO layout: the ONNX Runtime layout's blocks; the head's final convs keep float outputs ----
+_handles("openvino", QATUpsample, QATDetect)(_nothing)
 
 
 def _quantize_blocks(model: nn.Module, policy: QuantPolicy, layout: str) -> None:
@@ -331,14 +370,23 @@ def _quantize_silus(model: nn.Module) -> None:
             module.act = QATSiLU(config.output.build(), config.output.build())
 
 
+def _quantize_after_activations(model: nn.Module) -> None:
+    """OpenVINO layout: each conv's output quantizer moves after its activation; a conv with no
+    activation after it (the head's final convs) keeps its output float."""
+    for module in model.modules():
+        conv = getattr(module, "conv", None)
+        quantizer = getattr(conv, "output_quantizer", None)
+        if type(module) is QATConvBlock and quantizer is not None:
+            conv.output_quantizer = None
+            module.act = QuantizedActivation(module.act, quantizer)
+    for module in model.modules():
+        if type(module) is QATConv2d:
+            module.output_quantizer = None
+
+
 def _output_grid(conv_block: nn.Module) -> OnGrid | None:
     act = getattr(conv_block, "act", None)
-    return OnGrid(act.output_quantizer) if isinstance(act, QATSiLU) else None
-
-
-def _quantize_blocks_outputs(model: nn.Module, policy: QuantPolicy) -> None:
-    """ONNX Runtime layout: Add and Concat outputs quantized, splits and pools kept on their grid."""
-    _quantize_blocks(model, policy, "onnxruntime")
+    return OnGrid(act.output_quantizer) if isinstance(act, (QATSiLU, QuantizedActivation)) else None
 
 
 def _take_output_quantizers(convs: list[nn.Module]) -> FakeQuantize | None:
