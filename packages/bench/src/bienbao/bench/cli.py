@@ -120,7 +120,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     if not args.model:
         raise CommandError("give at least one --model")
-    missing = [m for m in args.model if not Path(m).is_file()]
+    missing = [m for m in args.model if not Path(m).is_file() and not Path(m).is_dir()]  # an IR folder is a model
     if missing:
         raise CommandError(f"model file not found: {', '.join(missing)}")
     if args.runs < 1:

@@ -37,6 +37,14 @@ SCHEMA = "bienbao-bench"
 SCHEMA_VERSION = 1
 
 
+def model_size(path: Path) -> int:
+    """Bytes on disk: the file, an OpenVINO IR's .xml with its .bin, or every file of an IR folder."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+    weights = path.with_suffix(".bin")
+    return path.stat().st_size + (weights.stat().st_size if path.suffix == ".xml" and weights.is_file() else 0)
+
+
 def build_result(runs: Sequence[ModelRun], options: dict, interrupted: bool) -> dict:
     models = []
     for run in runs:
@@ -49,7 +57,7 @@ def build_result(runs: Sequence[ModelRun], options: dict, interrupted: bool) -> 
                 "name": run.name,
                 "path": str(run.path),
                 "backend": backend_label(run.backend),
-                "file_size_bytes": run.path.stat().st_size,
+                "file_size_bytes": model_size(run.path),
                 "load_time_s": round(run.load_seconds, 3),
                 "input_size": list(run.backend.input_size),
                 "quantization": None if metadata is None else vars(metadata.quantization),
