@@ -1,5 +1,3 @@
-
-
 def test_the_size_of_an_openvino_ir_counts_its_weights(tmp_path) -> None:
     from bienbao.bench.report import model_size
 

@@ -50,7 +50,9 @@ def test_every_integer_conv_reads_a_fake_quantize(ov_export) -> None:
     model = ov.Core().read_model(str(ov_export["artifacts"]["openvino"].path))
     convs = [op for op in model.get_ops() if op.get_type_name() == "Convolution"]
     fed = [c for c in convs if c.input_value(0).get_node().get_type_name() == "FakeQuantize"]
-    assert len(convs) == len(fed) == 63  # every conv (the DFL exports as a MatMul: export_heads)
+    assert len(convs) == 64 and len(fed) == 63  # every conv but the DFL's fixed one
+    dfl = next(c for c in convs if c not in fed)
+    assert dfl.input_value(0).get_node().get_type_name() == "Softmax"  # ultralytics' DFL, OpenVINO's fastest form
 
 
 def test_openvino_matches_the_fake_quant_model_on_real_frames(ov_export, valid_frames, agreeing_detections) -> None:

@@ -4,6 +4,7 @@ Lifecycle: ``prepare_qat(model, policy, fuse=...)`` -> ``calibrate(model, forwar
 train -> ``convert(model)`` -> ``torch.onnx.export`` (QuantizeLinear/DequantizeLinear).
 """
 
+from .bias_correction import correct_bias
 from .calibrate import calibrate
 from .config import (
     PRESETS,
@@ -75,6 +76,7 @@ __all__ = [
     "SensitivityReport",
     "calibrate",
     "convert",
+    "correct_bias",
     "critical_rules",
     "enable_fake_quant",
     "enable_observers",

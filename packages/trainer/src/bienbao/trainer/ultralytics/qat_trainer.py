@@ -36,6 +36,7 @@ from ultralytics.utils.torch_utils import unwrap_model
 from bienbao.cli.files import atomic_write_text
 from bienbao.quant import (
     calibrate,
+    correct_bias,
     enable_fake_quant,
     enable_observers,
     freeze_bn_stats,
@@ -170,6 +171,8 @@ class QATDetectionTrainer(DetectionTrainer):
                 print_quant_summary(model, notes={c["layer"]: c["reason"] for c in model.bienbao_critical})
             else:
                 calibrate(model, loop)
+            if calibration.bias_correction:
+                correct_bias(self.model, loop)
             self._needs_calibration = False
         return ckpt
 
