@@ -112,3 +112,11 @@ def test_the_command_writes_json_markdown_and_a_chart_and_compares(models, frame
         check=False,
     )
     assert wrong.returncode == 2 and "not a bienbao-bench" in wrong.stderr
+
+
+def test_the_openvino_precision_goes_to_openvino_only(models) -> None:
+    from bienbao.bench.runner import backend_options
+
+    assert backend_options(models[0], "openvino", 2, "f32") == {"threads": 2, "precision": "f32"}
+    assert backend_options(models[0], "onnxruntime", 2, "f32") == {"threads": 2}  # ONNX Runtime has no such hint
+    assert backend_options(models[0], "auto", None, None) == {}

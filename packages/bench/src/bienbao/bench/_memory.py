@@ -15,9 +15,9 @@ import threading
 import numpy as np
 import psutil
 
-from bienbao.runtime.backends import load_backend, split_options
+from bienbao.runtime.backends import load_backend
 
-from .runner import run_frame
+from .runner import backend_options, run_frame
 from .system import gpu_memory_mb
 from .tegrastats import TegrastatsSampler
 
@@ -26,9 +26,11 @@ def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def measure(model: str, frames: np.ndarray, backend: str, threads: int | None, repeats: int) -> dict:
+def measure(
+    model: str, frames: np.ndarray, backend: str, threads: int | None, repeats: int, precision: str | None = None
+) -> dict:
     baseline = _rss_mb()
-    options = split_options(backend, model, {"threads": threads} if threads else {})[0]  # the latency pass's too
+    options = backend_options(model, backend, threads, precision)  # the latency pass's too
     runner = load_backend(backend, model, **options)
     loaded = _rss_mb()
     peak = [loaded]
@@ -67,9 +69,11 @@ def main() -> None:
     parser.add_argument("frames", help=".npy file holding the frames (N, H, W, 3) uint8")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--precision")
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
-    print(json.dumps(measure(args.model, np.load(args.frames), args.backend, args.threads, args.repeats)))
+    frames = np.load(args.frames)
+    print(json.dumps(measure(args.model, frames, args.backend, args.threads, args.repeats, args.precision)))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from bienbao.cli.files import atomic_write_text, check_writable
-from bienbao.runtime.backends import BACKENDS
+from bienbao.runtime.backends import BACKENDS, PRECISIONS
 from bienbao.runtime.sources import IMAGE_SUFFIXES
 
 __all__ = ["register_bench"]
@@ -44,7 +44,13 @@ def register_bench(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     parser.add_argument("--frames", type=int, default=16, help="frames taken from the source (default 16)")
     parser.add_argument("--runs", type=int, default=50, help="measured runs per model (default 50)")
     parser.add_argument("--warmup", type=int, default=5, help="warm-up runs per model (default 5)")
-    parser.add_argument("--threads", type=int, help="CPU threads (ONNX Runtime intra-op, LiteRT)")
+    parser.add_argument("--threads", type=int, help="CPU threads (ONNX Runtime intra-op, OpenVINO, LiteRT)")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="OpenVINO's inference precision for the float parts (default: OpenVINO's choice, bf16 on CPUs with "
+        "AVX512-BF16 or AMX); other backends ignore it",
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory pass")
     parser.add_argument("--out", help="output folder (default logs/bench/<time>)")
     parser.set_defaults(handler=_bench, prog=parser.prog)
@@ -152,6 +158,7 @@ def _bench(args: argparse.Namespace) -> int:
                 "runs": args.runs,
                 "warmup": args.warmup,
                 "threads": args.threads,
+                "precision": args.precision,
                 "backend": args.backend,
                 "source": args.source or "synthetic 640x360 frame",
                 "frames": len(frames),
@@ -166,6 +173,7 @@ def _bench(args: argparse.Namespace) -> int:
             args.warmup,
             args.threads,
             memory=not args.no_memory,
+            precision=args.precision,
             progress=_progress,
             measured=lambda r, i: save(r, i, "pending" if not args.no_memory else "skipped"),
         )

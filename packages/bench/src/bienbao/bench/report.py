@@ -5,7 +5,8 @@ JSON schema (``schema: bienbao-bench``, ``schema_version: 1``)::
     created            ISO time of the run
     device             cpu, cores, machine, memory_gb, os, python, gpus, l4t (JetPack), hostname
     libraries          {distribution: version}
-    options            runs, warmup, threads, backend, source, frames, interleaved (always true)
+    options            runs, warmup, threads, precision (OpenVINO's, null: its own choice), backend,
+                       source, frames, interleaved (always true)
     interrupted        true if Ctrl-C ended the latency loop early (figures cover what ran)
     models[]           name, path, backend, file_size_bytes, load_time_s, input_size [h, w],
                        quantization (the file's metadata, or null), throughput_fps,
@@ -163,7 +164,9 @@ def table(result: dict) -> str:
     head = (
         f"{device['cpu']} ({device['cores']} cores{isa}{', ' + ', '.join(device['gpus']) if device['gpus'] else ''}"
         f"{', L4T ' + device['l4t'] if device.get('l4t') else ''}); {options['runs']} interleaved runs, "
-        f"{options.get('threads') or 'default'} threads, source {options.get('source')}"
+        f"{options.get('threads') or 'default'} threads"
+        f"{', OpenVINO precision ' + options['precision'] if options.get('precision') else ''}, "
+        f"source {options.get('source')}"
     )
     note = "\n(interrupted: figures cover the runs completed)" if result.get("interrupted") else ""
     return head + "\n" + "\n".join(lines) + note

@@ -46,18 +46,20 @@ def _names(paths: Sequence[Path]) -> list[str]:
     return [f"{p.parent.name}/{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in paths]
 
 
-def _load(paths: Sequence[Path], backend: str, threads: int | None) -> list[ModelRun]:
+def _load(paths: Sequence[Path], backend: str, threads: int | None, precision: str | None) -> list[ModelRun]:
     runs = []
     for name, path in zip(_names(paths), paths, strict=True):
         start = time.perf_counter()
-        model = load_backend(backend, path, **_options(path, backend, threads))
+        model = load_backend(backend, path, **backend_options(path, backend, threads, precision))
         runs.append(ModelRun(name, path, model, time.perf_counter() - start))
     return runs
 
 
-def _options(path: Path, backend: str, threads: int | None) -> dict:
-    """The options this backend takes (threads: ONNX Runtime and LiteRT, not TensorRT)."""
-    return split_options(backend, path, {"threads": threads} if threads else {})[0]
+def backend_options(path: str | Path, backend: str, threads: int | None, precision: str | None = None) -> dict:
+    """The options this backend takes (threads: ONNX Runtime, OpenVINO and LiteRT, not TensorRT;
+    precision: OpenVINO's inference precision)."""
+    asked = {"threads": threads, "precision": precision}
+    return split_options(backend, path, {k: v for k, v in asked.items() if v})[0]
 
 
 def run_frame(backend, frame: np.ndarray) -> tuple[float, float, float, float]:
@@ -75,7 +77,9 @@ def _one(run: ModelRun, frame: np.ndarray, record: bool) -> None:
             run.samples_ms[stage].append(value * 1000)
 
 
-def _memory_pass(run: ModelRun, frames: Sequence[np.ndarray], backend: str, threads: int | None, repeats: int) -> None:
+def _memory_pass(
+    run: ModelRun, frames: Sequence[np.ndarray], backend: str, threads: int | None, precision: str | None, repeats: int
+) -> None:
     with tempfile.TemporaryDirectory() as folder:
         frames_file = Path(folder) / "frames.npy"
         np.save(frames_file, np.stack([f for f in frames if f.shape == frames[0].shape]))
@@ -92,6 +96,8 @@ def _memory_pass(run: ModelRun, frames: Sequence[np.ndarray], backend: str, thre
         ]
         if threads:
             command += ["--threads", str(threads)]
+        if precision:
+            command += ["--precision", precision]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"memory pass for {run.path} failed: {result.stderr.strip()[-500:]}")
@@ -108,6 +114,7 @@ def run_benchmark(
     warmup: int = 5,
     threads: int | None = None,
     memory: bool = True,
+    precision: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     measured: Callable[[list[ModelRun], bool], None] | None = None,
 ) -> tuple[list[ModelRun], bool]:
@@ -118,7 +125,7 @@ def run_benchmark(
         raise ValueError(f"runs={runs}, warmup={warmup}: need runs >= 1 and warmup >= 0")
     if not frames:
         raise ValueError("no frames to run on")
-    models = _load([Path(p) for p in paths], backend, threads)
+    models = _load([Path(p) for p in paths], backend, threads, precision)
     for model in models:
         for index in range(warmup):
             _one(model, frames[index % len(frames)], record=False)
@@ -135,5 +142,5 @@ def run_benchmark(
         measured(models, interrupted)
     if memory and not interrupted:
         for model in models:
-            _memory_pass(model, frames, backend, threads, repeats=min(runs, 10))
+            _memory_pass(model, frames, backend, threads, precision, repeats=min(runs, 10))
     return models, interrupted

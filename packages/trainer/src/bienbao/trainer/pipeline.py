@@ -80,29 +80,26 @@ def _qat(options: PipelineOptions, state: _State) -> dict:
 
 
 def _export(options: PipelineOptions, state: _State) -> dict:
-    """ONNX of all three models (the ONNX Runtime comparison), then what else is configured for
-    the QAT model. Keys: fp32, ptq, qat (ONNX), qat_tflite, qat_engine."""
+    """ONNX of all three models (the ONNX Runtime comparison), then the other configured formats
+    of the QAT model, through the same registry as ``bienbao export``. Keys: fp32, ptq, qat
+    (ONNX), qat_<format> (qat_openvino, qat_tflite, qat_engine)."""
     from bienbao.trainer.config import load_quantization
-    from bienbao.trainer.export import export_onnx, export_tflite
+    from bienbao.trainer.export import ExportSpec, export
 
     target = load_quantization(options.qat.quantization).target
     folder = Path(options.train.paths.checkpoints).parent / "exported"
     imgsz = options.train.imgsz
-    qat = state.outputs("qat")["checkpoint"]
-    outputs = {
-        "fp32": str(export_onnx(state.outputs("fp32")["checkpoint"], folder / "onnx", "fp32", imgsz).path),
-        "ptq": str(export_onnx(state.outputs("ptq")["checkpoint"], folder / "onnx", target, imgsz).path),
-        "qat": str(export_onnx(qat, folder / "onnx", target, imgsz).path),
-    }
-    if "tflite" in options.export_formats:
-        _say("exporting the QAT model to INT8 TFLite (litert-torch)")
-        outputs["qat_tflite"] = str(export_tflite(qat, folder / "tflite", "int8", imgsz).path)
-    if "engine" in options.export_formats:
-        from bienbao.trainer.export.tensorrt_engine import build_engine
 
-        _say("building a TensorRT engine of the QAT model")
-        engine = folder / "tensorrt" / Path(outputs["qat"]).with_suffix(".engine").name
-        outputs["qat_engine"] = str(build_engine(outputs["qat"], engine))
+    def onnx(step: str, layout: str) -> str:
+        spec = ExportSpec(Path(state.outputs(step)["checkpoint"]), folder, ("onnx",), layout, imgsz)
+        return str(export(spec)[0].path)
+
+    outputs = {"fp32": onnx("fp32", "fp32"), "ptq": onnx("ptq", target), "qat": onnx("qat", target)}
+    others = tuple(f for f in options.export_formats if f != "onnx")
+    if others:
+        _say(f"exporting the QAT model as {', '.join(others)}")
+        spec = ExportSpec(Path(state.outputs("qat")["checkpoint"]), folder, others, target, imgsz)
+        outputs.update({f"qat_{a.format}": str(a.path) for a in export(spec) if a.format != "onnx"})
     return outputs
 
 
