@@ -46,13 +46,41 @@ def test_the_ir_is_made_from_the_onnx_file_and_carries_its_metadata(ov_export) -
     assert detector.metadata.quantization.target == "openvino" and detector.metadata.quantization.weight_bits == 8
 
 
+#: ops that move integers without changing their grid (OpenVINO carries the grid through them)
+GRID_PRESERVING = ("Concat", "Slice", "StridedSlice", "VariadicSplit", "Split", "MaxPool", "Interpolate", "Reshape")
+
+
+def _reads_a_grid(node) -> bool:
+    """Every path back from ``node``'s first input reaches a FakeQuantize through grid-preserving ops."""
+    if node.get_type_name() == "FakeQuantize":
+        return True
+    if node.get_type_name() not in GRID_PRESERVING:
+        return False
+    sources = [v.get_node() for v in node.input_values()]
+    data = sources if node.get_type_name() == "Concat" else sources[:1]
+    return all(_reads_a_grid(source) for source in data)
+
+
 def test_every_integer_conv_reads_a_fake_quantize(ov_export) -> None:
     model = ov.Core().read_model(str(ov_export["artifacts"]["openvino"].path))
     convs = [op for op in model.get_ops() if op.get_type_name() == "Convolution"]
-    fed = [c for c in convs if c.input_value(0).get_node().get_type_name() == "FakeQuantize"]
-    assert len(convs) == 64 and len(fed) == 63  # every conv but the DFL's fixed one
-    dfl = next(c for c in convs if c not in fed)
+    integer = [c for c in convs if _reads_a_grid(c.input_value(0).get_node())]
+    assert len(convs) == 64 and len(integer) == 63  # every conv but the DFL's fixed one
+    dfl = next(c for c in convs if c not in integer)
     assert dfl.input_value(0).get_node().get_type_name() == "Softmax"  # ultralytics' DFL, OpenVINO's fastest form
+
+
+def test_no_c2f_or_sppf_concatenation_is_requantized(ov_export) -> None:
+    """Their inputs arrive on their grid (``SharedGrid``): no FakeQuantize after a C2f's or the
+    SPPF's Concat; the neck's four Concats keep theirs (their inputs come from blocks that feed
+    others too)."""
+    model = ov.Core().read_model(str(ov_export["artifacts"]["openvino"].path))
+    after_concat = [
+        op.get_friendly_name()
+        for op in model.get_ops()
+        if op.get_type_name() == "FakeQuantize" and op.input_value(0).get_node().get_type_name() == "Concat"
+    ]
+    assert after_concat and not [name for name in after_concat if "concat_output_quantizer" in name]
 
 
 def test_openvino_matches_the_fake_quant_model_on_real_frames(ov_export, valid_frames, agreeing_detections) -> None:

@@ -107,7 +107,8 @@ def test_the_openvino_layout_quantizes_each_block_once_after_its_activation(fp32
     assert len(blocks) == 57
     assert all(isinstance(b.act, QuantizedActivation) and isinstance(b.act.act, nn.SiLU) for b in blocks)
     assert all(b.conv.output_quantizer is None for b in blocks)
-    assert all(not b.act.output_quantizer.scheme.signed for b in blocks)
+    grids = [getattr(b.act.output_quantizer, "quantizer", b.act.output_quantizer) for b in blocks]  # own or shared
+    assert all(isinstance(q, FakeQuantize) and not q.scheme.signed for q in grids)
     assert [b.conv for b in blocks if b.conv.input_quantizer is not None] == [model.model[0].conv]  # the image
     head = model.model[-1]
     finals = [branch[-1] for branch in (*head.cv2, *head.cv3)]
@@ -119,6 +120,40 @@ def test_the_openvino_layout_quantizes_each_block_once_after_its_activation(fp32
     assert adds and all(q is not None for q in adds)
     concats = [m.output_quantizer for m in model.model if isinstance(m, QATConcat)]
     assert len(concats) == 4 and all(q is not None for q in concats)
+
+
+def test_the_openvino_layout_makes_every_c2f_concat_input_on_the_concat_grid(fp32) -> None:
+    """NNCF's unified scales: the C2f's first conv and its bottlenecks quantize onto the
+    concatenation's grid, which observes the concatenated tensor; its output quantizer is then an
+    identity on calibrated data, which the export leaves out."""
+    from bienbao.trainer.ultralytics.qat_model import QATC2f, SharedGrid, drop_restated_grids, unified_concat
+
+    model = prepare_yolo_qat(fp32, load_policy(OV_POLICY), target="openvino").eval()
+    sppf = model.model[9]
+    assert unified_concat(sppf) and sppf.cv1.act.output_quantizer.quantizer is sppf.concat_output_quantizer
+    blocks = [m for m in model.modules() if isinstance(m, QATC2f)]
+    assert len(blocks) == 8 and all(unified_concat(b) for b in blocks)
+    for block in blocks:
+        shared = block.concat_output_quantizer
+        producers = [block.cv1.act.output_quantizer]
+        producers += [m.add_output_quantizer if m.add else m.cv2.act.output_quantizer for m in block.m]
+        assert all(isinstance(q, SharedGrid) and q.quantizer is shared for q in producers)
+    calibrate(model, lambda m: m(torch.rand(2, 3, 128, 128)))
+    seen: list[bool] = []
+    hooks = [
+        b.concat_output_quantizer.register_forward_hook(lambda _m, i, o: seen.append(torch.equal(i[0], o)))
+        for b in blocks
+    ]
+    with torch.no_grad():
+        expected = model(torch.rand(1, 3, 128, 128))[0]
+    for hook in hooks:
+        hook.remove()
+    assert seen == [True] * 8  # on its grid already: the re-statement changes nothing
+    x = torch.rand(1, 3, 128, 128)
+    with torch.no_grad():
+        before = model(x)[0]
+        assert drop_restated_grids(model) == 9 + 8 + 1 + 2  # C2f/SPPF outputs, splits, pools, upsamplings
+        assert torch.equal(model(x)[0], before) and expected.shape == before.shape
 
 
 def test_the_packaged_policy_keeps_the_first_two_convs_float_and_quantizes_from_the_third(fp32) -> None:

@@ -24,7 +24,7 @@ from bienbao.trainer.formats import EXPORT_TARGETS
 from bienbao.trainer.sizes import ImageSize, input_size, rect_size
 from bienbao.trainer.ultralytics.export_heads import heads_for_export
 from bienbao.trainer.ultralytics.models import load_detection_model
-from bienbao.trainer.ultralytics.qat_model import is_quantized
+from bienbao.trainer.ultralytics.qat_model import drop_restated_grids, is_quantized
 
 __all__ = [
     "WEIGHT_BITS",
@@ -209,6 +209,8 @@ def prepare_for_export(model: nn.Module, target: str) -> nn.Module:
         model = convert(model)
         if target == "fp32":
             enable_fake_quant(model, False)
+    if target == "openvino":
+        drop_restated_grids(model)  # OpenVINO carries grids through splits and pools itself
     model = model.fuse(verbose=False) if hasattr(model, "fuse") else model  # BN of float Conv blocks
     heads_for_export(model, native_dfl=target == "openvino")  # OpenVINO runs ultralytics' DFL fastest
     for parameter in model.parameters():

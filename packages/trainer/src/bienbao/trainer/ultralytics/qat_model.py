@@ -33,7 +33,12 @@ OpenVINO does not need, which is where NNCF puts its quantizers too:
 - a conv block's output is quantized once, after its SiLU (``QuantizedActivation``), not before
   and inside it; a conv without an activation (the head's final box and class convs) keeps a float
   output;
-- residual adds, concatenations, splits, pools and upsampling as in the ``onnxruntime`` layout.
+- a ``C2f``'s concatenation inputs (its first conv's output halves, its bottlenecks' outputs),
+  and an ``SPPF``'s (its first conv's output and its max-pools), are made on the concatenation's
+  own grid (``SharedGrid``; NNCF's unified scales), so OpenVINO
+  concatenates without requantizing each input; the grid is observed on the concatenated tensor;
+- residual adds, other concatenations, pools and upsampling as in the ``onnxruntime`` layout;
+  the re-statements of a grid (``OnGrid``) ONNX Runtime needs are left out of the export.
 
 Blocks are converted by swapping their class for a subclass that only changes ``forward`` and
 adds quantizer children, so parameter names, and hence checkpoints, stay the ultralytics ones.
@@ -59,9 +64,12 @@ __all__ = [
     "OnGrid",
     "QATDetect",
     "QuantizedActivation",
+    "SharedGrid",
     "conv_bn_groups",
+    "drop_restated_grids",
     "is_quantized",
     "prepare_yolo_qat",
+    "unified_concat",
 ]
 
 TARGETS = tuple(LAYOUTS)  # the graph layouts (bienbao.trainer.formats)
@@ -83,6 +91,15 @@ class OnGrid(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.quantizer.reapply(x)
+
+
+class SharedGrid(OnGrid):
+    """Quantizes a producer's output on another quantizer's grid, without observing it: in the
+    ``openvino`` layout every input of a ``C2f`` concatenation (its first conv's output, the
+    bottlenecks' outputs) is made on the concatenation's grid, so OpenVINO concatenates without
+    requantizing each input (NNCF's unified scales). The owner, the concatenation's output
+    quantizer, observes the concatenated tensor, which covers every input's range. Unlike an
+    ``OnGrid`` it changes values (they come off another grid), so an export keeps it."""
 
 
 def _apply(module: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
@@ -250,6 +267,8 @@ def prepare_yolo_qat(model: nn.Module, policy: QuantPolicy, target: str = "onnxr
         else:
             _quantize_silus(model)
         _quantize_blocks(model, policy, target)
+        if target == "openvino":
+            _unify_c2f_grids(model)
         _drop_requantization(model)
     return model
 
@@ -370,6 +389,60 @@ def _quantize_silus(model: nn.Module) -> None:
             module.act = QATSiLU(config.output.build(), config.output.build())
 
 
+def drop_restated_grids(model: nn.Module) -> int:
+    """Remove every ``OnGrid`` and the output quantizer of a unified ``C2f`` concatenation (in
+    place): the re-statements of a grid on values already on it,
+    which ONNX Runtime needs to run splits, pools and upsampling on integers, and which OpenVINO
+    runs as requantizations of their own (its low-precision transformations carry the grid through
+    those ops unaided). The values are the same: on-grid values re-quantized to their grid do not
+    move. Returns how many were removed."""
+    removed = 0
+    for module in model.modules():
+        if unified_concat(module):  # every input already on its grid
+            module.concat_output_quantizer = None
+            removed += 1
+        for name, child in list(module.named_children()):
+            if type(child) is OnGrid:
+                setattr(module, name, None)
+                removed += 1
+    return removed
+
+
+def _unify_c2f_grids(model: nn.Module) -> None:
+    """OpenVINO layout: the inputs of each ``C2f`` and ``SPPF`` concatenation made on the
+    concatenation's grid (``SharedGrid``), their own output quantizers dropped. (The SPPF's
+    max-pools keep its first conv's grid, so that conv is its only producer.)"""
+    for block in model.modules():
+        shared = getattr(block, "concat_output_quantizer", None)
+        if type(block) not in (QATC2f, QATSPPF) or not isinstance(shared, FakeQuantize):
+            continue
+        producers = [block.cv1.act]
+        if type(block) is QATC2f:
+            producers += [m if m.add else m.cv2.act for m in block.m]
+        if not all(isinstance(getattr(p, _producer_slot(p), None), FakeQuantize) for p in producers):
+            continue  # a float producer (a policy skip): leave this block as it is
+        for producer in producers:
+            setattr(producer, _producer_slot(producer), SharedGrid(shared))
+        setattr(block, "split_grid" if type(block) is QATC2f else "pool_grid", OnGrid(shared))
+
+
+def _producer_slot(producer: nn.Module) -> str:
+    return "add_output_quantizer" if isinstance(producer, QATBottleneck) else "output_quantizer"
+
+
+def unified_concat(block: nn.Module) -> bool:
+    """True for a ``C2f`` or ``SPPF`` whose concatenation inputs all come on its own grid
+    (``_unify_c2f_grids``): its output quantizer then only re-states that grid."""
+    shared = getattr(block, "concat_output_quantizer", None)
+    act = getattr(getattr(block, "cv1", None), "act", None)
+    return (
+        type(block) in (QATC2f, QATSPPF)
+        and isinstance(shared, FakeQuantize)
+        and isinstance(getattr(act, "output_quantizer", None), SharedGrid)
+        and act.output_quantizer.quantizer is shared
+    )
+
+
 def _quantize_after_activations(model: nn.Module) -> None:
     """OpenVINO layout: each conv's output quantizer moves after its activation; a conv with no
     activation after it (the head's final convs) keeps its output float."""
@@ -425,7 +498,7 @@ def _drop_requantization(model: nn.Module) -> None:
     for name, module in model.named_modules():
         if isinstance(module, FakeQuantize) and name.endswith("output_quantizer"):
             hooks.append(module.register_forward_hook(record(module)))
-        elif isinstance(module, OnGrid):
+        elif isinstance(module, OnGrid):  # SharedGrid included
             hooks.append(module.register_forward_hook(record(module.quantizer)))
         elif isinstance(module, QATUpsample):
             hooks.append(module.register_forward_pre_hook(upsample_input))
