@@ -51,7 +51,7 @@ def correct_bias(model: nn.Module, forward_loop: Callable[[nn.Module], object]) 
     sums: dict[str, torch.Tensor] = {}
     counts = dict.fromkeys(layers, 0)
 
-    def record(name: str):
+    def record(name: str) -> Callable[[nn.Module, tuple[torch.Tensor, ...]], None]:
         def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
             x = inputs[0].detach().float()
             sums[name] = sums.get(name, 0) + x.sum(dim=(0, 2, 3))
@@ -79,6 +79,8 @@ def correct_bias(model: nn.Module, forward_loop: Callable[[nn.Module], object]) 
 
 def _correct(module: QATConv2d | QATConvBn2d, mean_input: torch.Tensor) -> float:
     quantizer = module.weight_quantizer
+    if quantizer is None:  # _corrected_layers keeps only layers with one
+        raise ValueError("correct_bias: a layer without a weight quantizer")
     observing = quantizer.observing
     quantizer.enable_observer(False)  # rounding the weights must not move their range
     try:
