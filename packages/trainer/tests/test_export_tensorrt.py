@@ -58,3 +58,35 @@ def test_builds_an_engine_with_a_metadata_sidecar(tmp_path) -> None:
     engine = build_engine(tiny_onnx(tmp_path / "trt.onnx", "tensorrt"), tmp_path / "m.engine")
     assert engine.stat().st_size > 0
     assert ModelMetadata.read_sidecar(engine).quantization.target == "tensorrt"
+
+
+class _Flags:
+    """``tensorrt.NetworkDefinitionCreationFlag`` as documented: EXPLICIT_BATCH = 0 (8.x; deprecated
+    in 10.x), STRONGLY_TYPED = 1 (9.1+)."""
+
+    EXPLICIT_BATCH = 0
+    STRONGLY_TYPED = 1
+
+
+class _TensorRT:
+    """The module surface ``network_flags`` reads, at a given version."""
+
+    NetworkDefinitionCreationFlag = _Flags
+
+    def __init__(self, version: str) -> None:
+        self.__version__ = version
+
+
+@pytest.mark.parametrize(
+    ("version", "strongly_typed", "flags"),
+    [
+        ("8.5.2.2", False, 1),  # JetPack 5.1: explicit batch, or the ONNX parser refuses the network
+        ("8.6.2.3", False, 1),  # JetPack 6.0
+        ("10.3.0.30", False, 0),  # JetPack 6.1+: explicit batch only, the flag deprecated
+        ("10.3.0.30", True, 2),
+    ],
+)
+def test_the_network_is_explicit_batch_on_every_supported_tensorrt(version, strongly_typed, flags) -> None:
+    from bienbao.trainer.export.tensorrt_engine import network_flags
+
+    assert network_flags(_TensorRT(version), strongly_typed) == flags

@@ -22,7 +22,7 @@ from bienbao.runtime.backends.tensorrt import check_tensorrt_version
 from bienbao.runtime.metadata import METADATA_KEY, ModelMetadata
 from bienbao.trainer.formats import check_combination
 
-__all__ = ["EngineBuildError", "build_engine", "trtexec_command"]
+__all__ = ["EngineBuildError", "build_engine", "network_flags", "trtexec_command"]
 
 
 class EngineBuildError(RuntimeError):
@@ -43,6 +43,18 @@ def _tensorrt(strongly_typed: bool = False):
     except RuntimeError as exc:
         raise EngineBuildError(str(exc)) from exc
     return tensorrt
+
+
+def network_flags(trt, strongly_typed: bool = False) -> int:
+    """``create_network``'s flags: TensorRT 8.x needs ``EXPLICIT_BATCH`` (without it the network is
+    implicit-batch, which the ONNX parser refuses); TensorRT 10 has only explicit batch and
+    deprecates the flag (``create_network(0)`` is its documented form)."""
+    flags = 0
+    if int(str(trt.__version__).split(".")[0]) < 10:
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    if strongly_typed:
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    return flags
 
 
 def trtexec_command(
@@ -88,8 +100,7 @@ def build_engine(
     trt = _tensorrt(strongly_typed)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
-    network = builder.create_network(flags)
+    network = builder.create_network(network_flags(trt, strongly_typed))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
