@@ -112,3 +112,9 @@ def test_an_engine_of_the_openvino_layout_is_refused(ov_export, tmp_path) -> Non
     with pytest.raises(ValueError, match="TensorRT engine needs the tensorrt layout"):
         export(ExportSpec(ov_export["checkpoint"], tmp_path, ("engine",), "openvino", IMGSZ))
     assert not any(Path(tmp_path).iterdir())  # refused before anything was written
+
+
+def test_a_checkpoint_is_exported_in_the_layout_it_was_made_in(ov_export, tmp_path) -> None:
+    """Its graph is its layout's whatever --target says: a mislabelled file is refused, naming the target."""
+    with pytest.raises(ValueError, match="openvino layout: export it with --target openvino"):
+        export(ExportSpec(ov_export["checkpoint"], tmp_path, ("onnx",), "onnxruntime", IMGSZ))

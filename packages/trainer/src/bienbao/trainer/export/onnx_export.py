@@ -195,10 +195,17 @@ def _check_target(model: nn.Module, target: str, checkpoint: Path) -> None:
             f"{checkpoint} quantizes activations asymmetrically (uint8); TensorRT needs symmetric "
             "int8. Train with the tensorrt preset (configs/experiments/exp1_symmetric_quant.yaml)"
         )
+    layout = getattr(model, "bienbao_layout", None)  # None: a checkpoint made before 0.7.0
+    if layout is not None and layout != target:
+        raise ExportError(
+            f"{checkpoint} was calibrated or trained in the {layout} layout: export it with --target {layout}. Its "
+            f"graph is that layout's whatever --target says (a {layout} graph labelled {target} runs slowly on "
+            f"{target}'s runtime); for a {target} file, calibrate or train with a {target} policy"
+        )
     if target == "onnxruntime" and any(signed for _, signed in acts):
         log.warning(
-            "int8 activations: ONNX Runtime on x86 without VNNI runs these slower than FP32 "
-            "(uint8 activations are its fast path; see the onnxruntime_cpu preset)"
+            "int8 (signed) activations in the onnxruntime layout: ONNX Runtime's x86 integer kernels are made "
+            "for uint8 activations (measured on AVX2: signed ones slower than FP32); see the onnxruntime_cpu preset"
         )
 
 

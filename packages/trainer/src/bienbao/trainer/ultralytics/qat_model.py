@@ -270,6 +270,7 @@ def prepare_yolo_qat(model: nn.Module, policy: QuantPolicy, target: str = "onnxr
         if target == "openvino":
             _unify_c2f_grids(model)
         _drop_requantization(model)
+    model.bienbao_layout = target  # pickled with the model: export checks it against --target
     return model
 
 
