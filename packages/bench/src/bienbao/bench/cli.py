@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from bienbao.cli.files import atomic_write_text, check_writable
-from bienbao.runtime.backends import BACKENDS, PRECISIONS
+from bienbao.runtime.backends import BACKENDS, PRECISIONS, is_model_path
 from bienbao.runtime.sources import IMAGE_SUFFIXES
 
 __all__ = ["register_bench"]
@@ -126,7 +126,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     if not args.model:
         raise CommandError("give at least one --model")
-    missing = [m for m in args.model if not Path(m).is_file() and not Path(m).is_dir()]  # an IR folder is a model
+    missing = [m for m in args.model if not is_model_path(m)]
     if missing:
         raise CommandError(f"model file not found: {', '.join(missing)}")
     if args.runs < 1:

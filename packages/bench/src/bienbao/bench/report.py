@@ -26,7 +26,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from bienbao.runtime.backends import backend_label
+from bienbao.runtime.backends import backend_label, model_size_bytes
 
 from .runner import STAGES, ModelRun
 from .stats import LatencyStats
@@ -36,14 +36,6 @@ __all__ = ["SCHEMA", "SCHEMA_VERSION", "build_result", "compare", "load_result",
 
 SCHEMA = "bienbao-bench"
 SCHEMA_VERSION = 1
-
-
-def model_size(path: Path) -> int:
-    """Bytes on disk: the file, an OpenVINO IR's .xml with its .bin, or every file of an IR folder."""
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
-    weights = path.with_suffix(".bin")
-    return path.stat().st_size + (weights.stat().st_size if path.suffix == ".xml" and weights.is_file() else 0)
 
 
 def build_result(runs: Sequence[ModelRun], options: dict, interrupted: bool) -> dict:
@@ -58,7 +50,7 @@ def build_result(runs: Sequence[ModelRun], options: dict, interrupted: bool) -> 
                 "name": run.name,
                 "path": str(run.path),
                 "backend": backend_label(run.backend),
-                "file_size_bytes": model_size(run.path),
+                "file_size_bytes": model_size_bytes(run.path),
                 "load_time_s": round(run.load_seconds, 3),
                 "input_size": list(run.backend.input_size),
                 "quantization": None if metadata is None else vars(metadata.quantization),

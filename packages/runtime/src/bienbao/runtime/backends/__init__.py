@@ -68,6 +68,22 @@ SUFFIXES = {
 FOLDER_SUFFIXES = {"_openvino_model": "openvino"}
 
 
+def is_model_path(model_path: str | Path) -> bool:
+    """A model file, or a model that is a folder (an OpenVINO IR folder as ultralytics exports it)."""
+    path = Path(model_path)
+    return path.is_file() or (path.is_dir() and path.name.endswith(tuple(FOLDER_SUFFIXES)))
+
+
+def model_size_bytes(model_path: str | Path) -> int:
+    """Bytes on disk: the file, an OpenVINO IR's ``.xml`` with its ``.bin``, or every file of a
+    model folder."""
+    path = Path(model_path)
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+    weights = path.with_suffix(".bin")
+    return path.stat().st_size + (weights.stat().st_size if path.suffix == ".xml" and weights.is_file() else 0)
+
+
 def backend_for_path(model_path: str | Path) -> str:
     path = Path(model_path)
     if path.is_dir():

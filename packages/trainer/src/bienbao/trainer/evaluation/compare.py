@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bienbao.cli.files import atomic_write_text
+from bienbao.runtime.backends import is_model_path, model_size_bytes
 from bienbao.trainer.evaluation.bootstrap import Difference, paired_difference
 from bienbao.trainer.evaluation.evaluate import Evaluation, evaluate, split_images
 
@@ -42,7 +43,7 @@ class ComparedModel:
 
     @property
     def size_mb(self) -> float:
-        return self.path.stat().st_size / 1e6
+        return model_size_bytes(self.path) / 1e6
 
     @property
     def latency_ms(self) -> float:
@@ -65,7 +66,7 @@ def parse_model_spec(spec: str) -> tuple[str, Path]:
     if not sep:
         label, path = Path(spec).stem, spec
     path = Path(path)
-    if not path.is_file():
+    if not is_model_path(path):
         raise FileNotFoundError(f"model not found: {path}")
     return label, path
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bienbao.runtime.backends import is_model_path
 from bienbao.trainer.dataset import IMAGE_SUFFIXES, check_names, dataset_names, label_path, load_dataset
 
 __all__ = ["Evaluation", "evaluate", "evaluate_module", "label_targets", "match_predictions", "split_images"]
@@ -300,7 +301,7 @@ def evaluate(
     An OpenVINO IR folder (``*_openvino_model/``, as ultralytics exports it) counts as a file."""
     model, data = Path(model), Path(data)
     for path, what in ((model, "model"), (data, "dataset YAML")):
-        if not path.is_file() and not (what == "model" and path.is_dir() and path.name.endswith("_openvino_model")):
+        if not (is_model_path(path) if what == "model" else path.is_file()):
             raise FileNotFoundError(f"{what} not found: {path}")
     if model.suffix == ".pt":
         if "+" in split:
