@@ -68,7 +68,8 @@ def build_files(args: argparse.Namespace, work: Path) -> dict[str, tuple[Path, s
         from bienbao.trainer.export import ExportSpec, export
 
         for size, kind in ((640, "bienbao"), ((384, 640), "rect")):
-            made = export(ExportSpec(Path(args.int8_openvino), work / f"ov{size}", ("openvino",), "openvino", size))
+            folder = work / f"openvino_{size if kind == 'bienbao' else '384x640'}"
+            made = export(ExportSpec(Path(args.int8_openvino), folder, ("openvino",), "openvino", size))
             label = "bienbao INT8, openvino layout (IR)" + (", 384x640 (16:9)" if kind == "rect" else "")
             files[label] = (made[-1].path, kind)
     if args.peer_openvino:

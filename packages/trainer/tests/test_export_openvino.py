@@ -118,3 +118,16 @@ def test_a_checkpoint_is_exported_in_the_layout_it_was_made_in(ov_export, tmp_pa
     """Its graph is its layout's whatever --target says: a mislabelled file is refused, naming the target."""
     with pytest.raises(ValueError, match="openvino layout: export it with --target openvino"):
         export(ExportSpec(ov_export["checkpoint"], tmp_path, ("onnx",), "onnxruntime", IMGSZ))
+
+
+def test_a_folder_with_a_comma_in_its_name_is_a_folder(ov_export, tmp_path) -> None:
+    """OpenVINO's converter splits a path string at commas; the exporter hands it the file's bytes."""
+    from bienbao.trainer.export.openvino_ir import export_openvino
+
+    onnx = ov_export["artifacts"]["onnx"]
+    folder = tmp_path / "runs, 384x640"
+    folder.mkdir()
+    copy = folder / onnx.path.name
+    copy.write_bytes(onnx.path.read_bytes())
+    xml = export_openvino(copy, onnx.metadata, folder / "openvino")
+    assert xml.is_file() and xml.with_suffix(".bin").is_file()

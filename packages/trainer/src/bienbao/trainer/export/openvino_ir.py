@@ -12,6 +12,7 @@ requantizations ONNX Runtime's integer kernels need.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -39,7 +40,8 @@ def export_openvino(onnx: Path, metadata: ModelMetadata, output_dir: str | Path)
     ov = _require_openvino()
     folder = check_writable(Path(output_dir), "export")
     xml = folder / f"{onnx.stem}.xml"
-    model = ov.convert_model(str(onnx))
+    # the file's bytes, not its path: convert_model reads a path string with a comma as a list of models
+    model = ov.convert_model(io.BytesIO(Path(onnx).read_bytes()))
     model.set_rt_info(metadata.to_json(), ["framework", METADATA_KEY])
     tmp = folder / f".{xml.stem}.{os.getpid()}.tmp.xml"
     try:
