@@ -95,8 +95,8 @@ class OnGrid(nn.Module):
 
 class SharedGrid(OnGrid):
     """Quantizes a producer's output on another quantizer's grid, without observing it: in the
-    ``openvino`` layout every input of a ``C2f`` concatenation (its first conv's output, the
-    bottlenecks' outputs) is made on the concatenation's grid, so OpenVINO concatenates without
+    ``openvino`` layout every input of a ``C2f`` or ``SPPF`` concatenation (the first conv's output,
+    the bottlenecks' outputs) is made on the concatenation's grid, so OpenVINO concatenates without
     requantizing each input (NNCF's unified scales). The owner, the concatenation's output
     quantizer, observes the concatenated tensor, which covers every input's range. Unlike an
     ``OnGrid`` it changes values (they come off another grid), so an export keeps it."""
@@ -268,7 +268,7 @@ def prepare_yolo_qat(model: nn.Module, policy: QuantPolicy, target: str = "onnxr
             _quantize_silus(model)
         _quantize_blocks(model, policy, target)
         if target == "openvino":
-            _unify_c2f_grids(model)
+            _unify_concat_grids(model)
         _drop_requantization(model)
     model.bienbao_layout = target  # pickled with the model: export checks it against --target
     return model
@@ -409,7 +409,7 @@ def drop_restated_grids(model: nn.Module) -> int:
     return removed
 
 
-def _unify_c2f_grids(model: nn.Module) -> None:
+def _unify_concat_grids(model: nn.Module) -> None:
     """OpenVINO layout: the inputs of each ``C2f`` and ``SPPF`` concatenation made on the
     concatenation's grid (``SharedGrid``), their own output quantizers dropped. (The SPPF's
     max-pools keep its first conv's grid, so that conv is its only producer.)"""
@@ -433,7 +433,7 @@ def _producer_slot(producer: nn.Module) -> str:
 
 def unified_concat(block: nn.Module) -> bool:
     """True for a ``C2f`` or ``SPPF`` whose concatenation inputs all come on its own grid
-    (``_unify_c2f_grids``): its output quantizer then only re-states that grid."""
+    (``_unify_concat_grids``): its output quantizer then only re-states that grid."""
     shared = getattr(block, "concat_output_quantizer", None)
     act = getattr(getattr(block, "cv1", None), "act", None)
     return (
