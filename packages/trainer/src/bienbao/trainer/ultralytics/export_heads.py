@@ -54,8 +54,8 @@ def dfl_for(head: nn.Module) -> type[DFL]:
 def heads_for_export(model: nn.Module, native_dfl: bool = False) -> None:
     """Every Detect head of ``model`` (in place) in ultralytics' ONNX export mode, with the DFL form
     its box logits allow; ``native_dfl`` keeps ultralytics' own (a softmax over the bins' axis and
-    a 1x1 conv), which OpenVINO runs in a third of the time of either rewrite (profiled at
-    384x640, Zen4: 0.17 ms against 0.90 ms for ``LastAxisDFL``'s transpose, softmax and MatMul)."""
+    a 1x1 conv), which OpenVINO runs faster than either rewrite (profiled:
+    docs/results/openvino-peer/README.md, "Speed")."""
     for module in model.modules():
         if isinstance(module, Detect):
             module.export, module.format, module.dynamic = True, "onnx", False
