@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bienbao.runtime.backends import model_size_bytes
 from bienbao.runtime.metadata import ModelMetadata
 from bienbao.trainer.formats import FORMATS, check_combination
 from bienbao.trainer.sizes import ImageSize
@@ -48,33 +49,31 @@ class Artifact:
 @dataclass(frozen=True)
 class Exporter:
     write: Callable[[ExportSpec, dict[str, Artifact]], Artifact]
-    folder: str  # under ExportSpec.output
     needs: tuple[str, ...] = ()  # formats made first, in the same call
 
 
 EXPORTERS: dict[str, Exporter] = {}
 
 
-def exporter(format_name: str, folder: str, needs: tuple[str, ...] = ()):
+def exporter(format_name: str, needs: tuple[str, ...] = ()):
     def register(write: Callable[[ExportSpec, dict[str, Artifact]], Artifact]):
         if format_name not in FORMATS:
             raise KeyError(f"{format_name} is not in bienbao.trainer.formats.FORMATS")
-        EXPORTERS[format_name] = Exporter(write, folder, needs)
+        EXPORTERS[format_name] = Exporter(write, needs)
         return write
 
     return register
 
 
 def _size(path: Path) -> str:
-    total = sum(p.stat().st_size for p in (path, path.with_suffix(".bin")) if p.is_file())
-    return f"{total / 1e6:.2f} MB"
+    return f"{model_size_bytes(path) / 1e6:.2f} MB"
 
 
 def _width(bits: int) -> str:
     return f"{bits}-bit" if bits else "float"
 
 
-@exporter("onnx", "onnx")
+@exporter("onnx")
 def _onnx(spec: ExportSpec, _made: dict[str, Artifact]) -> Artifact:
     from bienbao.trainer.export.onnx_export import export_onnx
 
@@ -89,7 +88,7 @@ def _onnx(spec: ExportSpec, _made: dict[str, Artifact]) -> Artifact:
     return Artifact("onnx", result.path, result.metadata, summary)
 
 
-@exporter("openvino", "openvino", needs=("onnx",))
+@exporter("openvino", needs=("onnx",))
 def _openvino(spec: ExportSpec, made: dict[str, Artifact]) -> Artifact:
     from bienbao.trainer.export.openvino_ir import export_openvino
 
@@ -99,7 +98,7 @@ def _openvino(spec: ExportSpec, made: dict[str, Artifact]) -> Artifact:
     return Artifact("openvino", xml, onnx.metadata, summary)
 
 
-@exporter("tflite", "tflite")
+@exporter("tflite")
 def _tflite(spec: ExportSpec, _made: dict[str, Artifact]) -> Artifact:
     from bienbao.trainer.export.tflite_export import export_tflite
 
@@ -113,7 +112,7 @@ def _tflite(spec: ExportSpec, _made: dict[str, Artifact]) -> Artifact:
     return Artifact("tflite", result.path, result.metadata, summary)
 
 
-@exporter("engine", "tensorrt", needs=("onnx",))
+@exporter("engine", needs=("onnx",))
 def _engine(spec: ExportSpec, made: dict[str, Artifact]) -> Artifact:
     from bienbao.trainer.export.tensorrt_engine import build_engine, trtexec_command
 
