@@ -90,16 +90,20 @@ def _export(options: PipelineOptions, state: _State) -> dict:
     folder = Path(options.train.paths.checkpoints).parent / "exported"
     imgsz = options.train.imgsz
 
-    def onnx(step: str, layout: str) -> str:
-        spec = ExportSpec(Path(state.outputs(step)["checkpoint"]), folder, ("onnx",), layout, imgsz)
-        return str(export(spec)[0].path)
+    def exported(step: str, layout: str, formats: tuple[str, ...]) -> dict[str, str]:
+        spec = ExportSpec(Path(state.outputs(step)["checkpoint"]), folder, formats, layout, imgsz)
+        return {artifact.format: str(artifact.path) for artifact in export(spec)}
 
-    outputs = {"fp32": onnx("fp32", "fp32"), "ptq": onnx("ptq", target), "qat": onnx("qat", target)}
     others = tuple(f for f in options.export_formats if f != "onnx")
     if others:
-        _say(f"exporting the QAT model as {', '.join(others)}")
-        spec = ExportSpec(Path(state.outputs("qat")["checkpoint"]), folder, others, target, imgsz)
-        outputs.update({f"qat_{a.format}": str(a.path) for a in export(spec) if a.format != "onnx"})
+        _say(f"exporting the QAT model as ONNX and {', '.join(others)}")
+    qat = exported("qat", target, ("onnx", *others))  # one call: the IR and the engine reuse its ONNX file
+    outputs = {
+        "fp32": exported("fp32", "fp32", ("onnx",))["onnx"],
+        "ptq": exported("ptq", target, ("onnx",))["onnx"],
+        "qat": qat.pop("onnx"),
+    }
+    outputs.update({f"qat_{name}": path for name, path in qat.items()})
     return outputs
 
 
