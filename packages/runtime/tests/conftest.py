@@ -16,6 +16,28 @@ from bienbao.runtime.metadata import METADATA_KEY, Quantization
 
 
 @pytest.fixture(scope="session")
+def twins():
+    """``count(a, b, frames) -> (agreeing, total)``: how many of detector ``a``'s detections on the
+    frames (image paths) detector ``b`` also makes (same class, IoU >= 0.5), of how many."""
+    import cv2
+
+    from bienbao.runtime.postprocess import box_iou
+
+    def count(a, b, frames) -> tuple[int, int]:
+        agree = total = 0
+        for image in frames:
+            frame = cv2.imread(str(image))
+            first, second = a.detect(frame), b.detect(frame)
+            total += len(first)
+            for cls, box in zip(first.class_ids, first.boxes, strict=True):
+                same = second.boxes[second.class_ids == cls]
+                agree += bool(len(same)) and bool(box_iou(box[None], same).max() >= 0.5)
+        return agree, total
+
+    return count
+
+
+@pytest.fixture(scope="session")
 def real_frames(sample_frames) -> list[np.ndarray]:
     import cv2
 

@@ -11,25 +11,11 @@ import pytest
 
 from bienbao.runtime import Detector
 from bienbao.runtime.backends import backend_label, split_options
-from bienbao.runtime.postprocess import box_iou
 
 pytest.importorskip("openvino", reason="openvino (bienbao-runtime[openvino]) is not installed")
 
 ROOT = Path(__file__).resolve().parents[3]
 INT8_ONNX = ROOT / "models/pretrained/yolov8n-vn-signs-int8-onnxruntime.onnx"
-
-
-def agreement(a: Detector, b: Detector, frames: list[Path]) -> tuple[int, int]:
-    """How many of ``a``'s detections ``b`` also makes (same class, IoU >= 0.5), of how many."""
-    agree = total = 0
-    for image in frames:
-        frame = cv2.imread(str(image))
-        first, second = a.detect(frame), b.detect(frame)
-        total += len(first)
-        for cls, box in zip(first.class_ids, first.boxes, strict=True):
-            same = second.boxes[second.class_ids == cls]
-            agree += bool(len(same)) and bool(box_iou(box[None], same).max() >= 0.5)
-    return agree, total
 
 
 def test_the_metadata_comes_through_openvino(fp32_weights) -> None:
@@ -39,10 +25,10 @@ def test_the_metadata_comes_through_openvino(fp32_weights) -> None:
     assert backend_label(ov.backend).startswith("openvino (CPU, ")  # the precision it runs in is reported
 
 
-def test_openvino_finds_what_onnx_runtime_finds_on_real_frames(sample_frames) -> None:
+def test_openvino_finds_what_onnx_runtime_finds_on_real_frames(sample_frames, twins) -> None:
     # measured here (AMD EPYC Zen3, AVX2): 48 of 51 INT8 detections have an OpenVINO twin; its INT8 kernels
     # round differently from ONNX Runtime's, so a few low-score boxes near the threshold differ
-    agree, total = agreement(
+    agree, total = twins(
         Detector(INT8_ONNX, conf=0.25), Detector(INT8_ONNX, backend="openvino", conf=0.25), sample_frames
     )
     assert total > 20 and agree / total >= 0.8, f"{agree} of {total}"
@@ -129,7 +115,7 @@ def ultralytics_ir(tmp_path_factory) -> Path:
     return folder
 
 
-def test_an_ultralytics_ir_folder_runs_with_its_metadata_yaml(ultralytics_ir, sample_frames) -> None:
+def test_an_ultralytics_ir_folder_runs_with_its_metadata_yaml(ultralytics_ir, sample_frames, twins) -> None:
     from bienbao.runtime.backends import backend_for_path
 
     assert (
@@ -141,7 +127,7 @@ def test_an_ultralytics_ir_folder_runs_with_its_metadata_yaml(ultralytics_ir, sa
     quantization = folder.metadata.quantization
     assert quantization.target == "openvino" and quantization.quantized_layers == 61  # read off the graph
     assert Detector(ultralytics_ir / "signs.xml").names == onnx.names
-    agree, total = agreement(onnx, folder, sample_frames)
+    agree, total = twins(onnx, folder, sample_frames)
     # the same graph through OpenVINO's ONNX reader and through an IR: measured 36 of 38 twins on a Zen4 (the
     # two paths transform the graph a little differently, and boxes near the threshold move)
     assert total > 20 and agree / total >= 0.9, f"{agree} of {total}"

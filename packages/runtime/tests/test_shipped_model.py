@@ -46,17 +46,6 @@ def _found(detections, classes: np.ndarray, boxes: np.ndarray) -> int:
     return found
 
 
-def _twins(reference: Detector, other: Detector, frames: list[Path]) -> tuple[int, int]:
-    """How many of ``reference``'s detections ``other`` also makes (same class, IoU >= 0.5), of how many."""
-    agree = total = 0
-    for image in frames:
-        frame = cv2.imread(str(image))
-        a, b = reference.detect(frame), other.detect(frame)
-        total += len(a)
-        agree += _found(b, a.class_ids, a.boxes)
-    return agree, total
-
-
 def test_the_int8_file_carries_its_metadata(sample_data) -> None:
     meta = Detector(INT8_ONNX).backend.metadata
     names = next(x for x in sample_data.read_text().splitlines() if x.startswith("names:"))
@@ -83,14 +72,14 @@ def test_the_int8_file_finds_most_labelled_signs_on_unseen_frames(sample_frames)
 
 
 @pytest.mark.skipif(not HAS_LITERT, reason="no LiteRT interpreter (ai-edge-litert or tflite-runtime) installed")
-def test_the_tflite_file_agrees_with_the_onnx_file(sample_frames) -> None:
-    agree, total = _twins(Detector(INT8_ONNX, conf=0.25), Detector(INT8_TFLITE, conf=0.25), sample_frames)
+def test_the_tflite_file_agrees_with_the_onnx_file(sample_frames, twins) -> None:
+    agree, total = twins(Detector(INT8_ONNX, conf=0.25), Detector(INT8_TFLITE, conf=0.25), sample_frames)
     assert total > 20
     assert agree / total >= 0.8, f"{agree} of {total} ONNX detections have a TFLite twin"
 
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="openvino (bienbao-runtime[openvino]) is not installed")
-def test_the_openvino_file_carries_its_layout_and_finds_the_signs_the_onnx_file_finds(sample_frames) -> None:
+def test_the_openvino_file_carries_its_layout_and_finds_the_signs_the_onnx_file_finds(sample_frames, twins) -> None:
     """The OpenVINO IR (its own layout, 8-bit weights, 384x640) finds what the ONNX Runtime file
     finds; they are different quantizations of one FP32 model, so not every box has a twin
     (measured on a Zen4: 32 of 37 of the ONNX file's detections at conf 0.25 on these frames)."""
@@ -98,7 +87,7 @@ def test_the_openvino_file_carries_its_layout_and_finds_the_signs_the_onnx_file_
     quantization = openvino.metadata.quantization
     assert openvino.backend.name == "openvino" and openvino.input_size == (384, 640)
     assert quantization.target == "openvino" and quantization.weight_bits == 8
-    agree, total = _twins(Detector(INT8_ONNX, conf=0.25), openvino, sample_frames)
+    agree, total = twins(Detector(INT8_ONNX, conf=0.25), openvino, sample_frames)
     assert total > 20
     assert agree / total >= 0.75, f"{agree} of {total} ONNX detections have an OpenVINO twin"
 
