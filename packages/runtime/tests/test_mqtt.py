@@ -38,15 +38,24 @@ class Broker:
     """A real Mosquitto on 127.0.0.1 that keeps sessions on disk (so a consumer's subscription and
     its queued QoS 1 messages outlive a broker restart)."""
 
-    def __init__(self) -> None:
+    def __init__(self, listener: str = "", passwords: dict[str, str] | None = None) -> None:
+        """``listener``: lines for the listener (TLS files); ``passwords``: users and their passwords
+        (none: anonymous clients allowed)."""
         # mosquitto started as root runs as the user "mosquitto": its folder must be open to it
         # (pytest's tmp_path is not), or it silently keeps nothing across a restart
         folder = Path(tempfile.mkdtemp(prefix="bienbao-mosquitto-"))
         folder.chmod(0o777)
         self.port, self.folder, self.process = free_port(), folder, None
         self.config = folder / "mosquitto.conf"
+        settings = "allow_anonymous true\n"
+        if passwords:
+            (folder / "passwd").write_text("")
+            for user, password in passwords.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(folder / "passwd"), user, password], check=True)
+            (folder / "passwd").chmod(0o644)
+            settings = f"allow_anonymous false\npassword_file {folder}/passwd\n"
         self.config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"listener {self.port} 127.0.0.1\n{listener}{settings}persistence true\n"
             f"persistence_location {folder}/\nautosave_interval 1\n"
         )
 
@@ -79,10 +88,12 @@ class Consumer:
 
     def __init__(self, broker: Broker) -> None:
         self.monitor, self.raw = FleetMonitor(), []
+        self.subscribed = threading.Event()  # the broker acknowledged the subscription
         self.client = paho.Client(
             paho.CallbackAPIVersion.VERSION2, client_id=f"consumer-{broker.port}", clean_session=False
         )
         self.client.on_connect = lambda c, *_: c.subscribe("fleet/+/+", qos=1)
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.1, 0.5)
         self.client.connect_async("127.0.0.1", broker.port)
@@ -141,7 +152,7 @@ def test_broker_down_at_start_every_message_arrives_once_in_order_when_it_comes_
     time.sleep(0.5)
     assert publisher.status()["queued"] == 40 and not publisher.status()["connected"]
     broker.start()
-    assert wait_for(lambda: len(consumer.seqs("car-1")) == 40), consumer.seqs("car-1")
+    assert wait_for(lambda: len(consumer.seqs("car-1")) == 40), (consumer.seqs("car-1"), str(publisher.status()))
     status = publisher.close()
     assert status["queued"] == 0 and status["sent"] == 40 and status["dropped"] == 0
     in_order = [m["seq"] for m in consumer.raw if m["board"] == "car-1"]
@@ -227,8 +238,8 @@ def test_detect_killed_and_restarted_sends_what_it_had_queued_and_the_monitor_co
     )
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(iter(monitor.stdout.readline, "")), daemon=True).start()
+    # said once the broker acknowledged the subscription; stopping it (SIGTERM) saves the session
     assert "subscribed" in monitor.stderr.readline()
-    time.sleep(1.2)  # the broker saved the monitor's session
     broker.stop()  # the network is down while the board drives
     common = [
         str(model),
@@ -274,3 +285,345 @@ def test_detect_killed_and_restarted_sends_what_it_had_queued_and_the_monitor_co
         f"detect killed and restarted: {len(written)} events written before the kill, {queued} queued on disk, "
         f"{total} messages in all, {len(seqs)} received by bienbao monitor, {len(set(seqs))} distinct"
     )
+
+
+# -- faults: bad messages, a locked or full queue file, wrong passwords, TLS (issue 33) ----------
+
+MALFORMED = b'{"board":"x","seq":1,"kind":"event","data":{"event":"confirmed","name":"x","first_time":"abc"}}'
+
+
+def good(board: str, seq: int) -> bytes:
+    data = {"event": "confirmed", "name": "cam-re-trai", "first_time": 1.5}
+    return json.dumps({"board": board, "seq": seq, "kind": "event", "data": data}).encode()
+
+
+def test_a_malformed_message_is_rejected_with_its_reason_and_later_ones_still_count() -> None:
+    monitor = FleetMonitor()
+    bad = [
+        MALFORMED,
+        b"not json",
+        b"[1, 2]",
+        b'{"board": "", "seq": 1, "kind": "event"}',
+        b'{"board": "x", "seq": "1", "kind": "event"}',
+        b'{"board": "x", "seq": true, "kind": "event"}',
+        b'{"board": "x", "seq": 2, "kind": "event", "data": [1]}',
+        b'{"board":"x","seq":3,"kind":"event","data":{"event":"confirmed","name":"x","first_time":NaN}}',
+        b"\xff\xfe",
+    ]
+    assert [monitor.receive(payload) for payload in bad] == [None] * len(bad)
+    assert monitor.invalid == len(bad)
+    assert monitor.rejected == {"JSON": 3, "board": 1, "seq": 2, "data": 1, "data.first_time": 2}
+    assert monitor.receive(good("car-1", 1)) is not None
+    assert monitor.boards["car-1"].confirmed == 1 and "x" not in monitor.boards
+    assert "9 messages that were not bienbao messages rejected" in monitor.table()
+
+
+def monitor_cli(url: str, *args: str, duration: float = 3.0) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bienbao.cli", "monitor", url, "--lines", "--duration", str(duration), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@needs_broker
+def test_the_monitor_survives_a_malformed_message_and_counts_the_boards_after_it(broker) -> None:
+    broker.start()
+    sender = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="sender")
+    sender.connect("127.0.0.1", broker.port)
+    sender.loop_start()
+    # retained: the monitor gets them whenever it subscribes (its session is new)
+    sender.publish("fleet/x/event", MALFORMED, qos=1, retain=True).wait_for_publish(5)
+    sender.publish("fleet/car-9/event", good("car-9", 1), qos=1, retain=True).wait_for_publish(5)
+    sender.loop_stop()
+    done = monitor_cli(broker.url, "--client-id", "m1")
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["board"] for line in done.stdout.splitlines()] == ["car-9"]
+    assert "rejected a message on fleet/x/event: data.first_time: str 'abc', expected int or float" in done.stderr
+    assert "1 messages that were not bienbao messages rejected" in done.stderr
+
+
+def test_the_monitor_on_a_dead_broker_says_so_and_fails() -> None:
+    done = monitor_cli(f"mqtt://127.0.0.1:{free_port()}/fleet", duration=2)
+    assert done.returncode != 0
+    assert "cannot connect to the broker" in done.stderr and "never reached the broker" in done.stderr
+
+
+def test_a_foreign_queue_file_is_refused_clearly(tmp_path) -> None:
+    import sqlite3
+
+    path = tmp_path / "other.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE messages (a TEXT, b TEXT)")
+    with pytest.raises(OSError, match="not a bienbao message queue"):
+        DiskQueue(path)
+
+
+def hold_lock(path: Path, seconds: float) -> subprocess.Popen:
+    """A second process that holds the queue file's write lock for ``seconds``."""
+    code = (
+        "import sqlite3, sys, time\n"
+        f"db = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
+        "db.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\n"
+        f"time.sleep({seconds})\ndb.execute('COMMIT')\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "locked"
+    return process
+
+
+@needs_broker
+def test_a_queue_file_locked_by_another_process_loses_nothing_and_the_feed_recovers(tmp_path, broker, wait_for) -> None:
+    broker.start()
+    consumer = Consumer(broker)
+    assert wait_for(consumer.subscribed.is_set)
+    said: list[str] = []
+    queue = tmp_path / "queue.sqlite"
+    publisher = MqttPublisher(broker.url, board="car-5", queue=queue, on_status=said.append)
+    assert wait_for(lambda: publisher.status()["connected"])
+    publisher.publish("event", {"i": 0})
+    assert wait_for(lambda: publisher.status()["queued"] == 0)
+    locker = hold_lock(queue, 3.0)
+    stored = [publisher.publish("event", {"i": i}) for i in range(1, 21)]
+    assert stored[0] is None and publisher.status()["unstored"] > 0  # held in memory, in order
+    locker.wait(20)
+    assert wait_for(lambda: len(consumer.seqs("car-5")) == 21, 30), (consumer.seqs("car-5"), publisher.status())
+    status = publisher.close()
+    assert [m["data"]["i"] for m in consumer.raw] == list(range(21))  # in order, none lost
+    assert status["errors"] >= 1 and status["last_error"] is None and status["lost"] == 0
+    assert publisher.failure() is None
+    assert any("database is locked" in line for line in said) and any("works again" in line for line in said)
+    consumer.close()
+
+
+@pytest.fixture
+def small_disk():
+    """A 2 MB tmpfs (root only: elsewhere the test is skipped)."""
+    folder = Path(tempfile.mkdtemp(prefix="bienbao-full-"))
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True, check=False
+    )
+    if mounted.returncode != 0:
+        folder.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()}): run as root")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=False)
+    folder.rmdir()
+
+
+def fill(folder: Path) -> Path:
+    """Fill ``folder``'s file system to the last byte; the file that did it."""
+    filler = folder / "filler"
+    with filler.open("wb", buffering=0) as out:  # unbuffered: nothing left to flush at close
+        for size in (4096, 512, 1):
+            try:
+                while True:
+                    out.write(b"\0" * size)
+            except OSError:
+                pass
+    return filler
+
+
+@needs_broker
+def test_a_full_disk_keeps_messages_in_memory_and_drains_once_there_is_room(small_disk, broker, wait_for) -> None:
+    broker.start()
+    consumer = Consumer(broker)
+    assert wait_for(consumer.subscribed.is_set)
+    broker.stop()  # the session is saved; the board drives out of reach
+    queue = small_disk / "queue.sqlite"
+    said: list[str] = []
+    publisher = MqttPublisher(broker.url, board="car-6", queue=queue, on_status=said.append)
+    for i in range(3):
+        publisher.publish("event", {"i": i})
+    filler = fill(small_disk)  # then the disk fills up (a video recording, say)
+    for i in range(3, 30):
+        publisher.publish("event", {"i": i})
+    assert publisher.status()["unstored"] == 27 and "disk is full" in publisher.status()["last_error"]
+    broker.start()  # the broker is back: the three stored messages go out, their removal fails
+    assert wait_for(lambda: len(consumer.seqs("car-6")) == 3, 30), (consumer.seqs("car-6"), publisher.status())
+    time.sleep(0.5)
+    assert publisher.status()["last_error"] is not None and publisher.status()["queued"] == 3
+    filler.unlink()  # room again: everything is stored, sent once, and removed
+    assert wait_for(lambda: len(consumer.seqs("car-6")) == 30, 30), (
+        consumer.seqs("car-6"),
+        str(publisher.status()),
+        str(said),
+    )
+    assert wait_for(lambda: publisher.status()["queued"] == 0 and publisher.status()["unstored"] == 0)
+    status = publisher.close()
+    assert consumer.seqs("car-6") == list(range(1, 31)) and status["lost"] == 0 and status["last_error"] is None
+    assert [m["data"]["i"] for m in consumer.raw] == list(range(30))  # in order, none twice
+    assert any("disk is full" in line for line in said) and any("works again" in line for line in said), said
+    again = DiskQueue(queue)  # a restart sends nothing twice: the queue drained
+    assert len(again) == 0
+    again.close()
+    consumer.close()
+
+
+@needs_broker
+def test_a_wrong_password_is_said_at_once_and_the_run_fails(tmp_path, monkeypatch) -> None:
+    broker = Broker(passwords={"car": "right"}).start()
+    try:
+        said: list[str] = []
+        url = f"mqtt://car@127.0.0.1:{broker.port}/fleet"
+        monkeypatch.setenv("BIENBAO_MQTT_PASSWORD", "wrong")
+        publisher = MqttPublisher(url, board="car-7", queue=tmp_path / "q.sqlite", on_status=said.append)
+        monkeypatch.delenv("BIENBAO_MQTT_PASSWORD")
+        publisher.publish("event", {"i": 0})
+        deadline = time.monotonic() + 10
+        while publisher.refused is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status = publisher.close(timeout=0.5)
+        assert status["refused"] and status["queued"] == 1  # kept for a run with the right password
+        assert "refused the connection" in publisher.failure()
+        assert len([line for line in said if "refused" in line]) == 1 and "wrong" not in " ".join(said)
+        # the monitor with the wrong password stops at once and fails; with the right one (from a file) it runs
+        secret = tmp_path / "secret"
+        secret.write_text("wrong\n")
+        done = monitor_cli(url, "--mqtt-password-file", str(secret), duration=10)
+        assert done.returncode != 0 and "refused the connection" in done.stderr
+        secret.write_text("right\n")
+        done = monitor_cli(url, "--mqtt-password-file", str(secret), duration=1)
+        assert done.returncode == 0, done.stderr
+    finally:
+        broker.stop(signal.SIGKILL)
+        shutil.rmtree(broker.folder, ignore_errors=True)
+
+
+@needs_broker
+def test_detect_never_prints_the_password_and_exits_non_zero_when_the_broker_refuses_it(tmp_path) -> None:
+    broker = Broker(passwords={"car": "right"}).start()
+    try:
+        run = detect(
+            [
+                str(ROOT / "models/pretrained/yolov8n-vn-signs-int8-onnxruntime.onnx"),
+                "--source",
+                str(ROOT / "datasets/vn-signs-sample.mp4"),
+                "--headless",
+                "--every-frame",
+                "--max-frames",
+                "30",
+                "--publish",
+                f"mqtt://car:Pw-s3cr3t@127.0.0.1:{broker.port}/fleet",
+                "--queue",
+                str(tmp_path / "q.sqlite"),
+                "--serve",
+                "127.0.0.1:0",
+                "--serve-token",
+                "Tok-s3cr3t",
+            ]
+        )
+        stdout, stderr = run.communicate(timeout=120)
+    finally:
+        broker.stop(signal.SIGKILL)
+        shutil.rmtree(broker.folder, ignore_errors=True)
+    assert run.returncode != 0 and "the fleet feed failed: the broker refused the connection" in stderr
+    assert "refused the connection: Not authorized" in stderr or "Bad user name or password" in stderr, stderr
+    assert "s3cr3t" not in stdout + stderr and "mqtt://car@127.0.0.1" in stderr
+    summary = json.loads(stdout.strip().splitlines()[-1])["summary"]
+    assert summary["publish"]["refused"] and summary["publish"]["failure"]
+
+
+def test_stream_urls_are_printed_without_their_password() -> None:
+    from bienbao.runtime.redact import redact
+    from bienbao.runtime.sources import parse_source
+
+    source = parse_source("rtsp://admin:cam-s3cret@10.0.0.7:554/stream1")
+    assert source.label == "rtsp://admin:***@10.0.0.7:554/stream1" and "cam-s3cret" in str(source.target)
+    assert redact("http://viewer/?token=abc&x=1") == "http://viewer/?token=***&x=1"
+    assert redact("mqtt://u:p@ss@host/t") == "mqtt://u:***@host/t"  # an unencoded @ in the password
+    assert "s3cret" not in str(parse_mqtt_url("mqtt://car:s3cret@h/t")) and "s3cret" not in redact(
+        "'mqtt://car:s3cret@h' is bad"
+    )
+    with pytest.raises(ValueError) as error:
+        parse_mqtt_url("mqtt://car:s3cret@h")  # no topic: the message names the URL, masked
+    assert "s3cret" not in str(error.value) and "car:***@h" in str(error.value)
+
+
+@pytest.fixture
+def tls_broker(tmp_path):
+    """A Mosquitto that speaks only TLS and wants a client certificate, with a test CA made by
+    openssl: the CA, the broker's certificate (for IP 127.0.0.1) and a client's, in ``files``."""
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl here to make a test CA (apt-get install openssl)")
+    folder = Path(tempfile.mkdtemp(prefix="bienbao-tls-"))
+    folder.chmod(0o755)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+            "-subj", "/CN=bienbao test CA")  # fmt: skip
+    for name, extension in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                "-subj", f"/CN={name}")  # fmt: skip
+        (folder / f"{name}.ext").write_text(extension + "\n")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext")  # fmt: skip
+    for path in folder.iterdir():
+        path.chmod(0o644)  # mosquitto runs as its own user
+    broker = Broker(
+        listener=f"cafile {folder}/ca.crt\ncertfile {folder}/server.crt\nkeyfile {folder}/server.key\n"
+        "require_certificate true\n"
+    ).start()
+    broker.files = folder
+    yield broker
+    broker.stop(signal.SIGKILL)
+    shutil.rmtree(broker.folder, ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@needs_broker
+def test_mqtts_with_a_ca_and_a_client_certificate_delivers_and_a_wrong_ca_is_refused(tls_broker, tmp_path) -> None:
+    from bienbao.runtime.publish import MqttSecurity
+
+    files = tls_broker.files
+    url = f"mqtts://127.0.0.1:{tls_broker.port}/fleet"
+    flags = ["--mqtt-ca", str(files / "ca.crt"), "--mqtt-cert", str(files / "client.crt")]
+    flags += ["--mqtt-key", str(files / "client.key")]
+    monitor = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bienbao.cli",
+            "monitor",
+            url,
+            "--lines",
+            "--duration",
+            "20",
+            "--client-id",
+            "tls-m",
+            *flags,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert "subscribed" in monitor.stderr.readline()
+    security = MqttSecurity(ca_file=str(files / "ca.crt"), cert_file=str(files / "client.crt"),
+                            key_file=str(files / "client.key"))  # fmt: skip
+    publisher = MqttPublisher(url, board="car-8", queue=tmp_path / "q.sqlite", security=security)
+    for i in range(5):
+        publisher.publish("event", {"event": "confirmed", "name": "cam-re-trai", "first_time": float(i)})
+    deadline = time.monotonic() + 20
+    while publisher.status()["queued"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    status = publisher.close()
+    assert status["sent"] == 5 and publisher.failure() is None
+    monitor.send_signal(signal.SIGTERM)
+    stdout, stderr = monitor.communicate(timeout=30)
+    assert [json.loads(line)["seq"] for line in stdout.splitlines()] == [1, 2, 3, 4, 5], stderr
+    # the system's CAs do not know the test CA: TLS refuses the broker, and both sides say so
+    said: list[str] = []
+    stranger = MqttPublisher(url, board="car-9", queue=tmp_path / "q2.sqlite", on_status=said.append)
+    deadline = time.monotonic() + 10
+    while not stranger.tls_refused and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stranger.close(timeout=0.2)
+    assert "TLS refused the broker's certificate" in stranger.failure() and "CERTIFICATE_VERIFY_FAILED" in said[0]
+    done = monitor_cli(url, duration=10)
+    assert done.returncode != 0 and "TLS refused the broker" in done.stderr
+    with pytest.raises(ValueError, match="write mqtts://"):
+        MqttPublisher(url.replace("mqtts", "mqtt"), queue=tmp_path / "q3.sqlite", security=security)

@@ -33,6 +33,14 @@ class Frame:
 STREAM_TIMEOUT_MS = 5000  # a stalled RTSP/HTTP stream's read fails after this, and is reopened
 
 
+def _has_gstreamer(cv2: Any) -> bool:
+    """Whether this OpenCV build has its GStreamer video I/O backend (what CSI cameras need)."""
+    for line in cv2.getBuildInformation().splitlines():
+        if line.strip().startswith("GStreamer:"):
+            return line.split(":", 1)[1].strip().upper().startswith("YES")
+    return False
+
+
 def _open_with_cv2(source: Source) -> Any:
     cv2 = require("cv2", "opencv", "or the system OpenCV on a Jetson")
     if source.kind == "stream":
@@ -44,7 +52,12 @@ def _open_with_cv2(source: Source) -> Any:
     else:
         capture = cv2.VideoCapture(*source.open_args())
     if not capture.isOpened():
-        raise OSError(f"cannot open video source {source.target!r}")
+        if source.kind == "csi" and not _has_gstreamer(cv2):
+            raise OSError(
+                "cannot open the CSI camera: this OpenCV was built without GStreamer (pip's opencv-python is); "
+                "use JetPack's system OpenCV (python3-opencv, a venv made with --system-site-packages)"
+            )
+        raise OSError(f"cannot open video source {source.label!r}")
     return capture
 
 
@@ -153,7 +166,7 @@ class LatestFrameCapture:
         self.reconnects += 1
         self.down_since = time.time()
         lost = time.strftime("%H:%M:%S", time.localtime(self.down_since))
-        self._on_status(f"source {self.source.target!r} lost at {lost}: reconnecting")
+        self._on_status(f"source {self.source.label!r} lost at {lost}: reconnecting")
         delay, attempt = 0.5, 0
         while not self._stop.is_set():
             attempt += 1
@@ -161,7 +174,7 @@ class LatestFrameCapture:
             try:
                 self._capture = self._opener(self.source)
                 self._on_status(
-                    f"source {self.source.target!r} back after {time.time() - (self.down_since or time.time()):.1f} s "
+                    f"source {self.source.label!r} back after {time.time() - (self.down_since or time.time()):.1f} s "
                     f"({attempt} attempt{'s' if attempt > 1 else ''})"
                 )
                 self.down_since = None
@@ -169,7 +182,7 @@ class LatestFrameCapture:
             except OSError as exc:
                 self.error = str(exc)
                 self._on_status(
-                    f"source {self.source.target!r} down since {lost} (attempt {attempt} failed: {exc}; "
+                    f"source {self.source.label!r} down since {lost} (attempt {attempt} failed: {exc}; "
                     f"next in {delay:g} s)"
                 )
                 self.backoff_delays.append(delay)

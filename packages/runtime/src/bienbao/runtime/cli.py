@@ -126,7 +126,12 @@ def register_detect(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         "counted), and a restarted detect sends what is still queued. Each message carries the board id, the "
         "model's hash and a sequence number. Topics: TOPIC/BOARD/event and TOPIC/BOARD/detections.",
     )
-    feed.add_argument("--publish", metavar="mqtt://HOST[:PORT]/TOPIC", help="publish to this broker and topic")
+    feed.add_argument(
+        "--publish",
+        metavar="mqtt[s]://[USER@]HOST[:PORT]/TOPIC",
+        help="publish to this broker and topic (mqtts:// for TLS, port 8883 by default)",
+    )
+    _mqtt_security_arguments(feed)
     feed.add_argument(
         "--publish-detections", action="store_true", help="also publish each frame's detections (frames with any)"
     )
@@ -158,6 +163,30 @@ def _k_of_n(text: str) -> tuple[int, int]:
     if not (k.isdigit() and n.isdigit()) or not 1 <= int(k) <= int(n):
         raise argparse.ArgumentTypeError(f"{text!r}: expected K/N with 1 <= K <= N, e.g. 3/5")
     return int(k), int(n)
+
+
+def _mqtt_security_arguments(group: Any) -> None:
+    group.add_argument(
+        "--mqtt-password-file",
+        metavar="FILE",
+        help="the broker password, first line of FILE (default: $BIENBAO_MQTT_PASSWORD, else the URL's; "
+        "a password in the URL shows in the process list)",
+    )
+    group.add_argument("--mqtt-ca", metavar="FILE", help="mqtts://: the CA certificate that signed the broker's")
+    group.add_argument("--mqtt-cert", metavar="FILE", help="mqtts://: a client certificate (with --mqtt-key)")
+    group.add_argument("--mqtt-key", metavar="FILE", help="mqtts://: the client certificate's private key")
+
+
+def _mqtt_security(args: argparse.Namespace) -> Any:
+    from .publish import MqttSecurity
+
+    return MqttSecurity(args.mqtt_password_file, args.mqtt_ca, args.mqtt_cert, args.mqtt_key)
+
+
+def _status_printer(command: str) -> Any:
+    from .redact import redact
+
+    return lambda message: print(f"bienbao {command}: {redact(message)}", file=sys.stderr, flush=True)
 
 
 def _state_dir() -> Path:
@@ -193,6 +222,8 @@ def _view_and_feed(args: argparse.Namespace) -> tuple[Any, Any]:
                 model=model_hash,
                 queue=Path(args.queue) if args.queue else _state_dir() / "mqtt-queue.sqlite",
                 max_queued=args.queue_max,
+                on_status=_status_printer("detect"),
+                security=_mqtt_security(args),
             )
         except BaseException:
             if view is not None:
@@ -208,17 +239,19 @@ def _start_and_announce(
     print(
         f"bienbao detect: {args.model} ({backend_label(detector.backend)}, "
         f"{detector.input_size[1]}x{detector.input_size[0]}) "
-        f"on {source.kind} {args.source}; names in {'Vietnamese' if annotator.vietnamese else 'ASCII'}"
+        f"on {source.kind} {source.label}; names in {'Vietnamese' if annotator.vietnamese else 'ASCII'}"
         f"{'; window' if show else '; headless'}",
         file=sys.stderr,
     )
     if view is not None:
         view.start()
-        print(f"bienbao detect: live view at {view.url}", file=sys.stderr)
+        # the token stays off the journal: whoever set it has it
+        shown = view.url.split("?", 1)[0] + ("?token=<your --serve-token>" if view.token else "")
+        print(f"bienbao detect: live view at {shown}", file=sys.stderr)
     if publisher is not None:
         queued = len(publisher.queue)
         print(
-            f"bienbao detect: publishing to {args.publish} as board {publisher.board!r} (queue "
+            f"bienbao detect: publishing to {publisher.url} as board {publisher.board!r} (queue "
             f"{publisher.queue.path}{f', {queued} messages from an earlier run' if queued else ''})",
             file=sys.stderr,
         )
@@ -253,7 +286,7 @@ def _detect(args: argparse.Namespace) -> int:
         capture = LatestFrameCapture(
             source,
             realtime=not args.every_frame,
-            on_status=lambda message: print(f"bienbao detect: {message}", file=sys.stderr, flush=True),
+            on_status=_status_printer("detect"),
         )
         view, publisher = _view_and_feed(args)
     except (FileNotFoundError, OSError, ValueError, MetadataError, MissingDependencyError) as exc:
@@ -289,13 +322,24 @@ def _detect(args: argparse.Namespace) -> int:
             view.close()
         feed = publisher.close() if publisher is not None else None
     summary = {**stats.summary(), "backend": backend_label(detector.backend)}
+    feed_failure = publisher.failure() if publisher is not None else None
     if feed is not None:
-        summary["publish"] = feed
+        summary["publish"] = {**feed, "failure": feed_failure}
+    _print_summary(summary, tracker.discarded, feed)
+    if failure is not None:
+        raise CommandError(f"stopped: {failure}")
+    if feed_failure is not None:
+        raise CommandError(f"the fleet feed failed: {feed_failure}")
+    return 0
+
+
+def _print_summary(summary: dict[str, Any], discarded: int, feed: dict[str, Any] | None) -> None:
+    """The run's summary: one JSON line on stdout, and the same in words on stderr."""
     print(json.dumps({"summary": summary}), flush=True)
     print(
         f"processed {summary['frames_processed']} frames ({summary['frames_dropped']} dropped), "
         f"latency mean {summary['latency_mean_ms']} ms p95 {summary['latency_p95_ms']} ms, "
-        f"{summary['fps']} FPS; {summary['events']} signs confirmed ({tracker.discarded} unconfirmed tracks "
+        f"{summary['fps']} FPS; {summary['events']} signs confirmed ({discarded} unconfirmed tracks "
         "discarded)",
         file=sys.stderr,
     )
@@ -305,9 +349,6 @@ def _detect(args: argparse.Namespace) -> int:
             f"{feed['dropped']} dropped (queue full) in all",
             file=sys.stderr,
         )
-    if failure is not None:
-        raise CommandError(f"stopped: {failure}")
-    return 0
 
 
 def register_monitor(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -319,7 +360,10 @@ def register_monitor(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         "board: confirmed signs, the last one, messages, sequence gaps (messages that never arrived) and "
         "duplicates dropped. On a terminal the table is redrawn every second; otherwise one line per event.",
     )
-    parser.add_argument("url", metavar="mqtt://HOST[:PORT]/TOPIC", help="the broker and the boards' topic")
+    parser.add_argument(
+        "url", metavar="mqtt[s]://[USER@]HOST[:PORT]/TOPIC", help="the broker and the boards' topic (mqtts:// for TLS)"
+    )
+    _mqtt_security_arguments(parser)
     parser.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     parser.add_argument("--lines", action="store_true", help="one line per new message, even on a terminal")
     parser.add_argument("--vietnamese", action="store_true", help="sign names in Vietnamese")
@@ -337,54 +381,48 @@ def _monitor(args: argparse.Namespace) -> int:
 
     from bienbao.cli import CommandError
 
-    from ._deps import MissingDependencyError, require
-    from .fleet import FleetMonitor
+    from ._deps import MissingDependencyError
+    from .fleet import FleetSubscriber
     from .publish import parse_mqtt_url
 
     try:
         url = parse_mqtt_url(args.url)
-        mqtt = require("paho.mqtt.client", "mqtt")
-    except (ValueError, MissingDependencyError) as exc:
+        security = _mqtt_security(args)
+    except (ValueError, OSError) as exc:
         raise CommandError(str(exc)) from exc
-    monitor, lock = FleetMonitor(), threading.Lock()
     lines = args.lines or not sys.stdout.isatty()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
-    def on_connect(client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
-        if reason_code.is_failure:
-            print(f"bienbao monitor: broker refused the connection ({reason_code})", file=sys.stderr)
-            return
-        client.subscribe(f"{url.topic}/+/+", qos=1)
-        print(f"bienbao monitor: subscribed to {url.topic}/+/+ on {url.host}:{url.port}", file=sys.stderr)
+    def print_event(message: dict[str, Any]) -> None:
+        if lines and message["kind"] == "event":
+            row = {"board": message["board"], "seq": message["seq"], **message["data"]}
+            print(json.dumps(row, ensure_ascii=False), flush=True)
 
-    def on_message(client: Any, userdata: Any, message: Any) -> None:
-        with lock:
-            new = monitor.receive(message.payload)
-        if new is not None and lines and new["kind"] == "event":
-            print(json.dumps({"board": new["board"], "seq": new["seq"], **new["data"]}, ensure_ascii=False), flush=True)
-
-    # clean_session=False: the broker keeps this consumer's subscription and queues its messages
-    # while it is away (QoS 1), so a restarted monitor misses nothing
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=args.client_id, clean_session=False)
-    if url.username:
-        client.username_pw_set(url.username, url.password)
-    client.on_connect, client.on_message = on_connect, on_message
-    client.reconnect_delay_set(min_delay=1, max_delay=10)
-    client.connect_async(url.host, url.port, keepalive=30)
-    client.loop_start()
-    deadline = time.monotonic() + args.duration if args.duration else None
+    say = _status_printer("monitor")
     try:
-        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+        feed = FleetSubscriber(url, security, args.client_id, say, print_event)
+    except (ValueError, MissingDependencyError) as exc:
+        raise CommandError(str(exc)) from exc
+    feed.start()
+    started = time.monotonic()
+    deadline = started + args.duration if args.duration else None
+    try:
+        while not (stop.is_set() or feed.stopped.is_set()) and (deadline is None or time.monotonic() < deadline):
             stop.wait(1.0)
+            if not feed.ever_connected and feed.unreachable is None and time.monotonic() - started > 10:
+                feed.unreachable = "no answer within 10 s"
+                say(f"no answer from the broker {feed.where} within 10 s (still trying)")
             if not lines:
-                with lock:
-                    table = monitor.table(args.vietnamese)
+                with feed.lock:
+                    table = feed.monitor.table(args.vietnamese)
                 print("\x1b[2J\x1b[H" + table, flush=True)
     finally:
-        client.loop_stop()
-        client.disconnect()
-    with lock:
-        print(monitor.table(args.vietnamese), file=sys.stderr)
+        feed.close()
+    with feed.lock:
+        print(feed.monitor.table(args.vietnamese), file=sys.stderr)
+    failure = feed.failure()
+    if failure is not None:
+        raise CommandError(failure)
     return 0

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .redact import redact
+
 __all__ = ["IMAGE_SUFFIXES", "Source", "csi_pipeline", "parse_source"]
 
 #: still-image file suffixes OpenCV reads (the one definition: bench sources, datasets, evaluation)
@@ -19,6 +21,11 @@ class Source:
     kind: str
     target: str | int
     live: bool
+
+    @property
+    def label(self) -> str:
+        """The target as it may be printed: a stream URL's password masked."""
+        return redact(self.target)
 
     def open_args(self) -> tuple[Any, ...]:
         """Arguments for ``cv2.VideoCapture``."""
@@ -53,5 +60,7 @@ def parse_source(spec: str, width: int = 1280, height: int = 720, fps: int = 30)
         sensor = int(spec.split(":", 1)[1]) if ":" in spec else 0
         return Source("csi", csi_pipeline(width, height, fps, sensor), live=True)
     if not Path(spec).is_file():
-        raise FileNotFoundError(f"video source {spec!r}: not a camera index, device, stream URL, 'csi' or a file")
+        raise FileNotFoundError(
+            f"video source {redact(spec)!r}: not a camera index, device, stream URL, 'csi' or a file"
+        )
     return Source("file", spec, live=False)
