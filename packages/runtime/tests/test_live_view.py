@@ -162,3 +162,121 @@ def test_a_view_closed_before_it_started_does_not_hang() -> None:
     done = threading.Event()
     threading.Thread(target=lambda: (LiveView("127.0.0.1", 0).close(), done.set()), daemon=True).start()
     assert done.wait(5)
+
+
+# -- what a network may do (issue 33): idle and hung-up clients, other Host names, IPv6 ------------
+
+
+def raw_get(port: int, path: str = "/stats.json", host: str | None = None, family=None) -> tuple[int, dict, bytes]:
+    import http.client
+
+    connection = http.client.HTTPConnection("::1" if family == "ipv6" else "127.0.0.1", port, timeout=10)
+    connection.putrequest("GET", path, skip_host=host is not None)
+    if host is not None:
+        connection.putheader("Host", host)
+    connection.endheaders()
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    return response.status, dict(response.getheaders()), body
+
+
+def test_idle_connections_are_cut_and_bounded_and_real_viewers_still_get_answers(capfd) -> None:
+    import socket
+
+    view = LiveView("127.0.0.1", 0, timeout=2.0, max_connections=8).start()
+    try:
+        idle = [socket.create_connection(("127.0.0.1", view.port)) for _ in range(40)]  # no request at all
+        answers = []
+        for s in idle:  # each is closed: answered 503 at once past the bound, or cut after the timeout
+            s.settimeout(15)
+            answers.append(s.recv(64))
+        refused = [a for a in answers if a.startswith(b"HTTP/1.1 503")]
+        assert len(refused) + answers.count(b"") == 40 and len(refused) >= 24 and view.refused_connections >= 24
+        assert raw_get(view.port)[0] == 200  # a real viewer is answered as soon as slots are free
+        for s in idle:
+            s.close()
+    finally:
+        view.close()
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_clients_that_hang_up_print_no_traceback(capfd) -> None:
+    import socket
+    import struct
+
+    view = LiveView("127.0.0.1", 0, timeout=2.0).start()
+    try:
+        for index in range(60):
+            s = socket.create_connection(("127.0.0.1", view.port))
+            s.sendall(b"GET /stats.json HTTP/1.1\r\nHo" if index % 2 else b"GET /stream.mjpg HTTP/1.1\r\n\r\n")
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+            s.close()
+        time.sleep(1.0)
+        assert raw_get(view.port)[0] == 200
+    finally:
+        view.close()
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_loopback_view_answers_only_to_loopback_host_names() -> None:
+    view = LiveView("127.0.0.1", 0).start()
+    try:
+        for host in ("evil.example", "evil.example:80", f"192.168.1.5:{view.port}"):
+            status, _, body = raw_get(view.port, host=host)
+            assert status == 403 and b"loopback" in body, host
+        for host in (f"127.0.0.1:{view.port}", f"localhost:{view.port}", "localhost", f"[::1]:{view.port}"):
+            assert raw_get(view.port, host=host)[0] == 200, host
+    finally:
+        view.close()
+    exposed = LiveView("0.0.0.0", 0).start()  # bound to the network on purpose: any name reaches it
+    try:
+        assert raw_get(exposed.port, host="board-17.local")[0] == 200
+    finally:
+        exposed.close()
+
+
+def test_an_ipv6_loopback_view_listens_and_answers() -> None:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback here ({exc})")
+    host, port = parse_serve_address("::1:0")
+    view = LiveView(host, port).start()
+    try:
+        assert view.url.startswith("http://[::1]:") and not view.exposed
+        assert raw_get(view.port, family="ipv6")[0] == 200
+    finally:
+        view.close()
+
+
+def test_frame_jpg_asks_for_a_fresh_frame_and_says_how_old_it_is() -> None:
+    import numpy as np
+
+    view = LiveView("127.0.0.1", 0).start()
+    frame = np.zeros((48, 64, 3), np.uint8)
+    stop = threading.Event()
+
+    def loop() -> None:  # a detection loop that offers a frame only when the view asks
+        while not stop.is_set():
+            if view.wants_frame():
+                view.offer(lambda: frame)
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    try:
+        assert raw_get(view.port, "/frame.jpg")[0] == 503  # nothing offered yet (the loop is not running)
+        thread.start()
+        status, headers, body = raw_get(view.port, "/frame.jpg")
+        assert status == 200 and body[:2] == b"\xff\xd8" and float(headers["X-Frame-Age"]) < 0.5
+        stop.set()  # the loop stalls: the next answer is the old frame, and says how old
+        thread.join(5)
+        time.sleep(0.5)
+        status, headers, _ = raw_get(view.port, "/frame.jpg")
+        assert status == 200 and float(headers["X-Frame-Age"]) >= 1.4
+    finally:
+        stop.set()
+        view.close()

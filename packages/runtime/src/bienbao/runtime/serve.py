@@ -4,7 +4,7 @@ Standard library only (``http.server``, one thread per client); OpenCV encodes t
 
     /             a small page: the annotated stream, the live figures, the signs in view, events
     /stream.mjpg  the annotated frames as MJPEG (multipart/x-mixed-replace)
-    /frame.jpg    the newest annotated frame
+    /frame.jpg    the newest annotated frame (a fresh one is asked for; ``X-Frame-Age`` says its age in s)
     /stats.json   FPS, per-stage latency p50/p95, dropped frames, backend, signs, recent events
 
 The detection loop never waits for the server: it asks ``wants_frame()`` (true only while a stream
@@ -13,12 +13,21 @@ callable (the frame, its detections and overlay text, not yet drawn) with ``offe
 thread draws and encodes it, once per frame whatever the number of clients, not the loop.
 Binds to 127.0.0.1 unless told otherwise; with ``token`` every request needs ``?token=...`` or an
 ``Authorization: Bearer ...`` header.
+
+What a network may do to it: a client that connects and says nothing, or stops reading, is cut
+after ``timeout`` seconds; past ``max_connections`` open connections a new one gets a 503 and is
+closed (so idle sockets cannot use up the board's file descriptors or starve real viewers); a
+client that hangs up is counted (``client_errors``), never a traceback; on a loopback address
+the ``Host`` header must name the loopback (a page on another site that rebinds its DNS name to
+127.0.0.1 gets a 403). IPv6 addresses (``::1``, ``::``) work as IPv4 ones do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
+import socket
 import threading
 import time
 from collections import deque
@@ -37,6 +46,51 @@ __all__ = ["LiveView", "parse_serve_address"]
 
 PAGE = Path(__file__).with_name("live_view.html")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """One thread per connection, at most ``max_connections`` at once (a 503 past that), quiet
+    about clients that hang up or time out; IPv6 when the host is an IPv6 address."""
+
+    daemon_threads = True
+    max_connections = 32
+    request_queue_size = (
+        128  # the listen backlog: a burst of connections is accepted (and answered), not left in SYN retries
+    )
+
+    def __init__(self, address: tuple[str, int], handler: Any, view: LiveView) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.view, self.active = view, 0
+        self._count_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._count_lock:
+            full = self.active >= self.max_connections
+            if not full:
+                self.active += 1
+        if full:
+            self.view.refused_connections += 1
+            with contextlib.suppress(OSError):  # a few bytes into an empty send buffer: never blocks
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._count_lock:
+                self.active -= 1
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], OSError):  # hung up, reset, timed out: the client's doing
+            self.view.client_errors += 1
+            return
+        super().handle_error(request, client_address)  # a bug: its traceback
 
 
 def parse_serve_address(text: str) -> tuple[str, int]:
@@ -58,9 +112,20 @@ class LiveView:
         max_fps: float = 5.0,
         quality: int = 80,
         recent_events: int = 50,
+        timeout: float = 10.0,
+        max_connections: int = 32,
     ) -> None:
         if max_fps <= 0:
             raise ValueError(f"live view: max_fps must be > 0, got {max_fps}")
+        if timeout <= 0 or max_connections < 1:
+            raise ValueError(
+                f"live view: timeout must be > 0 and max_connections >= 1, got {timeout}, {max_connections}"
+            )
+        self.timeout = timeout
+        self.refused_connections = 0  # past max_connections
+        self.client_errors = 0  # clients that hung up or timed out
+        self._offered_at = 0.0  # time.time() of the newest frame offered
+        self._still_wanted = False  # a /frame.jpg request waits for a fresh frame
         self.cv2 = require("cv2", "opencv", "or the system OpenCV on a Jetson")
         self.token, self.min_interval, self.quality = token, 1.0 / max_fps, quality
         self._lock = threading.Condition()
@@ -77,10 +142,10 @@ class LiveView:
         self.frames_encoded = 0
         self.frames_streamed = 0
         try:
-            self.server = ThreadingHTTPServer((host, port), self._handler())
+            self.server = _BoundedServer((host, port), self._handler(), self)
         except OSError as exc:
             raise OSError(f"--serve {host}:{port}: cannot listen there ({exc.strerror or exc})") from exc
-        self.server.daemon_threads = True
+        self.server.max_connections = max_connections
         self.host, self.port = host, self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="bienbao-serve", daemon=True)
 
@@ -108,7 +173,10 @@ class LiveView:
 
     # -- the detection loop's side -------------------------------------------------------------
     def wants_frame(self) -> bool:
-        """True when a stream client is connected and the capped rate allows another frame."""
+        """True when a /frame.jpg request waits, or a stream client is connected and the capped
+        rate allows another frame."""
+        if self._still_wanted:
+            return True
         return self.stream_clients > 0 and time.monotonic() - self._last_offer >= self.min_interval
 
     def offer(self, render: Callable[[], np.ndarray]) -> None:
@@ -116,6 +184,7 @@ class LiveView:
         it must not depend on anything the loop changes afterwards)."""
         with self._lock:
             self._render, self._seq, self._last_offer = render, self._seq + 1, time.monotonic()
+            self._offered_at, self._still_wanted = time.time(), False
             self._lock.notify_all()
 
     def update(self, stats: dict[str, Any], events: Sequence[dict[str, Any]] = ()) -> None:
@@ -156,11 +225,34 @@ class LiveView:
                 "events": list(self._events)[::-1],
                 "stream": {
                     "clients": self.stream_clients,
+                    "client_errors": self.client_errors,
+                    "refused_connections": self.refused_connections,
                     "frames_streamed": self.frames_streamed,
                     "frames_encoded": self.frames_encoded,
                     "max_fps": round(1 / self.min_interval, 2),
                 },
             }
+
+    def _still(self, wait: float = 1.0) -> tuple[bytes, float] | None:
+        """A JPEG for /frame.jpg and its age in seconds: a frame offered within ``wait`` seconds
+        of asking, or else the newest there is; None before the first."""
+        with self._lock:
+            self._still_wanted, after = True, self._seq
+        self._next_frame(after, wait)
+        with self._lock:
+            self._still_wanted = False
+            seq, offered_at = self._seq, self._offered_at
+        if seq == 0:
+            return None
+        return self._jpeg_of(seq)[1], max(0.0, time.time() - offered_at)
+
+    def _host_allowed(self, handler: BaseHTTPRequestHandler) -> bool:
+        """On a loopback bind, the request must name the loopback (against DNS rebinding)."""
+        if self.exposed:
+            return True
+        host = handler.headers.get("Host", "")
+        name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]", 1)[0]
+        return name in LOOPBACK
 
     def _authorized(self, handler: BaseHTTPRequestHandler) -> bool:
         if not self.token:
@@ -175,12 +267,15 @@ class LiveView:
 
         class Handler(BaseHTTPRequestHandler):
             server_version = "bienbao-live"
+            timeout = view.timeout  # a client that says nothing, or stops reading, is cut
 
             def log_message(self, *args: Any) -> None:  # no access log on the board's console
                 pass
 
-            def _send(self, status: int, body: bytes, content_type: str) -> None:
+            def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Cache-Control", "no-store")
@@ -188,6 +283,13 @@ class LiveView:
                 self.wfile.write(body)
 
             def do_GET(self) -> None:
+                if not view._host_allowed(self):
+                    self._send(
+                        HTTPStatus.FORBIDDEN,
+                        b"this live view answers only to its loopback address (127.0.0.1, localhost, [::1])\n",
+                        "text/plain; charset=utf-8",
+                    )
+                    return
                 if not view._authorized(self):
                     self._send(
                         HTTPStatus.UNAUTHORIZED,
@@ -209,17 +311,17 @@ class LiveView:
                             HTTPStatus.OK, json.dumps(view.snapshot(), ensure_ascii=False).encode(), "application/json"
                         )
                     elif route == "/frame.jpg":
-                        seq = view._seq
-                        if seq == 0:
+                        still = view._still()
+                        if still is None:
                             self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"no frame yet\n", "text/plain")
                         else:
-                            self._send(HTTPStatus.OK, view._jpeg_of(seq)[1], "image/jpeg")
+                            self._send(HTTPStatus.OK, still[0], "image/jpeg", {"X-Frame-Age": f"{still[1]:.2f}"})
                     elif route == "/stream.mjpg":
                         self._stream()
                     else:
                         self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client went away
+                except OSError:  # the client went away, or stopped reading past the timeout
+                    view.client_errors += 1
 
             def _stream(self) -> None:
                 self.send_response(HTTPStatus.OK)
