@@ -16,7 +16,7 @@ if [[ " $STEPS " == *" fp32 "* ]]; then
   # the FP32 model: 24 flip-free epochs of bienbao train (configs/base.yaml: mosaic, close_mosaic 5,
   # scale 0.3, no flips) on vn-signs-fp32.pt, the 8-epoch ultralytics fine-tune of yolov8n.pt;
   # best.pt is the best validation epoch (18). START is the 8-epoch model here.
-  bienbao train --model "$START" --data "$DATA" --epochs 24 --name ship_fp32
+  bienbao train --model "$START" --data "$DATA" --epochs 24 --name ship_fp32 --exist-ok
   cp models/checkpoints/ship_fp32/best.pt "$OUT/yolov8n-vn-signs-fp32.pt"
 fi
 
@@ -24,7 +24,7 @@ if [[ " $STEPS " == *" qat "* ]]; then
   # the packaged recipe (configs/qat.yaml + configs/quantization.yaml, the QAT study's best row):
   # ONNX Runtime layout, model.0/model.1 float, learnable (LSQ) weight scales, 3 epochs with every
   # quantizer on from the start, BN statistics frozen from epoch 1, ranges frozen for the last epoch
-  bienbao qat --weights "$OUT/yolov8n-vn-signs-fp32.pt" --data "$DATA" --name ship_qat
+  bienbao qat --weights "$OUT/yolov8n-vn-signs-fp32.pt" --data "$DATA" --name ship_qat --exist-ok
   cp models/checkpoints/ship_qat/last.pt "$OUT/yolov8n-vn-signs-qat.pt"
 fi
 
@@ -44,7 +44,7 @@ if [[ " $STEPS " == *" openvino "* ]]; then
   # block after its SiLU, unified concat grids, 8-bit weights) with bias correction, calibration seed 0
   # (docs/results/openvino-peer: chosen on val over QAT and the other PTQ rows, judged on test)
   bienbao calibrate --data "$DATA" --weights "$OUT/yolov8n-vn-signs-fp32.pt" --experiment exp6_openvino \
-    --name ship_ptq_openvino --set seed=0 --set qat.calibration.bias_correction=true
+    --name ship_ptq_openvino --exist-ok --set seed=0 --set qat.calibration.bias_correction=true
   cp models/checkpoints/ship_ptq_openvino/best.pt "$OUT/yolov8n-vn-signs-ptq-openvino.pt"
   tmp=$(mktemp -d)
   for size in "384 640" "640"; do

@@ -310,3 +310,40 @@ def test_15_the_install_scripts_cuda_environment_finds_nvcc_or_says_how(tmp_path
     assert missing.returncode == 2 and "nvcc not found" in missing.stderr and "unreachable" not in missing.stdout
     install = (ROOT / "deploy/jetson/install.sh").read_text()
     assert install.index("cuda_build_env") < install.index("pycuda==")  # set before pycuda's build
+
+
+# == round 2 (issue 33): outputs that would destroy inputs, parts of a model file that disagree ======
+def test_an_output_that_names_an_input_or_another_output_is_refused(tmp_path, brightness_model, sign_video) -> None:
+    model, clip = brightness_model(tmp_path / "m.onnx"), sign_video(frames=5)
+    before = {path: Path(path).read_bytes() for path in (model, clip)}
+    shared = tmp_path / "both.jsonl"
+    cases = (
+        (["--jsonl", shared, "--events", shared], "--jsonl and --events name the same file"),
+        (["--save-video", clip], "is --source's own file"),
+        (["--jsonl", model], "is the model's own file"),
+        (["--events", tmp_path / "." / "m.onnx"], "is the model's own file"),  # another spelling of the path
+    )
+    for options, message in cases:
+        result = detect(model, "--source", clip, "--every-frame", "--headless", *options)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert {path: Path(path).read_bytes() for path in (model, clip)} == before and not shared.exists()
+
+
+def test_absurd_thread_counts_are_refused_at_once(tmp_path, brightness_model, sign_video) -> None:
+    result = detect(brightness_model(tmp_path / "m.onnx"), "--source", sign_video(frames=2), "--threads", "100000")
+    assert result.returncode == 2 and "threads=100000: give 1 to" in result.stderr
+
+
+def test_a_model_whose_metadata_names_other_classes_than_its_output_is_refused(tmp_path, brightness_model) -> None:
+    from bienbao.runtime.metadata import METADATA_KEY, MetadataError, ModelMetadata, Quantization
+
+    path = Path(brightness_model(tmp_path / "m.onnx"))  # its output: 4 + 2 rows
+    model = onnx.load(path)
+    three = ModelMetadata(names=("a", "b", "c"), imgsz=(320, 320), quantization=Quantization("fp32"))
+    model.metadata_props[0].value = three.to_json()
+    assert model.metadata_props[0].key == METADATA_KEY
+    onnx.save(model, path)
+    with pytest.raises(MetadataError, match="predicts 2 classes, its metadata names 3"):
+        Detector(path)
+    result = detect(path, "--source", ROOT / "datasets/vn-signs-sample.mp4", "--max-frames", "1", "--headless")
+    assert result.returncode == 2 and "do not belong together" in result.stderr

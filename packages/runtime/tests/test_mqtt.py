@@ -398,21 +398,6 @@ def test_a_queue_file_locked_by_another_process_loses_nothing_and_the_feed_recov
     consumer.close()
 
 
-@pytest.fixture
-def small_disk():
-    """A 2 MB tmpfs (root only: elsewhere the test is skipped)."""
-    folder = Path(tempfile.mkdtemp(prefix="bienbao-full-"))
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True, check=False
-    )
-    if mounted.returncode != 0:
-        folder.rmdir()
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()}): run as root")
-    yield folder
-    subprocess.run(["umount", str(folder)], check=False)
-    folder.rmdir()
-
-
 def fill(folder: Path) -> Path:
     """Fill ``folder``'s file system to the last byte; the file that did it."""
     filler = folder / "filler"
@@ -432,12 +417,13 @@ def test_a_full_disk_keeps_messages_in_memory_and_drains_once_there_is_room(smal
     consumer = Consumer(broker)
     assert wait_for(consumer.subscribed.is_set)
     broker.stop()  # the session is saved; the board drives out of reach
-    queue = small_disk / "queue.sqlite"
+    disk = small_disk(2048)
+    queue = disk / "queue.sqlite"
     said: list[str] = []
     publisher = MqttPublisher(broker.url, board="car-6", queue=queue, on_status=said.append)
     for i in range(3):
         publisher.publish("event", {"i": i})
-    filler = fill(small_disk)  # then the disk fills up (a video recording, say)
+    filler = fill(disk)  # then the disk fills up (a video recording, say)
     for i in range(3, 30):
         publisher.publish("event", {"i": i})
     assert publisher.status()["unstored"] == 27 and "disk is full" in publisher.status()["last_error"]

@@ -18,7 +18,14 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_writable", "file_sha256"]
+__all__ = [
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "check_distinct_paths",
+    "check_writable",
+    "file_sha256",
+]
 
 
 @contextlib.contextmanager
@@ -80,3 +87,27 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _same(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:  # hard links and other spellings of one file
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_distinct_paths(outputs: dict[str, str | Path | None], inputs: dict[str, str | Path | None]) -> None:
+    """``ValueError`` when an output names an input's file, or two outputs name one file: writing
+    would destroy the input, or interleave two writers' lines. Keys name the flags in the message
+    (``{"--jsonl": "a.jsonl"}``); ``None`` values are skipped."""
+    named_outputs = [(flag, Path(path)) for flag, path in outputs.items() if path is not None]
+    named_inputs = [(flag, Path(path)) for flag, path in inputs.items() if path is not None]
+    for index, (flag, path) in enumerate(named_outputs):
+        for other, input_path in named_inputs:
+            if _same(path, input_path):
+                raise ValueError(f"{flag} {path} is {other}'s own file: writing there would destroy it")
+        for other, other_path in named_outputs[index + 1 :]:
+            if _same(path, other_path):
+                raise ValueError(f"{flag} and {other} name the same file {path}: give each its own")

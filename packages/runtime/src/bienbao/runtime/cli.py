@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from bienbao.cli.files import file_sha256
+from bienbao.cli.files import check_distinct_paths, file_sha256
 
 from .backends import BACKENDS, PRECISIONS, backend_label, split_options
 
@@ -271,6 +271,10 @@ def _detect(args: argparse.Namespace) -> int:
 
     try:
         source = parse_source(args.source, args.width, args.height, args.fps)
+        check_distinct_paths(
+            {"--save-video": args.save_video, "--jsonl": args.jsonl, "--events": args.events, "--queue": args.queue},
+            {"--source": args.source if source.kind == "file" else None, "the model": args.model},
+        )
         asked = {"threads": args.threads, "precision": args.precision}
         options, ignored = split_options(args.backend, args.model, {k: v for k, v in asked.items() if v})
         for option in ignored:

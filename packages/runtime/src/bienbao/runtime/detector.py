@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .backends import load_backend
-from .metadata import ModelMetadata
+from .metadata import MetadataError, ModelMetadata
 from .postprocess import Detections, postprocess
 from .preprocess import preprocess
 
@@ -75,6 +75,23 @@ class Detector:
             self.names = tuple(names)
         self.input_size = self.backend.input_size
         self.conf, self.iou, self.max_det = conf, iou, max_det
+        self._check_output(model_path)
+
+    def _check_output(self, model_path: str | Path) -> None:
+        """One inference on a blank input: the output must have a row per class the names list
+        (``4 + nc``); a file whose metadata or sidecar names other classes than its network
+        predicts would label every detection with a wrong name."""
+        output = self.backend.infer(np.zeros((1, 3, *self.input_size), np.float32))
+        if output.ndim != 3:
+            raise MetadataError(
+                f"{model_path}: its output has the shape {tuple(output.shape)}, not (1, 4 + classes, anchors): "
+                "not a YOLOv8 detection export"
+            )
+        if output.shape[1] - 4 != len(self.names):
+            raise MetadataError(
+                f"{model_path}: its network predicts {output.shape[1] - 4} classes, its metadata names "
+                f"{len(self.names)}: the file and its metadata (or sidecar) do not belong together"
+            )
 
     def detect(self, frame: np.ndarray) -> Detections:
         return self.detect_timed(frame)[0]

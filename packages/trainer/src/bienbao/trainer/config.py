@@ -22,6 +22,7 @@ import yaml
 from bienbao.quant import ConfigError, QuantPolicy, policy_from_dict
 from bienbao.trainer.config_files import PACKAGED, ConfigFile, locate_config, locate_experiment
 from bienbao.trainer.formats import LAYOUTS, check_combination
+from bienbao.trainer.yaml_text import parse_yaml
 
 __all__ = [
     "DISTILLATION_METHODS",
@@ -51,7 +52,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (looked for {path.absolute()})")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = parse_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if data is None:
@@ -162,6 +163,13 @@ def check_ultralytics_keys(settings: dict, where: str = "ultralytics") -> None:
 
     from bienbao.trainer.ultralytics.seam import setting_names
 
+    nested = sorted(key for key, value in settings.items() if isinstance(value, Mapping))
+    if nested:
+        key = nested[0]
+        raise ConfigError(
+            f"{where}.{key}: ultralytics settings are single values, not mappings (got "
+            f"{where}.{key}.{next(iter(settings[key]))}): one dotted name too many?"
+        )
     known = setting_names()
     unknown = sorted(set(settings) - known)
     if unknown:

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ import yaml
 from PIL import Image, UnidentifiedImageError
 
 from bienbao.runtime.sources import IMAGE_SUFFIXES  # the one definition
+from bienbao.trainer.yaml_text import parse_yaml
 
 __all__ = [
     "DatasetError",
@@ -92,7 +94,7 @@ def _load_yaml(data: Path) -> dict:
     if not data.is_file():
         raise DatasetError(f"dataset YAML not found: {data}")
     try:
-        config = yaml.safe_load(data.read_text(encoding="utf-8")) or {}
+        config = parse_yaml(data.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise DatasetError(f"{data}: not valid YAML: {exc}") from exc
     if not isinstance(config, dict):
@@ -191,6 +193,11 @@ def _check_label_file(path: Path, nc: int) -> Iterable[Problem]:
             values = [float(f) for f in fields]
         except ValueError:
             yield Problem("error", "label line is not numbers", str(path), f"{where}: {line.strip()[:60]}")
+            continue
+        if not all(math.isfinite(v) for v in values):
+            yield Problem(
+                "error", "label line has a NaN or infinite number", str(path), f"{where}: {line.strip()[:60]}"
+            )
             continue
         count = len(values)
         if count != 5 and (count < 7 or count % 2 == 0):

@@ -9,7 +9,20 @@ if TYPE_CHECKING:  # the backend registry is imported by the CLI's argument pars
 
     from ..metadata import ModelMetadata
 
-__all__ = ["Backend"]
+__all__ = ["Backend", "checked_threads"]
+
+
+def checked_threads(threads: int | None) -> int | None:
+    """A backend's thread count: at least 1, at most four per core (more only waits on itself:
+    100000 threads would take minutes to start, with nothing said)."""
+    import os
+
+    if threads is None:
+        return None
+    cores = os.cpu_count() or 1
+    if not 1 <= threads <= 4 * cores:
+        raise ValueError(f"threads={threads}: give 1 to {4 * cores} (this machine has {cores} cores)")
+    return threads
 
 
 class Backend(Protocol):

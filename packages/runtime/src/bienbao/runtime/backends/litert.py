@@ -17,6 +17,7 @@ import numpy as np
 
 from .._deps import MissingDependencyError, require
 from ..metadata import MetadataError, ModelMetadata
+from ._base import checked_threads
 
 __all__ = ["LiteRTBackend", "dequantize", "quantize"]
 
@@ -65,9 +66,7 @@ class LiteRTBackend:
     name = "litert"
 
     def __init__(self, model_path: str | Path, threads: int | None = None) -> None:
-        if threads is not None and threads < 1:
-            raise ValueError(f"threads={threads}: at least 1")
-        threads = threads or os.cpu_count() or 1
+        threads = checked_threads(threads) or os.cpu_count() or 1
         self.interpreter = _interpreter_class()(model_path=str(model_path), num_threads=threads)
         self.interpreter.allocate_tensors()
         self.metadata: ModelMetadata | None

@@ -17,6 +17,7 @@ from bienbao.cli.errors import first_line
 from .._deps import require
 from ..metadata import METADATA_KEY, ModelMetadata
 from ..precision import WeightWidthPlan, weight_width_plan
+from ._base import checked_threads
 
 __all__ = ["OnnxRuntimeBackend"]
 
@@ -37,9 +38,7 @@ class OnnxRuntimeBackend:
         ort = require("onnxruntime", "onnxruntime")
         options = ort.SessionOptions()
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-        if threads is not None:
-            if threads < 1:
-                raise ValueError(f"threads={threads}: at least 1")
+        if checked_threads(threads) is not None:
             options.intra_op_num_threads = threads
         available = ort.get_available_providers()
         providers = providers or ["CPUExecutionProvider"]

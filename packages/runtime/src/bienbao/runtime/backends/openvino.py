@@ -30,6 +30,7 @@ from .._deps import require
 from ..metadata import METADATA_KEY, MetadataError, ModelMetadata, Quantization
 from ..precision import weight_width_plan
 from . import PRECISIONS
+from ._base import checked_threads
 
 __all__ = ["OpenVINOBackend", "ir_path", "ultralytics_metadata"]
 
@@ -129,9 +130,7 @@ class OpenVINOBackend:
             raise ValueError(f"{model_path} has a dynamic input size and no metadata")
         self.input_size = (height, width)
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
-        if threads is not None:
-            if threads < 1:
-                raise ValueError(f"threads={threads}: at least 1")
+        if checked_threads(threads) is not None:
             config["INFERENCE_NUM_THREADS"] = threads
         if precision is not None:
             config["INFERENCE_PRECISION_HINT"] = precision

@@ -13,6 +13,7 @@ import yaml
 
 from bienbao.cli.files import atomic_write_text
 from bienbao.runtime.backends import BACKENDS, PRECISIONS
+from bienbao.trainer.yaml_text import parse_yaml
 
 __all__ = [
     "register_calibrate",
@@ -53,9 +54,14 @@ def _set_values(pairs: list[str]) -> dict[str, Any]:
             raise CommandError(f"--set {pair!r}: write KEY=VALUE, e.g. --set ultralytics.mosaic=0.5")
         target = result
         *parents, leaf = key.split(".")
-        for parent in parents:
+        for depth, parent in enumerate(parents):
             target = target.setdefault(parent, {})
-        target[leaf] = yaml.safe_load(raw)
+            if not isinstance(target, dict):
+                raise CommandError(f"--set {pair!r}: {'.'.join(parents[: depth + 1])} is set to a value above")
+        try:
+            target[leaf] = parse_yaml(raw)
+        except yaml.YAMLError as exc:
+            raise CommandError(f"--set {pair!r}: the value is not valid YAML ({exc})") from exc
     return result
 
 
@@ -137,14 +143,36 @@ def register_train(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     parser.add_argument("--model", help="pretrained checkpoint (yolov8n.pt, yolov8s.pt, ...) or model YAML")
     parser.add_argument("--epochs", type=int, help="epochs")
     parser.add_argument("--name", help="run name (default from the config: fp32)")
+    _exist_ok_option(parser)
     parser.set_defaults(handler=_run(_train), prog=parser.prog)
     return parser
 
 
-def _train(args: argparse.Namespace) -> None:
-    from bienbao.trainer.runs.fp32 import train_fp32
+def _exist_ok_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--exist-ok",
+        action="store_true",
+        help="reuse --name even if a run of that name exists (its files are overwritten); by default a "
+        "taken name gets a number (qat2, qat3...) so no run overwrites another",
+    )
 
-    train_fp32(_train_config(args, args.name))
+
+def _train(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from bienbao.trainer.runs.fp32 import train_fp32
+    from bienbao.trainer.runs.layout import claim_run, lock_run
+
+    config = _train_config(args, args.name)
+    if config.ultralytics.get("resume"):  # the resumed run keeps its name; nobody else may write it
+        lock = lock_run(config.model)
+    else:
+        name, lock = claim_run(config, config.name, args.exist_ok)
+        config = dataclasses.replace(config, name=name)
+    try:
+        train_fp32(config)
+    finally:
+        lock.release()
 
 
 # -- qat ----------------------------------------------------------------------------------------
@@ -172,6 +200,7 @@ def register_qat(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     parser.add_argument("--epochs", type=int, help="QAT epochs")
     parser.add_argument("--name", help="run name (default from the QAT config: qat)")
     parser.add_argument("--resume", metavar="LAST_PT", help="resume an interrupted run from its weights/last.pt")
+    _exist_ok_option(parser)
     _critical_option(parser)
     parser.set_defaults(handler=_run(_qat), prog=parser.prog)
     return parser
@@ -188,19 +217,33 @@ def _qat_config(args: argparse.Namespace, sets: list[str], epochs: int | None = 
 
 def _split_sets(pairs: list[str] | None, critical: int | None = None) -> tuple[list[str], list[str]]:
     """``--set qat.KEY=V`` goes to the QAT config, any other ``--set`` to the base config
-    (``--critical K`` is ``--set qat.calibration.critical_top_k=K``)."""
+    (``--critical K`` is ``--set qat.calibration.critical_top_k=K``). ``--set ultralytics.KEY=V``
+    goes to both: the QAT config's own ``ultralytics:`` values (qat.yaml's mosaic, say) would
+    otherwise win over what the command line asked."""
     pairs = [*(pairs or []), *([f"qat.calibration.critical_top_k={critical}"] if critical is not None else [])]
-    return [p for p in pairs if not p.startswith("qat.")], [
-        p.removeprefix("qat.") for p in pairs if p.startswith("qat.")
-    ]
+    base = [p for p in pairs if not p.startswith("qat.")]
+    qat = [p.removeprefix("qat.") for p in pairs if p.startswith("qat.")]
+    return base, qat + [p for p in base if p.startswith("ultralytics.")]
 
 
 def _qat(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from bienbao.trainer.runs.layout import claim_run, lock_run
     from bienbao.trainer.runs.qat import run_qat
 
     base_sets, qat_sets = _split_sets(args.set, args.critical)
     qat = _qat_config(args, qat_sets, epochs=args.epochs, name=args.name)
-    run_qat(_train_config(args, sets=base_sets), qat, resume=args.resume)
+    train = _train_config(args, sets=base_sets)
+    if args.resume:
+        lock = lock_run(args.resume)
+    else:
+        name, lock = claim_run(train, qat.name, args.exist_ok)
+        qat = dataclasses.replace(qat, name=name)
+    try:
+        run_qat(train, qat, resume=args.resume)
+    finally:
+        lock.release()
 
 
 # -- calibrate ----------------------------------------------------------------------------------
@@ -221,6 +264,7 @@ def register_calibrate(subparsers: argparse._SubParsersAction) -> argparse.Argum
     parser.add_argument("--quantization", help="layer policy YAML")
     parser.add_argument("--batches", type=int, help="calibration batches")
     parser.add_argument("--name", default="ptq", help="output name (default ptq)")
+    _exist_ok_option(parser)
     _critical_option(parser)
     parser.set_defaults(handler=_run(_calibrate), prog=parser.prog, epochs=None, model=None)
     return parser
@@ -229,12 +273,18 @@ def register_calibrate(subparsers: argparse._SubParsersAction) -> argparse.Argum
 def _calibrate(args: argparse.Namespace) -> None:
     from dataclasses import replace
 
+    from bienbao.trainer.runs.layout import claim_run
     from bienbao.trainer.runs.ptq import run_ptq
 
     base_sets, qat_sets = _split_sets(args.set, args.critical)
     qat = _qat_config(args, qat_sets)
     calibration = qat.calibration if args.batches is None else replace(qat.calibration, batches=args.batches)
-    run_ptq(_train_config(args, sets=base_sets), qat.weights, qat.quantization, calibration, name=args.name)
+    train = _train_config(args, sets=base_sets)
+    name, lock = claim_run(train, args.name, args.exist_ok)
+    try:
+        run_ptq(train, qat.weights, qat.quantization, calibration, name=name)
+    finally:
+        lock.release()
 
 
 # -- export -------------------------------------------------------------------------------------

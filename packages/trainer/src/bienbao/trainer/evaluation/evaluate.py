@@ -17,13 +17,21 @@ Result keys (``Evaluation.to_dict``): ``model``, ``data``, ``split``, ``evaluato
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from bienbao.runtime.backends import is_model_path
-from bienbao.trainer.dataset import IMAGE_SUFFIXES, check_names, dataset_names, label_path, load_dataset
+from bienbao.trainer.dataset import (
+    IMAGE_SUFFIXES,
+    DatasetError,
+    check_names,
+    dataset_names,
+    label_path,
+    load_dataset,
+)
 
 __all__ = ["Evaluation", "evaluate", "evaluate_module", "label_targets", "match_predictions", "split_images"]
 
@@ -83,8 +91,12 @@ def label_targets(label: Path, width: int, height: int) -> tuple[np.ndarray, np.
     """Classes and pixel xyxy boxes of a YOLO label file (polygons become their bounding box)."""
     classes, boxes = [], []
     if label.is_file():
-        for line in label.read_text().splitlines():
+        for number, line in enumerate(label.read_text().splitlines(), 1):
             values = [float(v) for v in line.split()]
+            if not all(math.isfinite(v) for v in values):  # a NaN box would count as a sign nobody can find
+                raise DatasetError(
+                    f"{label} line {number}: a NaN or infinite number ({line.strip()[:60]}): fix the label"
+                )
             if len(values) == 5:
                 cx, cy, w, h = values[1:]
                 box = [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]

@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from bienbao.trainer.config import TrainConfig
-from bienbao.trainer.runs.layout import RunLayout, checked_dataset, resolve_model_source, ultralytics_overrides
+from bienbao.trainer.runs.layout import (
+    RunLayout,
+    checked_dataset,
+    resolve_model_source,
+    resumable_last,
+    ultralytics_overrides,
+)
 from bienbao.trainer.ultralytics.models import train_detector
 from bienbao.trainer.ultralytics.tensorboard import TensorBoardCallback
 
@@ -19,6 +25,9 @@ def train_fp32(config: TrainConfig) -> Path:
     interrupted run resumable with ``resume=True``; the checkpoints are copied after every save.
     """
     layout = RunLayout(config, config.name)
+    model = config.model
+    if config.ultralytics.get("resume"):  # the checkpoint to resume may be cut short by a kill
+        model = str(resumable_last(model, config))
     checked_dataset(config.data, float(config.ultralytics.get("fliplr", 0.5)))
     publish = lambda trainer: layout.publish_weights(Path(trainer.wdir))  # noqa: E731
     callbacks = {
@@ -26,7 +35,7 @@ def train_fp32(config: TrainConfig) -> Path:
         "on_model_save": [publish],  # every epoch: an interrupted run loses nothing
         "on_train_end": [publish],  # the final, optimizer-stripped files
     }
-    train_detector(resolve_model_source(config.model), ultralytics_overrides(config, layout, {}), callbacks)
+    train_detector(resolve_model_source(model), ultralytics_overrides(config, layout, {}), callbacks)
     best = layout.checkpoints / "best.pt"
     print(f"FP32 checkpoints: {layout.checkpoints}  logs: {layout.logs}  tensorboard: {layout.tensorboard}")
     return best

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from bienbao.trainer.config import ConfigError, QATConfig, TrainConfig
-from bienbao.trainer.runs.layout import RunLayout, checked_dataset, ultralytics_overrides
+from bienbao.trainer.runs.layout import RunLayout, checked_dataset, resumable_last, ultralytics_overrides
 from bienbao.trainer.ultralytics.qat_trainer import SETUP_FILE, QATDetectionTrainer, QATSetup
 
 __all__ = ["build_qat_trainer", "run_qat"]
@@ -40,6 +40,7 @@ def build_qat_trainer(train: TrainConfig, qat: QATConfig, resume: str | None = N
         setup_file = last.parent.parent / SETUP_FILE
         if not last.is_file() or not setup_file.is_file():
             raise FileNotFoundError(f"cannot resume: {last} or its run's {SETUP_FILE} is missing")
+        last = resumable_last(last, train)
         _check_resumable(last)
         setup = QATSetup.from_json(setup_file.read_text(encoding="utf-8"), str(setup_file))
         # the resumed run's own layout (logs/<run>/weights/last.pt): never the config's default name
