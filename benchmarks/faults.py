@@ -1,8 +1,10 @@
-"""The fault catalogue (issue 16): every bad input and fault, made real, one line per case.
+"""The fault catalogue (issues 16 and 33): every bad input and fault, made real, one line per case.
 
 Runs the tests that make each fault happen (a killed process, a tmpfs that fills up, a read-only
 mount, a camera that will not come back, a file that is not what its name says...) and prints, per
-numbered item, what happens now and whether the check passed:
+numbered item (1-20: issue 16's first round; 21 on: issue 33's second round, the fleet feed, the
+live view, training runs, configs, outputs and model files), what happens now and whether the
+check passed:
 
     python benchmarks/faults.py            # in an environment with every package and its test extra
     python benchmarks/faults.py -k 2 5 12  # only these items
@@ -135,6 +137,111 @@ CATALOGUE: dict[int, tuple[str, list[str]]] = {
         [
             f"{RT}/test_live.py::test_a_camera_that_drops_is_reopened_and_the_loop_goes_on",
             f"{TR}/test_runs.py::test_ptq_writes_a_checkpoint_that_ultralytics_validates",
+        ],
+    ),
+    21: (
+        "monitor: a malformed message (first_time 'abc', not JSON, wrong types) rejected with its reason and "
+        "counted; later boards still count",
+        [
+            f"{RT}/test_mqtt.py::test_a_malformed_message_is_rejected_with_its_reason_and_later_ones_still_count",
+            f"{RT}/test_mqtt.py::test_the_monitor_survives_a_malformed_message_and_counts_the_boards_after_it",
+        ],
+    ),
+    22: (
+        "publisher: queue file locked by another process -> messages wait in memory, in order; sent once the lock goes",
+        [f"{RT}/test_mqtt.py::test_a_queue_file_locked_by_another_process_loses_nothing_and_the_feed_recovers"],
+    ),
+    23: (
+        "publisher on a full disk: messages in memory, stored ones sent (removal retried), all drain once there "
+        "is room",
+        [f"{RT}/test_mqtt.py::test_a_full_disk_keeps_messages_in_memory_and_drains_once_there_is_room"],
+    ),
+    24: (
+        "wrong MQTT password: said once with the broker's reason; detect and monitor exit non-zero; password "
+        "from a file",
+        [
+            f"{RT}/test_mqtt.py::test_a_wrong_password_is_said_at_once_and_the_run_fails",
+            f"{RT}/test_mqtt.py::test_detect_never_prints_the_password_and_exits_non_zero_when_the_broker_refuses_it",
+        ],
+    ),
+    25: (
+        "monitor on a dead broker: 'cannot connect' at once, 'never reached the broker' and a non-zero exit",
+        [f"{RT}/test_mqtt.py::test_the_monitor_on_a_dead_broker_says_so_and_fails"],
+    ),
+    26: (
+        "a queue file with a foreign schema: refused in one line at start",
+        [f"{RT}/test_mqtt.py::test_a_foreign_queue_file_is_refused_clearly"],
+    ),
+    27: (
+        "secrets: MQTT and camera passwords and the live view's token are masked in every line printed",
+        [
+            f"{RT}/test_mqtt.py::test_detect_never_prints_the_password_and_exits_non_zero_when_the_broker_refuses_it",
+            f"{RT}/test_mqtt.py::test_stream_urls_are_printed_without_their_password",
+        ],
+    ),
+    28: (
+        "mqtts:// with a CA and a client certificate against a real Mosquitto; an unknown CA refused and said",
+        [f"{RT}/test_mqtt.py::test_mqtts_with_a_ca_and_a_client_certificate_delivers_and_a_wrong_ca_is_refused"],
+    ),
+    29: (
+        "live view: idle connections cut after a timeout, at most N at once (503 past it); viewers still answered",
+        [f"{RT}/test_live_view.py::test_idle_connections_are_cut_and_bounded_and_real_viewers_still_get_answers"],
+    ),
+    30: (
+        "live view: clients that hang up (resets mid-request, mid-stream) print no traceback",
+        [f"{RT}/test_live_view.py::test_clients_that_hang_up_print_no_traceback"],
+    ),
+    31: (
+        "live view on loopback: other Host names get 403 (DNS rebinding); a network bind answers any name",
+        [f"{RT}/test_live_view.py::test_a_loopback_view_answers_only_to_loopback_host_names"],
+    ),
+    32: (
+        "--serve ::1:PORT listens on IPv6 and answers",
+        [f"{RT}/test_live_view.py::test_an_ipv6_loopback_view_listens_and_answers"],
+    ),
+    33: (
+        "/frame.jpg asks the loop for a fresh frame and says its age (X-Frame-Age) when the loop stalls",
+        [f"{RT}/test_live_view.py::test_frame_jpg_asks_for_a_fresh_frame_and_says_how_old_it_is"],
+    ),
+    34: (
+        "a taken --name gets a fresh folder (qat2), two runs at once get two, a held run is refused (--exist-ok)",
+        [
+            f"{TR}/test_faults.py::test_a_taken_run_name_gets_a_fresh_folder_and_a_held_run_is_refused",
+            f"{TR}/test_faults.py::test_two_runs_started_at_once_with_one_name_get_two_folders",
+        ],
+    ),
+    35: (
+        "--resume from a last.pt cut short by a kill: the intact published copy is restored, said, and resumed",
+        [f"{TR}/test_faults.py::test_resume_from_a_last_pt_cut_short_falls_back_to_the_intact_copy"],
+    ),
+    36: (
+        "qat --set ultralytics.mosaic=0.5 wins over qat.yaml; ultralytics.mosaic.x=1 and seed.x refused",
+        [f"{TR}/test_faults.py::test_set_ultralytics_values_win_over_the_qat_config_and_nested_keys_are_refused"],
+    ),
+    37: (
+        "a YAML alias bomb in a config or dataset YAML: refused in one short line",
+        [f"{TR}/test_faults.py::test_a_yaml_alias_bomb_is_refused_in_one_line"],
+    ),
+    38: (
+        "--jsonl/--events/--save-video/--queue naming the source, the model or each other: refused, nothing written",
+        [f"{RT}/test_faults.py::test_an_output_that_names_an_input_or_another_output_is_refused"],
+    ),
+    39: (
+        "--threads 100000: refused at once with the range this machine takes",
+        [f"{RT}/test_faults.py::test_absurd_thread_counts_are_refused_at_once"],
+    ),
+    40: (
+        "a model whose output has another class count than its metadata or sidecar: refused at load",
+        [f"{RT}/test_faults.py::test_a_model_whose_metadata_names_other_classes_than_its_output_is_refused"],
+    ),
+    41: (
+        "a NaN coordinate in a label: an error for check-data and for evaluate (not a sign nobody finds)",
+        [f"{TR}/test_faults.py::test_a_nan_in_a_label_is_an_error_for_check_data_and_evaluate"],
+    ),
+    42: (
+        "the MQTT restart test waits on the broker's acknowledgement, not on wall time (it failed once under load)",
+        [
+            f"{RT}/test_mqtt.py::test_detect_killed_and_restarted_sends_what_it_had_queued_and_the_monitor_counts_it_once"
         ],
     ),
 }
