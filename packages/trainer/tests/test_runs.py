@@ -275,3 +275,34 @@ def test_a_ddp_worker_rebuilds_the_trainer_from_the_environment(workdir, tiny_da
     monkeypatch.delenv(SETUP_ENV)
     with pytest.raises(RuntimeError, match="bienbao qat"):
         QATDetectionTrainer(overrides=vars(parent.args))
+
+
+def test_calibration_batches_are_letterboxed_square_or_at_the_frames_own_aspect(tiny_data) -> None:
+    import torch
+
+    from bienbao.trainer.ultralytics.calibration import calibration_images, calibration_loop
+    from bienbao.trainer.ultralytics.models import calibration_context
+
+    context = calibration_context(tiny_data, 640, "cpu")
+    shapes: list[tuple[int, ...]] = []
+    probe = torch.nn.Module()
+    probe.forward = lambda images: shapes.append(tuple(images.shape))  # type: ignore[method-assign]
+    for rect in (False, True):
+        calibration_loop(context.args, context.data, 2, 2, context.device, rect=rect)(probe)
+    assert shapes == [(2, 3, 640, 640)] * 2 + [(2, 3, 384, 640)] * 2  # 640x360 frames: 16:9 -> 384x640
+    image = calibration_images(context.args, context.data, 1, context.device, rect=True)[0]
+    assert tuple(image.shape) == (1, 3, 384, 640) and float(image.min()) >= 0.0 and float(image.max()) <= 1.0
+
+
+def test_calibration_at_the_frames_aspect_needs_one_aspect_ratio(fresh_data) -> None:
+    from PIL import Image
+
+    from bienbao.trainer.ultralytics.calibration import calibration_loop
+    from bienbao.trainer.ultralytics.models import calibration_context
+
+    square = sorted((fresh_data.parent / "train/images").iterdir())[0]
+    with Image.open(square) as image:
+        image.resize((360, 360)).save(square)
+    context = calibration_context(fresh_data, 640, "cpu")
+    with pytest.raises(ValueError, match="several aspect ratios"):
+        calibration_loop(context.args, context.data, 1, 1, context.device, rect=True)

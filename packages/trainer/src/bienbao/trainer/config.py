@@ -191,10 +191,14 @@ class CalibrationConfig:
     #: after the ranges: correct each conv's bias for the mean shift its weight rounding causes,
     #: measured on the calibration batches (bienbao.quant.correct_bias; NNCF's fast bias correction)
     bias_correction: bool = False
+    #: letterbox each calibration image to its own aspect (dashcam 16:9 at imgsz 640: 384x640, the
+    #: shape the 16:9 exports run at) instead of the square with grey bands (needs one aspect ratio)
+    rect: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.bias_correction, bool):
-            raise ValueError(f"calibration.bias_correction={self.bias_correction!r}: true or false")
+        for key in ("bias_correction", "rect"):
+            if not isinstance(getattr(self, key), bool):
+                raise ValueError(f"calibration.{key}={getattr(self, key)!r}: true or false")
         if self.batches < 1 or self.batch_size < 1:
             raise ValueError("calibration.batches and calibration.batch_size must be at least 1")
         if self.critical_top_k < 0 or self.critical_inputs < 1:

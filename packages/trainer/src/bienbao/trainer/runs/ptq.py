@@ -44,10 +44,19 @@ def run_ptq(
         model,
         quantization,
         calibration_loop(
-            args, data, calibration.batches, calibration.batch_size, device, seed=train.seed, stride=stride
+            args,
+            data,
+            calibration.batches,
+            calibration.batch_size,
+            device,
+            seed=train.seed,
+            stride=stride,
+            rect=calibration.rect,
         ),
         calibration.critical_top_k,
-        lambda: calibration_images(args, data, calibration.critical_inputs, device, seed=train.seed, stride=stride),
+        lambda: calibration_images(
+            args, data, calibration.critical_inputs, device, seed=train.seed, stride=stride, rect=calibration.rect
+        ),
         calibration.bias_correction,
     )
     critical = getattr(qat, "bienbao_critical", [])
@@ -70,6 +79,7 @@ def run_ptq(
                 "calibration_batches": calibration.batches,
                 "calibration_batch_size": calibration.batch_size,
                 "bias_correction": calibration.bias_correction,
+                "calibration_rect": calibration.rect,
                 "critical_layers": critical,  # kept float by calibration.critical_top_k, and why
             },
         },

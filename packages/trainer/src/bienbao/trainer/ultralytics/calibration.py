@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 from ultralytics.data import build_yolo_dataset
@@ -14,8 +16,21 @@ from ultralytics.utils import TQDM
 __all__ = ["calibration_images", "calibration_loop", "prepare_calibrated"]
 
 
-def _loader(args: Any, data: dict, batch_size: int, seed: int, stride: int) -> DataLoader:
-    dataset = build_yolo_dataset(args, data["train"], batch_size, data, mode="val", rect=False, stride=stride)
+def _loader(args: Any, data: dict, batch_size: int, seed: int, stride: int, rect: bool = False) -> DataLoader:
+    dataset = build_yolo_dataset(args, data["train"], batch_size, data, mode="val", rect=rect, stride=stride)
+    if rect and len({tuple(shape) for shape in dataset.batch_shapes}) > 1:
+        # ultralytics gives each batch of its aspect-sorted order one shape: drawn at random, a
+        # batch would mix shapes. One aspect ratio (a dashcam's frames) has one shape.
+        raise ValueError(
+            "calibration.rect: the training images have several aspect ratios "
+            f"({len({tuple(s) for s in dataset.batch_shapes})} letterbox shapes); use the square letterbox"
+        )
+    if rect:  # ultralytics pads validation shapes by half a stride (640x360 -> 384x672); exports do not
+        with Image.open(dataset.im_files[0]) as image:
+            width, height = image.size
+        ratio = np.array([height / width, 1.0] if height < width else [1.0, width / height])
+        shape = np.ceil(ratio * args.imgsz / stride).astype(int) * stride
+        dataset.batch_shapes = np.tile(shape, (len(dataset.batch_shapes), 1))
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
         dataset,
@@ -27,15 +42,22 @@ def _loader(args: Any, data: dict, batch_size: int, seed: int, stride: int) -> D
 
 
 def calibration_loop(
-    args: Any, data: dict, batches: int, batch_size: int, device: torch.device, seed: int = 0, stride: int = 32
+    args: Any,
+    data: dict,
+    batches: int,
+    batch_size: int,
+    device: torch.device,
+    seed: int = 0,
+    stride: int = 32,
+    rect: bool = False,
 ) -> Callable[[nn.Module], None]:
     """A ``forward_loop`` for ``bienbao.quant.calibrate`` over ``batches`` random training batches.
 
     ``args`` are ultralytics arguments (``imgsz`` etc.), ``data`` its parsed dataset dict. The images
     are letterboxed as for validation (no mosaic or colour jitter): the ranges should describe
-    the images the deployed model will see.
+    the images the deployed model will see (``rect``: at their own aspect, as a 16:9 export sees them).
     """
-    loader = _loader(args, data, batch_size, seed, stride)
+    loader = _loader(args, data, batch_size, seed, stride, rect)
     total = min(batches, len(loader))
 
     def forward_loop(model: nn.Module) -> None:
@@ -48,11 +70,11 @@ def calibration_loop(
 
 
 def calibration_images(
-    args: Any, data: dict, count: int, device: torch.device, seed: int = 0, stride: int = 32
+    args: Any, data: dict, count: int, device: torch.device, seed: int = 0, stride: int = 32, rect: bool = False
 ) -> list[torch.Tensor]:
     """``count`` training images, letterboxed like the calibration batches, one tensor each."""
     images: list[torch.Tensor] = []
-    for batch in _loader(args, data, 1, seed + 1, stride):
+    for batch in _loader(args, data, 1, seed + 1, stride, rect):
         images.append(batch["img"].to(device).float() / 255)
         if len(images) >= count:
             break

@@ -148,6 +148,7 @@ class QATDetectionTrainer(DetectionTrainer):
                 self.device,
                 seed=self.args.seed,
                 stride=stride,
+                rect=calibration.rect,
             )
             top_k = calibration.critical_top_k
             if top_k:  # rank, keep the top K float, prepare and calibrate again
@@ -165,6 +166,7 @@ class QATDetectionTrainer(DetectionTrainer):
                         self.device,
                         seed=self.args.seed,
                         stride=stride,
+                        rect=calibration.rect,
                     ),
                 )
                 self.model = model
