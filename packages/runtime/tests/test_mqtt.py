@@ -88,6 +88,7 @@ class Consumer:
 
     def __init__(self, broker: Broker) -> None:
         self.monitor, self.raw = FleetMonitor(), []
+        self.available: list[tuple[str, str]] = []  # (board, online | offline) in arrival order
         self.subscribed = threading.Event()  # the broker acknowledged the subscription
         self.client = paho.Client(
             paho.CallbackAPIVersion.VERSION2, client_id=f"consumer-{broker.port}", clean_session=False
@@ -100,6 +101,9 @@ class Consumer:
         self.client.loop_start()
 
     def _on_message(self, client, userdata, message) -> None:
+        if message.topic.endswith("/available"):  # the boards' retained online/offline
+            self.available.append((message.topic.split("/")[1], message.payload.decode()))
+            return
         self.raw.append(json.loads(message.payload))
         self.monitor.receive(message.payload)
 
@@ -613,3 +617,36 @@ def test_mqtts_with_a_ca_and_a_client_certificate_delivers_and_a_wrong_ca_is_ref
     assert done.returncode != 0 and "TLS refused the broker" in done.stderr
     with pytest.raises(ValueError, match="write mqtts://"):
         MqttPublisher(url.replace("mqtts", "mqtt"), queue=tmp_path / "q3.sqlite", security=security)
+
+
+@needs_broker
+def test_a_board_that_vanishes_is_marked_offline_by_its_last_will_and_a_clean_stop_says_so(
+    tmp_path, broker, wait_for
+) -> None:
+    broker.start()
+    consumer = Consumer(broker)
+    assert wait_for(consumer.subscribed.is_set)
+    code = (
+        "import sys, time\n"
+        "from bienbao.runtime.publish import MqttPublisher\n"
+        "p = MqttPublisher(sys.argv[1], board='car-11', queue=sys.argv[2], keepalive=1)\n"
+        "while not p.status()['connected']: time.sleep(0.05)\n"
+        "print('up', flush=True)\ntime.sleep(60)\n"
+    )
+    board = subprocess.Popen(
+        [sys.executable, "-c", code, broker.url, str(tmp_path / "q.sqlite")], stdout=subprocess.PIPE, text=True
+    )
+    assert board.stdout.readline().strip() == "up"
+    assert wait_for(lambda: ("car-11", "online") in consumer.available)
+    board.send_signal(signal.SIGKILL)  # a power cut: no goodbye; the broker sends the last will
+    board.wait(10)
+    assert wait_for(lambda: consumer.available[-1] == ("car-11", "offline"), 15), consumer.available
+    publisher = MqttPublisher(broker.url, board="car-12", queue=tmp_path / "q2.sqlite")
+    assert wait_for(lambda: ("car-12", "online") in consumer.available)
+    publisher.close()  # a clean stop says offline itself
+    assert wait_for(lambda: consumer.available[-1] == ("car-12", "offline"))
+    # retained: a monitor that starts later still sees each board's state
+    done = monitor_cli(broker.url, "--client-id", "late", duration=2)
+    assert "board car-11 is offline" in done.stderr and "board car-12 is offline" in done.stderr
+    assert done.returncode == 0 and "rejected" not in done.stderr
+    consumer.close()

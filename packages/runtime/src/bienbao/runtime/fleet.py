@@ -84,6 +84,7 @@ class BoardState:
     last_sign: str = ""
     last_time: float = 0.0
     signs: dict[str, int] = field(default_factory=dict)  # class name -> confirmed count
+    available: str = ""  # the board's retained availability: online, offline, or "" (not heard)
 
     @property
     def gaps(self) -> int:
@@ -127,17 +128,29 @@ class FleetMonitor:
             state.detections += 1
         return message
 
+    def availability(self, board: str, payload: bytes | str) -> str | None:
+        """A ``TOPIC/BOARD/available`` message (``online`` or ``offline``): the state, or None for
+        anything else (rejected and counted like a malformed message)."""
+        state = payload.decode(errors="replace") if isinstance(payload, bytes) else payload
+        if state not in ("online", "offline") or not board:
+            self.rejected["available"] += 1
+            self.last_rejection = f"available: {state[:40]!r}, expected online or offline"
+            return None
+        self.boards.setdefault(board, BoardState(board)).available = state
+        return state
+
     def table(self, vietnamese: bool = False) -> str:
         header = (
-            f"{'board':<16} {'model':<16} {'signs':>6} {'last sign':<34} {'at':>8} {'msgs':>6} {'gaps':>5} {'dup':>4}"
+            f"{'board':<16} {'state':<7} {'model':<16} {'signs':>6} {'last sign':<34} {'at':>8} {'msgs':>6} "
+            f"{'gaps':>5} {'dup':>4}"
         )
         rows = [header, "-" * len(header)]
         for state in sorted(self.boards.values(), key=lambda s: s.board):
             name = display_name(state.last_sign) if vietnamese else state.last_sign
             at = time.strftime("%H:%M:%S", time.localtime(state.last_time)) if state.last_time else "-"
             rows.append(
-                f"{state.board:<16.16} {state.model:<16.16} {state.confirmed:>6} {name or '-':<34.34} {at:>8} "
-                f"{len(state.seqs):>6} {state.gaps:>5} {state.duplicates:>4}"
+                f"{state.board:<16.16} {state.available or '-':<7} {state.model:<16.16} {state.confirmed:>6} "
+                f"{name or '-':<34.34} {at:>8} {len(state.seqs):>6} {state.gaps:>5} {state.duplicates:>4}"
             )
         if self.invalid:
             reasons = ", ".join(f"{reason}: {count}" for reason, count in self.rejected.most_common())
@@ -236,12 +249,20 @@ class FleetSubscriber:
         from .redact import redact
 
         try:
+            parts = message.topic.rsplit("/", 2)
+            board, kind = (parts[1], parts[2]) if len(parts) == 3 else ("", parts[-1])
+            state = new = None
             with self.lock:
                 rejected_before = self.monitor.invalid
-                new = self.monitor.receive(message.payload)
+                if kind == "available":
+                    state = self.monitor.availability(board, message.payload)
+                else:
+                    new = self.monitor.receive(message.payload)
                 rejected = self.monitor.invalid > rejected_before
             if rejected:
                 self._say(f"rejected a message on {redact(message.topic)}: {self.monitor.last_rejection}")
+            elif state is not None:
+                self._say(f"board {board} is {state}")
             elif new is not None:
                 self._on_new(new)
         except Exception:  # a bug: its traceback, and the consumer goes on

@@ -21,11 +21,14 @@ a broker that refuses the login is reported once with its reason. Each such faul
 
 Delivery is at least once (an acknowledgement lost in a crash means the message is sent again);
 with the consumer dropping a ``(board, seq)`` it has already seen, as ``bienbao monitor`` does,
-each message counts exactly once. Topics: ``<topic>/<board>/<kind>`` (kind: event, detections).
+each message counts exactly once. Topics: ``<topic>/<board>/<kind>`` (kind: event, detections), and
+``<topic>/<board>/available``: a retained ``online`` on connect and ``offline`` on a clean stop or,
+as the broker's last will, when the board vanishes (power cut, network gone past the keepalive).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import sqlite3
@@ -315,6 +318,9 @@ class MqttPublisher:
             raise
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.max_inflight_messages_set(window)
+        # availability (Frigate's convention): a retained "online" on every connect, and "offline"
+        # set by the broker itself when this board vanishes (its last will) or sent on a clean stop
+        self.client.will_set(self.topic("available"), "offline", qos=1, retain=True)
         self.client.on_connect = self._on_connect
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
@@ -338,6 +344,7 @@ class MqttPublisher:
         self.refused = self.unreachable = None
         self.tls_refused = False
         self.down_since = None
+        client.publish(self.topic("available"), "online", qos=1, retain=True)
         self._connected.set()
         with self._wake:
             self._wake.notify_all()
@@ -512,6 +519,10 @@ class MqttPublisher:
         self.lost += len(self._unstored)  # the file never took them: say so, they are gone
         self._unstored.clear()
         status = self.status()
+        if self._connected.is_set():  # a clean stop: say so (the last will is only for vanishing)
+            info = self.client.publish(self.topic("available"), "offline", qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(1.0)
         self.client.loop_stop()
         self.client.disconnect()
         self.queue.close()
