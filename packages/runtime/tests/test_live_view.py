@@ -280,3 +280,68 @@ def test_frame_jpg_asks_for_a_fresh_frame_and_says_how_old_it_is() -> None:
     finally:
         stop.set()
         view.close()
+
+
+# -- metrics and health (issue 34 item 4) ------------------------------------------------------------------
+
+
+def test_metrics_parse_with_prometheus_own_parser_and_health_follows_the_loop() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from bienbao.runtime.metrics import LiveMetrics
+
+    run = Running(token="t0k")
+    run.view.metrics = LiveMetrics(MODEL.name, "abc123", "onnxruntime", stall_seconds=1.5)
+    try:
+        deadline = time.monotonic() + 60
+        while run.view.metrics.last_frame is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        assert run.get("/metrics")[0] == 401  # the token guards the metrics
+        status, body = run.get("/metrics?token=t0k")
+        assert status == 200
+        families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+        frames = families["bienbao_frames_processed"].samples[0].value
+        assert frames >= 1
+        stages = {s.labels["stage"] for s in families["bienbao_stage_seconds"].samples if "stage" in s.labels}
+        assert stages == {"preprocess", "inference", "postprocess"}
+        count = next(s.value for s in families["bienbao_frame_latency_seconds"].samples if s.name.endswith("_count"))
+        assert count == frames
+        info = families["bienbao_model_info"].samples[0].labels
+        assert info == {"file": MODEL.name, "sha256_16": "abc123", "backend": "onnxruntime"}
+        assert families["bienbao_source_up"].samples[0].value == 1.0 and "bienbao_fps" in families
+        # /healthz: open without the token on a loopback bind, 200 while frames flow
+        status, body = run.get("/healthz")
+        assert status == 200 and body.startswith(b"ok: frames flow")
+        run.stop.set()  # the loop stops: after stall_seconds the check says so
+        run.thread.join(20)
+        time.sleep(1.7)
+        status, body = run.get("/healthz")
+        assert status == 503 and b"no frame processed for" in body
+    finally:
+        run.close()
+
+
+def test_health_names_a_source_that_is_down() -> None:
+    from bienbao.runtime.metrics import LiveMetrics
+
+    metrics = LiveMetrics(startup_seconds=0.0)
+    assert metrics.health()[0] is False and "no frame processed in the" in metrics.health()[1]
+    metrics.observe_frame((0.001, 0.01, 0.001), ["cam-re-trai"])
+    assert metrics.health()[0] is True
+    metrics.update({"source_down_since": time.time() - 5})
+    healthy, reason = metrics.health()
+    assert not healthy and reason.startswith("source down since") and "reconnecting" in reason
+    exposed = LiveView("0.0.0.0", 0, token="t").start()  # bound to the network: /healthz needs the token
+    exposed.metrics = metrics
+    try:
+        request = urllib.request.Request(f"http://127.0.0.1:{exposed.port}/healthz")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        assert refused.value.code == 401
+        request = urllib.request.Request(f"http://127.0.0.1:{exposed.port}/healthz?token=t")
+        with pytest.raises(urllib.error.HTTPError) as down:
+            urllib.request.urlopen(request, timeout=5)
+        assert down.value.code == 503 and b"source down since" in down.value.read()
+    finally:
+        exposed.close()

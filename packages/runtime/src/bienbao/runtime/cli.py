@@ -206,6 +206,7 @@ def _view_and_feed(args: argparse.Namespace) -> tuple[Any, Any]:
         host, port = parse_serve_address(args.serve)
         view = LiveView(host, port, token=args.serve_token, max_fps=args.serve_fps)
         view.info = {"model": Path(args.model).name, "model_hash": model_hash}
+
         if view.exposed and not view.token:
             print(
                 f"bienbao detect: the live view listens on {host}, reachable from the network, without a "
@@ -244,6 +245,15 @@ def _start_and_announce(
         file=sys.stderr,
     )
     if view is not None:
+        from ._deps import MissingDependencyError
+
+        try:
+            from .metrics import LiveMetrics
+
+            label = backend_label(detector.backend)
+            view.metrics = LiveMetrics(view.info["model"], view.info["model_hash"], label)
+        except MissingDependencyError as exc:  # the view runs without /metrics; say how to get it
+            print(f"bienbao detect: no /metrics or /healthz: {exc}", file=sys.stderr)
         view.start()
         # the token stays off the journal: whoever set it has it
         shown = view.url.split("?", 1)[0] + ("?token=<your --serve-token>" if view.token else "")

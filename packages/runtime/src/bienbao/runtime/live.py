@@ -148,6 +148,7 @@ def _view_stats(
         "fps": stats.recent_fps(),
         "frames_dropped": capture.dropped,
         "reconnects": capture.reconnects,
+        "source_down_since": capture.down_since,
         "stages_ms": stats.stages(),
         "events": stats.events,
         "current": current,
@@ -172,6 +173,11 @@ class _OpenOutputs:
         if self.view is not None:
             self.view_annotator = Annotator(annotator.vietnamese, annotator.font_path) if annotator else Annotator()
         self._view_updated = 0.0
+
+    @property
+    def metrics(self) -> Any:
+        """The view's LiveMetrics (read each frame: it may be attached after the loop started)."""
+        return getattr(self.view, "metrics", None)
 
     def emit(self, events: list[dict[str, Any]]) -> None:
         for event in events:
@@ -299,6 +305,10 @@ def run_live(
             detections, stages = detector.detect_timed(frame.image)
             latency = stats.record(stages)
             update = tracker.update(detections, frame.timestamp, frame.index)
+            metrics = opened.metrics
+            if metrics is not None:
+                metrics.observe_frame(stages, detections.labels)
+                metrics.observe_events(update.events)
             opened.emit(update.events)
             stats.events = tracker.confirmed_count
             overlay = f"{stats.recent_fps():4.1f} FPS  {latency:5.1f} ms  dropped {capture.dropped}"

@@ -6,6 +6,9 @@ Standard library only (``http.server``, one thread per client); OpenCV encodes t
     /stream.mjpg  the annotated frames as MJPEG (multipart/x-mixed-replace)
     /frame.jpg    the newest annotated frame (a fresh one is asked for; ``X-Frame-Age`` says its age in s)
     /stats.json   FPS, per-stage latency p50/p95, dropped frames, backend, signs, recent events
+    /metrics      Prometheus metrics (``metrics``: a ``bienbao.runtime.metrics.LiveMetrics``)
+    /healthz      200 while frames flow, 503 with the reason when the source is down or inference
+                  stalls; open without the token on a loopback bind (for the service manager)
 
 The detection loop never waits for the server: it asks ``wants_frame()`` (true only while a stream
 client is connected and the capped rate allows a frame) and only then hands over a ``render``
@@ -136,6 +139,7 @@ class LiveView:
         self._last_offer = 0.0
         self._stats: dict[str, Any] = {}
         self.info: dict[str, Any] = {}  # fixed facts shown on the page (model file, its hash)
+        self.metrics: Any = None  # a LiveMetrics: /metrics and /healthz
         self._events: deque[dict[str, Any]] = deque(maxlen=recent_events)
         self._closing = False
         self.stream_clients = 0
@@ -191,6 +195,8 @@ class LiveView:
         with self._lock:
             self._stats = dict(stats)
             self._events.extend(events)
+        if self.metrics is not None:
+            self.metrics.update(stats)
 
     # -- the server's side ---------------------------------------------------------------------
     def _jpeg_of(self, seq: int) -> tuple[int, bytes]:
@@ -290,6 +296,10 @@ class LiveView:
                         "text/plain; charset=utf-8",
                     )
                     return
+                route = urlsplit(self.path).path
+                if route == "/healthz" and not view.exposed:  # the service manager asks without a token
+                    self._health()
+                    return
                 if not view._authorized(self):
                     self._send(
                         HTTPStatus.UNAUTHORIZED,
@@ -297,31 +307,51 @@ class LiveView:
                         "text/plain; charset=utf-8",
                     )
                     return
-                route = urlsplit(self.path).path
+                routes = {
+                    "/": self._page,
+                    "/index.html": self._page,
+                    "/stats.json": self._stats,
+                    "/frame.jpg": self._frame,
+                    "/stream.mjpg": self._stream,
+                    "/metrics": self._metrics,
+                    "/healthz": self._health,
+                }
                 try:
-                    if route in ("/", "/index.html"):
-                        token = json.dumps(view.token or "")
-                        self._send(
-                            HTTPStatus.OK,
-                            PAGE.read_text(encoding="utf-8").replace("__TOKEN__", token).encode(),
-                            "text/html; charset=utf-8",
-                        )
-                    elif route == "/stats.json":
-                        self._send(
-                            HTTPStatus.OK, json.dumps(view.snapshot(), ensure_ascii=False).encode(), "application/json"
-                        )
-                    elif route == "/frame.jpg":
-                        still = view._still()
-                        if still is None:
-                            self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"no frame yet\n", "text/plain")
-                        else:
-                            self._send(HTTPStatus.OK, still[0], "image/jpeg", {"X-Frame-Age": f"{still[1]:.2f}"})
-                    elif route == "/stream.mjpg":
-                        self._stream()
-                    else:
-                        self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+                    routes.get(route, self._not_found)()
                 except OSError:  # the client went away, or stopped reading past the timeout
                     view.client_errors += 1
+
+            def _not_found(self) -> None:
+                self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+
+            def _page(self) -> None:
+                token = json.dumps(view.token or "")
+                page = PAGE.read_text(encoding="utf-8").replace("__TOKEN__", token).encode()
+                self._send(HTTPStatus.OK, page, "text/html; charset=utf-8")
+
+            def _stats(self) -> None:
+                self._send(HTTPStatus.OK, json.dumps(view.snapshot(), ensure_ascii=False).encode(), "application/json")
+
+            def _frame(self) -> None:
+                still = view._still()
+                if still is None:
+                    self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"no frame yet\n", "text/plain")
+                else:
+                    self._send(HTTPStatus.OK, still[0], "image/jpeg", {"X-Frame-Age": f"{still[1]:.2f}"})
+
+            def _metrics(self) -> None:
+                if view.metrics is None:
+                    self._send(HTTPStatus.NOT_FOUND, b"no metrics in this run\n", "text/plain")
+                else:
+                    self._send(HTTPStatus.OK, *view.metrics.exposition())
+
+            def _health(self) -> None:
+                if view.metrics is None:
+                    self._send(HTTPStatus.NOT_FOUND, b"no health check in this run\n", "text/plain")
+                    return
+                healthy, reason = view.metrics.health()
+                status = HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE
+                self._send(status, f"{'ok' if healthy else 'unhealthy'}: {reason}\n".encode(), "text/plain")
 
             def _stream(self) -> None:
                 self.send_response(HTTPStatus.OK)
