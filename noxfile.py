@@ -130,8 +130,8 @@ def notebooks(session: nox.Session) -> None:
 #: What the deploy recipes install, per board: (python version, requirements). Their wheels must
 #: resolve for aarch64 from the registry (pycuda has none: the Jetson recipe builds it on the board).
 BOARDS = {
-    "jetson (JetPack 6, Python 3.10)": ("3.10", ["bienbao-runtime[display,mqtt]", "bienbao-bench"]),
-    "raspberry-pi (Bookworm, Python 3.11)": ("3.11", ["bienbao-runtime[tflite,opencv,display,mqtt]", "bienbao-bench"]),
+    "jetson (JetPack 6, Python 3.10)": ("3.10", ["bienbao-runtime[display,mqtt,metrics]", "bienbao-bench"]),
+    "raspberry-pi (Bookworm, Python 3.11)": ("3.11", ["bienbao-runtime[tflite,opencv,display,mqtt,metrics]", "bienbao-bench"]),
 }
 #: Every manylinux tag a glibc 2.35 board accepts (Ubuntu 22.04 on JetPack 6; Bookworm has 2.36):
 #: pip's --platform takes tags literally, it does not widen manylinux_2_35 to the older ones.
@@ -156,15 +156,19 @@ def deploy(session: nox.Session) -> None:
         session.error("systemd-analyze not found: apt install systemd (it verifies the service units)")
     tmp = Path(session.create_tmp())
     venv = Path(session.virtualenv.location)
-    for unit in sorted(deploy_dir.rglob("*.service")):
+    health = sorted(deploy_dir.glob("bienbao-health.*"))  # installed beside each board's detect unit
+    for unit in sorted(deploy_dir.glob("*/*.service")):
         # the units run /opt/bienbao/venv/bin/bienbao; verify checks that it exists, so point it here
-        copy = tmp / unit.parent.name / unit.name
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        copy.write_text(unit.read_text().replace("/opt/bienbao/venv", str(venv)))
-        done = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, check=False)
+        copies = []
+        for source in (unit, *health):
+            copy = tmp / unit.parent.name / source.name
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_text(source.read_text().replace("/opt/bienbao/venv", str(venv)))
+            copies.append(str(copy))
+        done = subprocess.run(["systemd-analyze", "verify", *copies], capture_output=True, text=True, check=False)
         if done.returncode or done.stdout.strip() or done.stderr.strip():
             session.error(f"{unit.relative_to(ROOT)}: {(done.stdout + done.stderr).strip()}")
-        session.log(f"{unit.relative_to(ROOT)}: systemd-analyze verify clean")
+        session.log(f"{unit.relative_to(ROOT)} with {', '.join(h.name for h in health)}: systemd-analyze verify clean")
     wheels = tmp / "wheels"
     shutil.rmtree(wheels, ignore_errors=True)
     for package in ("cli", "runtime", "bench"):

@@ -36,11 +36,12 @@ install_service() {  # RECIPE_DIR
         useradd --system --user-group --groups video --home-dir /var/lib/bienbao --shell /usr/sbin/nologin bienbao
     fi
     install -m 644 "$here/bienbao-detect.service" /etc/systemd/system/bienbao-detect.service
+    install -m 644 "$here/../bienbao-health.service" "$here/../bienbao-health.timer" /etc/systemd/system/
     if [[ ! -f /etc/default/bienbao-detect ]]; then  # keep the board's own settings on a reinstall
         install -m 644 "$here/bienbao-detect.env" /etc/default/bienbao-detect
     fi
     systemctl daemon-reload
-    echo "installed. Start it:  sudo systemctl enable --now bienbao-detect;  logs: journalctl -u bienbao-detect -f"
+    echo "installed. Start it:  sudo systemctl enable --now bienbao-detect bienbao-health.timer;  logs: journalctl -u bienbao-detect -f"
     echo "detections: /var/lib/bienbao/detections.jsonl;  settings: /etc/default/bienbao-detect"
 }
 
