@@ -131,7 +131,10 @@ def notebooks(session: nox.Session) -> None:
 #: resolve for aarch64 from the registry (pycuda has none: the Jetson recipe builds it on the board).
 BOARDS = {
     "jetson (JetPack 6, Python 3.10)": ("3.10", ["bienbao-runtime[display,mqtt,metrics]", "bienbao-bench"]),
-    "raspberry-pi (Bookworm, Python 3.11)": ("3.11", ["bienbao-runtime[tflite,opencv,display,mqtt,metrics]", "bienbao-bench"]),
+    "raspberry-pi (Bookworm, Python 3.11)": (
+        "3.11",
+        ["bienbao-runtime[tflite,opencv,display,mqtt,metrics]", "bienbao-bench"],
+    ),
 }
 #: Every manylinux tag a glibc 2.35 board accepts (Ubuntu 22.04 on JetPack 6; Bookworm has 2.36):
 #: pip's --platform takes tags literally, it does not widen manylinux_2_35 to the older ones.
