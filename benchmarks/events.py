@@ -7,7 +7,9 @@ Runs the exported model and ``SignTracker`` over each recording's labelled frame
   (every label confirmed at once), so one physical sign seen in several frames counts once;
 - **events**: confirmed tracks; **signs found**: labelled signs that an event of the right class
   overlaps (IoU >= 0.3 in a frame where both exist); **false events**: events no labelled sign of
-  their class overlaps; **duplicates**: extra events on a sign already found;
+  their class overlaps; **duplicates**: extra events on a sign already found; **merges**: events
+  whose track overlapped two or more labelled signs (stacked signs taken for one); **class
+  changes**: events whose track ended under another class than it was confirmed as;
 - **per-frame false positives** (a detection matching no label of its class at IoU 0.5): all of
   them, and those left once only detections of confirmed tracks are kept: what confirmation removes;
   the true positives kept likewise (what it costs).
@@ -98,7 +100,9 @@ def evaluate(detector: Detector, folders: list[Path], config: TrackerConfig, rep
         truth_tracker.flush()
         # the tracker's own verdicts: which tracks were confirmed, and each one's majority class
         confirmed = {e["track"] for e in events if e["event"] == "confirmed"}
+        confirmed_class = {e["track"]: e["class_id"] for e in events if e["event"] == "confirmed"}
         track_class = {e["track"]: e["class_id"] for e in events if e["event"] == "ended"}
+        totals["class_changes"] += sum(track_class[t] != c for t, c in confirmed_class.items())
         truth_class: dict[int, int] = {}
         truth_frames: dict[int, int] = defaultdict(int)
         overlaps: dict[int, set[int]] = defaultdict(set)  # predicted track -> truth tracks it overlaps
@@ -118,6 +122,7 @@ def evaluate(detector: Detector, folders: list[Path], config: TrackerConfig, rep
             totals["true_positives"] += int(hit.sum())
             totals["true_positives_confirmed"] += int((hit & keep).sum())
         found_signs: dict[int, int] = defaultdict(int)
+        totals["merges"] += sum(len(overlaps[t]) >= 2 for t in confirmed)
         for t in confirmed:
             right = [g for g in overlaps[t] if truth_class[g] == track_class[t]]
             if not right:
@@ -159,6 +164,8 @@ def main() -> None:
         "found of those in >= k",
         "false events",
         "duplicates",
+        "merges",
+        "class changes",
         "FP/frame all",
         "FP/frame confirmed",
         "TP kept",
@@ -170,6 +177,7 @@ def main() -> None:
         print(
             f"| {setting} | {t['recordings']} | {t['frames']} | {t['labelled_signs']} | {t['labelled_signs_k']} | "
             f"{t['events']} | {t['signs_found']} | {t['signs_found_k']} | {t['false_events']} | {t['duplicates']} | "
+            f"{t['merges']} | {t['class_changes']} | "
             f"{t['false_positives'] / t['frames']:.3f} | {t['false_positives_confirmed'] / t['frames']:.3f} | "
             f"{t['true_positives_confirmed']}/{t['true_positives']} |"
         )

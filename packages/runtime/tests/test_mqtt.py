@@ -650,3 +650,13 @@ def test_a_board_that_vanishes_is_marked_offline_by_its_last_will_and_a_clean_st
     assert "board car-11 is offline" in done.stderr and "board car-12 is offline" in done.stderr
     assert done.returncode == 0 and "rejected" not in done.stderr
     consumer.close()
+
+
+def test_an_update_event_moves_the_sign_to_its_new_class_in_the_monitor() -> None:
+    monitor = FleetMonitor()
+    monitor.receive(good("car-1", 1))  # confirmed as cam-re-trai
+    update = {"event": "update", "name": "cam-re-phai", "previous_name": "cam-re-trai", "track": 1}
+    monitor.receive(json.dumps({"board": "car-1", "seq": 2, "kind": "event", "data": update}))
+    state = monitor.boards["car-1"]
+    assert state.confirmed == 1 and state.signs == {"cam-re-trai": 0, "cam-re-phai": 1}
+    assert state.last_sign == "cam-re-phai"

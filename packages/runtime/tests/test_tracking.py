@@ -141,3 +141,51 @@ def test_current_lists_confirmed_signs_in_view() -> None:
 def test_bad_tracker_settings_are_refused_with_the_setting_named(kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):
         TrackerConfig(**kwargs)
+
+
+def stacked(index: int, upper: bool, lower: bool) -> Detections:
+    """Two 12 px signs on one pole, centres 10 px apart (no parking above, a speed limit below),
+    moving right 2 px a frame; each present in a frame or not."""
+    x = 300.0 + 2 * index
+    signs = []
+    if upper:
+        signs.append(([x, 200.0, x + 12, 212.0], 0.6, 0))
+    if lower:
+        signs.append(([x, 210.0, x + 12, 222.0], 0.6, 1))
+    return frame(*signs)
+
+
+def test_stacked_signs_keep_their_own_tracks_when_the_detector_sees_one_then_the_other() -> None:
+    # the detector sees the upper sign for 6 frames, then only the lower one for 10: a class-
+    # agnostic centre gate (10 px < 1.5 box sizes) made them one track confirmed as the upper sign
+    # and ended as the lower one, and the lower sign never had its own event
+    frames = [stacked(i, upper=i < 6, lower=i >= 6) for i in range(16)]
+    events = run(SignTracker(TrackerConfig(confirm_hits=3, confirm_window=5), NAMES), frames)
+    confirmed = [e for e in events if e["event"] == "confirmed"]
+    assert [e["name"] for e in confirmed] == ["cam-dung-xe-va-do-xe", "toc-do-toi-da-60"]
+    assert len({e["track"] for e in confirmed}) == 2 and not [e for e in events if e["event"] == "update"]
+    for event in (e for e in events if e["event"] == "ended"):  # each ends under the class it was confirmed as
+        assert event["name"] == next(c["name"] for c in confirmed if c["track"] == event["track"])
+
+
+def test_stacked_signs_seen_together_with_flicker_never_swap() -> None:
+    frames = [stacked(i, upper=i % 3 != 2, lower=i % 4 != 1) for i in range(24)]
+    events = run(SignTracker(TrackerConfig(confirm_hits=2, confirm_window=3), NAMES), frames)
+    by_track: dict[int, set[str]] = {}
+    for event in events:
+        by_track.setdefault(event["track"], set()).add(event["name"])
+    assert sorted(map(sorted, by_track.values())) == [["cam-dung-xe-va-do-xe"], ["toc-do-toi-da-60"]]
+
+
+def test_a_class_that_changes_after_confirmation_is_an_update_with_both_classes() -> None:
+    boxes = moving(300, 1, 12)
+    classes = [1, 1, 1] + [2] * 9  # confirmed as 60 after 3 frames; the close-up says 50
+    events = run(
+        SignTracker(TrackerConfig(confirm_hits=3, confirm_window=5), NAMES),
+        [frame((b, 0.7, c)) for b, c in zip(boxes, classes, strict=True)],
+    )
+    kinds = [(e["event"], e["name"]) for e in events]
+    assert kinds == [("confirmed", "toc-do-toi-da-60"), ("update", "toc-do-toi-da-50"), ("ended", "toc-do-toi-da-50")]
+    update = events[1]
+    assert update["previous_name"] == "toc-do-toi-da-60" and update["previous_class_id"] == 1
+    assert update["track"] == events[0]["track"] == events[2]["track"]

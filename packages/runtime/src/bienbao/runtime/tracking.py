@@ -10,16 +10,21 @@ sign across frames and turns the per-frame detections into one event per physica
     update.events                                                  # "confirmed" / "ended" dicts
     tracker.flush()                                                # end of stream: the last "ended"
 
-Matching is class-agnostic and greedy: a detection joins the track whose predicted box (the last
-box moved by the track's centre velocity) it overlaps best (IoU >= ``match_iou``), or, for tiny
-boxes that moved further than their own size, whose centre lies within ``match_distance`` box
-sizes. A track is **confirmed** once it was matched in ``confirm_hits`` of its last
-``confirm_window`` frames; its class is the majority over all its frames (ties: the higher
-summed score), so a one-frame mirror-class error does not win. A track not matched for
-``max_missed`` frames ends; an unconfirmed one ends without an event (counted in ``discarded``).
+Matching is greedy and class-aware. A detection of the track's class joins the track whose
+predicted box (the last box moved by the track's centre velocity) it overlaps best (IoU >=
+``match_iou``), or, for tiny boxes that moved further than their own size, whose centre lies
+within ``match_distance`` box sizes. A detection of another class joins a track only when it
+covers the same place (IoU >= ``cross_class_iou``: a one-frame mirror-class error), never by
+distance: two signs on one pole (no entry above keep right, 10 px apart) keep their own tracks
+even in a frame where one of them is not detected. A track is **confirmed** once it was matched
+in ``confirm_hits`` of its last ``confirm_window`` frames; its class is the majority over all its
+frames (ties: the higher summed score). A track not matched for ``max_missed`` frames ends; an
+unconfirmed one ends without an event (counted in ``discarded``).
 
-Two events per confirmed sign: ``confirmed`` when it is confirmed (a live alert), ``ended`` with
-the final figures when the track ends. Counting signs = counting ``confirmed`` events.
+Events per confirmed sign: ``confirmed`` when it is confirmed (a live alert), ``update`` if its
+majority class changes afterwards (with ``previous_class_id``/``previous_name``: the class of
+every event stays the one the last event said), ``ended`` with the final figures when the track
+ends. Counting signs = counting ``confirmed`` events.
 """
 
 from __future__ import annotations
@@ -46,7 +51,8 @@ class TrackerConfig:
     confirm_window: int = 5  # ... of the last n processed frames
     max_missed: int = 10  # processed frames without a match before a track ends
     match_iou: float = 0.2  # least IoU with the predicted box to continue a track
-    match_distance: float = 1.5  # or: centre within this many box sizes (tiny, fast-moving signs)
+    match_distance: float = 1.5  # or: centre within this many box sizes (tiny, fast-moving signs; same class)
+    cross_class_iou: float = 0.5  # least IoU for a detection of another class (a mirror-class error)
 
     def __post_init__(self) -> None:
         if not 1 <= self.confirm_hits <= self.confirm_window:
@@ -60,6 +66,8 @@ class TrackerConfig:
             raise ValueError(f"tracker: match_iou must be in (0, 1], got {self.match_iou}")
         if self.match_distance < 0:
             raise ValueError(f"tracker: match_distance must be >= 0, got {self.match_distance}")
+        if not 0.0 < self.cross_class_iou <= 1.0:
+            raise ValueError(f"tracker: cross_class_iou must be in (0, 1], got {self.cross_class_iou}")
 
 
 def _centre_size(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -80,6 +88,7 @@ class Track:
     hits: int = 0
     missed: int = 0
     confirmed: bool = False
+    reported_class: int = -1  # the class the last event said (-1: none yet)
     best_score: float = 0.0
     best_box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # centre px per frame
@@ -114,13 +123,17 @@ class Track:
             self.best_score, self.best_box = score, self.box.copy()
         self.history.append(True)
 
-    def event(self, kind: str, names: tuple[str, ...]) -> dict[str, Any]:
+    def event(self, kind: str, names: tuple[str, ...], previous: int | None = None) -> dict[str, Any]:
         class_id = self.class_id
+        self.reported_class = class_id
+        changed = {}
+        if previous is not None:
+            changed = {"previous_class_id": previous, "previous_name": _name(names, previous)}
         return {
             "event": kind,
             "track": self.id,
             "class_id": class_id,
-            "name": names[class_id] if class_id < len(names) else str(class_id),
+            "name": _name(names, class_id),
             "first_time": round(self.first_time, 3),
             "last_time": round(self.last_time, 3),
             "first_frame": self.first_frame,
@@ -128,7 +141,12 @@ class Track:
             "frames": self.hits,
             "best_score": round(self.best_score, 4),
             "box": [round(float(v), 1) for v in self.best_box],
+            **changed,
         }
+
+
+def _name(names: tuple[str, ...], class_id: int) -> str:
+    return names[class_id] if 0 <= class_id < len(names) else str(class_id)
 
 
 @dataclass(frozen=True)
@@ -149,15 +167,20 @@ class SignTracker:
         self.speed_limit: str | None = None  # the slug of the speed limit in force, if one was confirmed
 
     # -- matching ------------------------------------------------------------------------------
-    def _match(self, boxes: np.ndarray) -> list[tuple[int, int]]:
-        """Greedy (track index, detection index) pairs, best overlap first, then nearest centre."""
+    def _match(self, boxes: np.ndarray, class_ids: np.ndarray) -> list[tuple[int, int]]:
+        """Greedy (track index, detection index) pairs, best overlap first, then nearest centre:
+        same class by overlap or centre distance, another class only by a large overlap."""
         if not self.tracks or not len(boxes):
             return []
+        config = self.config
         predicted = np.stack([track.predicted() for track in self.tracks])
         iou = box_iou(predicted, boxes)
         (tc, ts), (dc, ds) = _centre_size(predicted), _centre_size(boxes)
         distance = np.linalg.norm(tc[:, None] - dc[None], axis=2) / np.maximum(ts[:, None], ds[None])
-        eligible = (iou >= self.config.match_iou) | (distance <= self.config.match_distance)
+        same = np.array([track.class_id for track in self.tracks])[:, None] == np.asarray(class_ids)[None]
+        eligible = np.where(
+            same, (iou >= config.match_iou) | (distance <= config.match_distance), iou >= config.cross_class_iou
+        )
         pairs = np.argwhere(eligible)
         order = np.lexsort((distance[eligible], -iou[eligible]))  # IoU descending, then distance
         used_t, used_d, matches = set(), set(), []
@@ -173,7 +196,7 @@ class SignTracker:
         config, events = self.config, []
         boxes = np.asarray(detections.boxes, np.float32).reshape(-1, 4)
         track_ids = np.full(len(boxes), -1, np.int64)
-        matches = self._match(boxes)
+        matches = self._match(boxes, np.asarray(detections.class_ids).reshape(-1))
         matched_tracks = {t for t, _ in matches}
         for t, d in matches:
             self.tracks[t].observe(
@@ -194,6 +217,9 @@ class SignTracker:
                 track.confirmed = True
                 self.confirmed_count += 1
                 events.append(track.event("confirmed", self.names))
+                self._note_limit(track)
+            elif track.confirmed and track.class_id != track.reported_class:  # the majority changed
+                events.append(track.event("update", self.names, previous=track.reported_class))
                 self._note_limit(track)
         confirmed = np.zeros(len(boxes), bool)
         for t, d in matches:
@@ -216,7 +242,7 @@ class SignTracker:
         return events
 
     def _note_limit(self, track: Track) -> None:
-        name = self.names[track.class_id] if track.class_id < len(self.names) else ""
+        name = _name(self.names, track.class_id)
         if SPEED_LIMIT.match(name):
             self.speed_limit = name
         elif name == SPEED_LIMIT_END:
@@ -228,7 +254,7 @@ class SignTracker:
         return [
             {
                 "track": t.id,
-                "name": self.names[t.class_id] if t.class_id < len(self.names) else str(t.class_id),
+                "name": _name(self.names, t.class_id),
                 "frames": t.hits,
                 "best_score": round(t.best_score, 4),
             }
