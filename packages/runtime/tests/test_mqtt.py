@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bienbao.runtime.fleet import FleetMonitor
@@ -660,3 +661,55 @@ def test_an_update_event_moves_the_sign_to_its_new_class_in_the_monitor() -> Non
     state = monitor.boards["car-1"]
     assert state.confirmed == 1 and state.signs == {"cam-re-trai": 0, "cam-re-phai": 1}
     assert state.last_sign == "cam-re-phai"
+
+
+@needs_broker
+def test_every_message_detect_publishes_follows_the_committed_schema(tmp_path, broker, wait_for) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    from bienbao.runtime import Detections
+    from bienbao.runtime.publish import SCHEMA
+    from bienbao.runtime.tracking import SignTracker, TrackerConfig
+
+    schema = json.loads((ROOT / "docs/schemas/fleet-message-v1.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    broker.start()
+    consumer = Consumer(broker)
+    assert wait_for(consumer.subscribed.is_set)
+    run = detect(
+        [
+            str(ROOT / "models/pretrained/yolov8n-vn-signs-int8-onnxruntime.onnx"),
+            "--source",
+            str(ROOT / "datasets/vn-signs-sample.mp4"),
+            "--every-frame",
+            "--headless",
+            "--max-frames",
+            "60",
+            "--publish",
+            broker.url,
+            "--publish-detections",
+            "--queue",
+            str(tmp_path / "q.sqlite"),
+        ]
+    )
+    stdout, stderr = run.communicate(timeout=180)
+    assert run.returncode == 0, stderr
+    total = json.loads(stdout.strip().splitlines()[-1])["summary"]["publish"]["last_seq"]
+    assert wait_for(lambda: len(consumer.raw) >= total, 30)
+    kinds = {(m["kind"], m["data"].get("event")) for m in consumer.raw}
+    assert ("detections", None) in kinds and ("event", "confirmed") in kinds and ("event", "ended") in kinds
+    for message in consumer.raw:
+        assert message["schema"] == SCHEMA
+        validator.validate(message)
+    # an update event (a class that changed after confirmation), as the tracker writes it
+    tracker = SignTracker(TrackerConfig(confirm_hits=1, confirm_window=1), ("a", "b"))
+    box = np.array([[10, 10, 22, 22]], np.float32)
+    events = []
+    for c in (0, 1, 1):
+        events += tracker.update(Detections(box, np.array([0.9], np.float32), np.array([c]), ("a", "b")), 1.0, 0).events
+    update = next(e for e in events if e["event"] == "update")
+    message = {**consumer.raw[0], "kind": "event", "data": update}
+    validator.validate(message)
+    with pytest.raises(jsonschema.ValidationError):  # the schema does check: an update must name the previous class
+        validator.validate({**message, "data": {k: v for k, v in update.items() if k != "previous_name"}})
+    consumer.close()

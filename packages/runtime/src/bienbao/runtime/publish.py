@@ -49,6 +49,7 @@ from .redact import redact
 
 __all__ = [
     "PASSWORD_VARIABLE",
+    "SCHEMA",
     "DiskQueue",
     "MqttPublisher",
     "MqttSecurity",
@@ -57,6 +58,9 @@ __all__ = [
     "mqtt_client",
     "parse_mqtt_url",
 ]
+
+#: every message's ``schema`` field: docs/schemas/fleet-message-v1.json describes version 1
+SCHEMA = "bienbao.fleet/1"
 
 #: the environment variable a broker password may come from (instead of the URL, which shows in ``ps``)
 PASSWORD_VARIABLE = "BIENBAO_MQTT_PASSWORD"
@@ -372,7 +376,14 @@ class MqttPublisher:
         """Queue one message on disk (never waits for the network); its sequence number, or None
         when the queue file cannot take it now: then it waits in memory, in order, and the sender
         stores it once the file can be written again."""
-        message = {"board": self.board, "model": self.model, "kind": kind, "time": round(time.time(), 3), "data": data}
+        message = {
+            "schema": SCHEMA,
+            "board": self.board,
+            "model": self.model,
+            "kind": kind,
+            "time": round(time.time(), 3),
+            "data": data,
+        }
         seq = None
         with self._unstored_lock:
             if not self._unstored:  # messages already waiting in memory go first
