@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bienbao.cli.files import atomic_write_text
+
 __all__ = ["METADATA_KEY", "SCHEMA_VERSION", "MetadataError", "ModelMetadata", "Quantization"]
 
 SCHEMA_VERSION = 1
@@ -104,7 +106,7 @@ class ModelMetadata:
 
     def write_sidecar(self, model_path: str | Path) -> Path:
         path = self.sidecar_path(model_path)
-        path.write_text(self.to_json() + "\n", encoding="utf-8")
+        atomic_write_text(path, self.to_json() + "\n")  # a half-written sidecar would refuse its model
         return path
 
     @classmethod

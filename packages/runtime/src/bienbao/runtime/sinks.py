@@ -85,7 +85,7 @@ class LineWriter:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)  # as the video sink makes its own folder
-            self._handle = open(self.path, "ab" if append else "wb", buffering=0)  # noqa: SIM115 (closed in close)
+            self._handle = open(self.path, "ab" if append else "wb", buffering=0)  # noqa: SIM115  # direct write: lines appended whole, cut back on error
         except OSError as exc:
             raise OSError(exc.errno, f"cannot write {self.path}: {exc.strerror}") from exc
         self.lines = 0

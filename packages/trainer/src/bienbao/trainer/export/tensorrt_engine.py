@@ -18,6 +18,7 @@ from pathlib import Path
 
 import onnx
 
+from bienbao.cli.files import atomic_write_bytes
 from bienbao.runtime.backends.tensorrt import check_tensorrt_version
 from bienbao.runtime.metadata import METADATA_KEY, ModelMetadata
 from bienbao.trainer.formats import check_combination
@@ -114,7 +115,6 @@ def build_engine(
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise EngineBuildError(f"TensorRT failed to build an engine from {onnx_path} (see its log above)")
-    engine_path.parent.mkdir(parents=True, exist_ok=True)
-    engine_path.write_bytes(bytes(serialized))
+    atomic_write_bytes(engine_path, bytes(serialized))  # never a truncated engine where the real one belongs
     metadata.write_sidecar(engine_path)
     return engine_path

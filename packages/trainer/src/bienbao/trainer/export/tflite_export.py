@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from bienbao.cli.files import atomic_path
 from bienbao.quant import FakeQuantize, iter_quantizers
 from bienbao.runtime.metadata import ModelMetadata, Quantization
 from bienbao.trainer.export.onnx_export import (
@@ -179,7 +180,8 @@ def export_tflite(
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         edge = litert_torch.convert(traced, (torch.zeros(1, 3, height, width),), quant_config=quant_config)
-    edge.export(str(path))
+    with atomic_path(path) as tmp:  # a full disk never leaves a truncated .tflite behind
+        edge.export(str(tmp))
     metadata = export_metadata(model, checkpoint, imgsz, quantization)
     metadata.write_sidecar(path)
     return TFLiteExport(path, metadata)

@@ -228,7 +228,7 @@ def ultralytics_overrides(config: TrainConfig, layout: RunLayout, extra: Mapping
 def append_csv(path: Path, row: Mapping[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists()
-    with path.open("a", newline="", encoding="utf-8") as handle:
+    with path.open("a", newline="", encoding="utf-8") as handle:  # direct write: one row appended per call
         writer = csv.DictWriter(handle, fieldnames=list(row))
         if new:
             writer.writeheader()

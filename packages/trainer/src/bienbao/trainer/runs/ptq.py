@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from bienbao.cli.files import file_sha256
+from bienbao.cli.files import atomic_path, file_sha256
 from bienbao.quant import print_quant_summary
 from bienbao.trainer.config import CalibrationConfig, TrainConfig, load_quantization
 from bienbao.trainer.runs.layout import RunLayout, checked_dataset
@@ -64,26 +64,27 @@ def run_ptq(
     layout.checkpoints.mkdir(parents=True, exist_ok=True)
     output = layout.checkpoints / "best.pt"
     qat.args = {**getattr(model, "args", {}), "imgsz": train.imgsz, "data": train.data}
-    torch.save(
-        {
-            "date": datetime.datetime.now().isoformat(),
-            "model": qat.cpu().eval(),
-            "ema": None,
-            "train_args": dict(qat.args),
-            "bienbao": {
-                "kind": "ptq",
-                "policy": str(policy_path),
-                "target": quantization.target,
-                "source": str(weights),
-                "source_sha256": file_sha256(weights),
-                "calibration_batches": calibration.batches,
-                "calibration_batch_size": calibration.batch_size,
-                "bias_correction": calibration.bias_correction,
-                "calibration_rect": calibration.rect,
-                "critical_layers": critical,  # kept float by calibration.critical_top_k, and why
+    with atomic_path(output) as tmp:  # never a truncated checkpoint under the final name
+        torch.save(
+            {
+                "date": datetime.datetime.now().isoformat(),
+                "model": qat.cpu().eval(),
+                "ema": None,
+                "train_args": dict(qat.args),
+                "bienbao": {
+                    "kind": "ptq",
+                    "policy": str(policy_path),
+                    "target": quantization.target,
+                    "source": str(weights),
+                    "source_sha256": file_sha256(weights),
+                    "calibration_batches": calibration.batches,
+                    "calibration_batch_size": calibration.batch_size,
+                    "bias_correction": calibration.bias_correction,
+                    "calibration_rect": calibration.rect,
+                    "critical_layers": critical,  # kept float by calibration.critical_top_k, and why
+                },
             },
-        },
-        output,
-    )
+            tmp,
+        )
     print(f"PTQ checkpoint: {output}")
     return output
