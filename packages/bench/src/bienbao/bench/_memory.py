@@ -3,7 +3,9 @@ per model, so the memory a model adds is its own (not shared with the other mode
 
 Prints one JSON object: the process's resident set before loading, after loading, and its peak
 while running the frames (sampled every 2 ms from a thread), GPU memory where nvidia-smi knows it,
-and on a Jetson the mean board input power from tegrastats during the runs.
+the device memory a TensorRT engine took (free CUDA memory before and after loading, via pycuda:
+what RSS misses on a Jetson), and on a Jetson tegrastats' RAM in use and the mean board input power
+during the runs.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ import threading
 import numpy as np
 import psutil
 
-from bienbao.runtime.backends import load_backend
+from bienbao.runtime.backends import backend_for_path, load_backend
 
 from .runner import backend_options, run_frame
-from .system import gpu_memory_mb
+from .system import cuda_free_mb, gpu_memory_mb
 from .tegrastats import TegrastatsSampler
 
 
@@ -31,6 +33,8 @@ def measure(
 ) -> dict:
     baseline = _rss_mb()
     options = backend_options(model, backend, threads, precision)  # the latency pass's too
+    on_cuda = (backend if backend != "auto" else backend_for_path(model)) == "tensorrt"
+    device_free = cuda_free_mb() if on_cuda else None
     runner = load_backend(backend, model, **options)
     loaded = _rss_mb()
     peak = [loaded]
@@ -57,6 +61,13 @@ def measure(
     gpu = gpu_memory_mb()
     if gpu is not None:
         result["gpu_memory_mb"] = gpu
+    if device_free is not None:
+        after = cuda_free_mb()
+        if after is not None:
+            result["device_memory_added_mb"] = round(device_free - after, 1)
+    rams = [s.ram_used_mb for s in tegra.samples if s.ram_used_mb is not None]
+    if rams:
+        result["tegrastats_ram_used_mb"] = {"mean": round(float(np.mean(rams)), 1), "peak": max(rams)}
     powers = [s.input_power_mw for s in tegra.samples if s.input_power_mw is not None]
     if powers:
         result["power"] = {"input_power_mean_mw": round(float(np.mean(powers)), 1), "samples": len(powers)}

@@ -15,6 +15,8 @@ JSON schema (``schema: bienbao-bench``, ``schema_version: 1``)::
                        memory (each model alone in a fresh process, a separate pass after the
                            latency runs): baseline_rss_mb, rss_after_load_mb, peak_rss_mb,
                            rss_added_by_model_mb (peak - baseline)[, gpu_memory_mb (nvidia-smi)]
+                           [, device_memory_added_mb (TensorRT: free CUDA memory before - after
+                           loading, pycuda)][, tegrastats_ram_used_mb: {mean, peak} (Jetson)]
                        power (Jetson only, during the memory pass): input_power_mean_mw, samples
                        ratio_vs_first: end-to-end mean of the first model / this model's (>1 = faster)
 """
@@ -94,6 +96,15 @@ def load_result(path: str | Path) -> dict:
     return data
 
 
+def _device_mb(memory: dict) -> str:
+    """The memory a model took on its device: the engine's CUDA allocations (TensorRT), else what
+    nvidia-smi reports; '-' on a CPU."""
+    for key in ("device_memory_added_mb", "gpu_memory_mb"):
+        if memory.get(key) is not None:
+            return f"{memory[key]:.0f}"
+    return "-"
+
+
 def _rows(result: dict) -> list[list[str]]:
     rows = []
     for model in result["models"]:
@@ -114,6 +125,7 @@ def _rows(result: dict) -> list[list[str]]:
                 f"{model['throughput_fps']:.1f}",
                 f"{model['load_time_s']:.2f}",
                 f"{model['memory'].get('rss_added_by_model_mb', float('nan')):.0f}",
+                _device_mb(model["memory"]),
                 f"{model['memory'].get('peak_rss_mb', float('nan')):.0f}",
                 f"{model['power']['input_power_mean_mw'] / 1000:.2f}" if model.get("power") else "-",
                 f"{model['ratio_vs_first']:.2f}x",
@@ -136,6 +148,7 @@ HEADER = [
     "FPS",
     "load s",
     "+RSS MB",
+    "+device MB",
     "peak MB",
     "power W",
     "vs first",

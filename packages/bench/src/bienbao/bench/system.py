@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bienbao.cli.cpu import describe_cpu
 
-__all__ = ["device_info", "gpu_memory_mb", "library_versions"]
+__all__ = ["cuda_free_mb", "device_info", "gpu_memory_mb", "library_versions"]
 
 LIBRARIES = (
     "bienbao-runtime",
@@ -95,3 +95,22 @@ def gpu_memory_mb(pid: int | None = None) -> float | None:
         if len(fields) == 2 and fields[0] == str(pid):
             return float(fields[1])
     return 0.0
+
+
+def cuda_free_mb(device: int = 0) -> float | None:
+    """Free memory of CUDA ``device`` in MiB, read through pycuda in the device's primary context
+    (the one the TensorRT backend runs in, so creating it is not counted as the model's), or None
+    where pycuda is not installed. On a Jetson this memory is the board's RAM, shared with the CPU:
+    nvidia-smi does not exist there and the process's RSS does not show what the engine allocated."""
+    try:
+        import pycuda.driver as cuda
+    except ImportError:
+        return None
+    cuda.init()
+    context = cuda.Device(device).retain_primary_context()
+    context.push()
+    try:
+        free, _total = cuda.mem_get_info()
+    finally:
+        context.pop()
+    return free / 2**20
