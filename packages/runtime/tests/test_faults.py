@@ -347,3 +347,28 @@ def test_a_model_whose_metadata_names_other_classes_than_its_output_is_refused(t
         Detector(path)
     result = detect(path, "--source", ROOT / "datasets/vn-signs-sample.mp4", "--max-frames", "1", "--headless")
     assert result.returncode == 2 and "do not belong together" in result.stderr
+
+
+# == issue 32 item 4: the CSI camera as a board owner meets it ======================================
+def test_csi_flip_is_set_from_the_command_line_and_checked() -> None:
+    assert "flip-method=2" in parse_source("csi", flip=2).target
+    assert (
+        "sensor-id=1" in parse_source("csi:1", flip=6).target
+        and "flip-method=6" in parse_source("csi:1", flip=6).target
+    )
+    with pytest.raises(ValueError, match="flip-method is one of 0 \\(none\\)"):
+        parse_source("csi", flip=9)
+    result = detect(SHIPPED, "--source", "csi", "--csi-flip", "9", "--max-frames", "1")
+    assert result.returncode == 2 and "flip-method is one of" in result.stderr
+
+
+def test_a_csi_camera_without_gstreamer_in_opencv_says_so() -> None:
+    import cv2
+
+    from bienbao.runtime.capture import _has_gstreamer, _open_with_cv2
+
+    if _has_gstreamer(cv2):
+        pytest.skip("this OpenCV has GStreamer: the message is for builds without it (pip's opencv-python)")
+    with pytest.raises(OSError, match="built without GStreamer") as error:
+        _open_with_cv2(parse_source("csi"))
+    assert "system OpenCV" in str(error.value) and "cannot open video source" not in str(error.value)

@@ -59,6 +59,14 @@ def register_detect(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     parser.add_argument("--height", type=int, default=720, help="CSI capture height")
     parser.add_argument("--fps", type=int, default=30, help="CSI capture frame rate")
     parser.add_argument(
+        "--csi-flip",
+        type=int,
+        default=0,
+        metavar="N",
+        help="CSI sensor orientation, nvvidconv's flip-method: 0 none, 2 rotate 180 (mounted upside down), "
+        "4 horizontal flip, 6 vertical flip (1, 3, 5, 7: quarter turns and diagonals)",
+    )
+    parser.add_argument(
         "--save-video",
         metavar="PATH",
         help="write the annotated video: PATH.mkv is one file that stays playable if power is cut; "
@@ -280,7 +288,7 @@ def _detect(args: argparse.Namespace) -> int:
     from .tracking import SignTracker, TrackerConfig
 
     try:
-        source = parse_source(args.source, args.width, args.height, args.fps)
+        source = parse_source(args.source, args.width, args.height, args.fps, args.csi_flip)
         check_distinct_paths(
             {"--save-video": args.save_video, "--jsonl": args.jsonl, "--events": args.events, "--queue": args.queue},
             {"--source": args.source if source.kind == "file" else None, "the model": args.model},

@@ -8,7 +8,7 @@ from typing import Any
 
 from .redact import redact
 
-__all__ = ["IMAGE_SUFFIXES", "Source", "csi_pipeline", "parse_source"]
+__all__ = ["FLIP_METHODS", "IMAGE_SUFFIXES", "Source", "csi_pipeline", "parse_source"]
 
 #: still-image file suffixes OpenCV reads (the one definition: bench sources, datasets, evaluation)
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
@@ -47,9 +47,27 @@ def csi_pipeline(width: int = 1280, height: int = 720, fps: int = 30, sensor_id:
     )
 
 
-def parse_source(spec: str, width: int = 1280, height: int = 720, fps: int = 30) -> Source:
+#: nvvidconv's flip-method values: a CSI sensor mounted upside down is 2, mirrored 4 or 6
+FLIP_METHODS = {
+    0: "none",
+    1: "counterclockwise",
+    2: "rotate-180",
+    3: "clockwise",
+    4: "horizontal-flip",
+    5: "upper-right-diagonal",
+    6: "vertical-flip",
+    7: "upper-left-diagonal",
+}
+
+
+def parse_source(spec: str, width: int = 1280, height: int = 720, fps: int = 30, flip: int = 0) -> Source:
     """``0`` (camera index), ``/dev/video0``, ``rtsp://...``/``http(s)://...``, ``csi`` or ``csi:1``
-    (Jetson CSI sensor), or a video file path."""
+    (Jetson CSI sensor; ``flip``: nvvidconv's flip-method, see ``FLIP_METHODS``), or a video file path."""
+    if flip not in FLIP_METHODS:
+        raise ValueError(
+            f"flip {flip}: nvvidconv's flip-method is one of "
+            + ", ".join(f"{k} ({v})" for k, v in FLIP_METHODS.items())
+        )
     if spec.isdigit():
         return Source("camera", int(spec), live=True)
     if spec.startswith("/dev/video"):
@@ -58,7 +76,7 @@ def parse_source(spec: str, width: int = 1280, height: int = 720, fps: int = 30)
         return Source("stream", spec, live=True)
     if spec == "csi" or spec.startswith("csi:"):
         sensor = int(spec.split(":", 1)[1]) if ":" in spec else 0
-        return Source("csi", csi_pipeline(width, height, fps, sensor), live=True)
+        return Source("csi", csi_pipeline(width, height, fps, sensor, flip), live=True)
     if not Path(spec).is_file():
         raise FileNotFoundError(
             f"video source {redact(spec)!r}: not a camera index, device, stream URL, 'csi' or a file"
