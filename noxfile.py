@@ -127,13 +127,21 @@ def notebooks(session: nox.Session) -> None:
     session.log(f"executed {len(books)} notebook(s); outputs in {out}")
 
 
-#: What the deploy recipes install, per board: (python version, requirements). Their wheels must
-#: resolve for aarch64 from the registry (pycuda has none: the Jetson recipe builds it on the board).
+#: What the deploy recipes install, per board: (python version, requirements, the board's system
+#: packages pip must keep). Their wheels must resolve for aarch64 from the registry (pycuda has none:
+#: the Jetson recipe builds it on the board). JetPack 6.0 and 6.2 are Ubuntu 22.04: Python 3.10 and
+#: its numpy 1.21.5, which JetPack's GStreamer OpenCV is built for; a requirement that pulled a newer
+#: numpy into the --system-site-packages venv would break that OpenCV (no CSI camera), so the
+#: resolution runs with the system numpy pinned and fails if anything asks for another.
+#: (JetPack 5.1 is Ubuntu 20.04 with Python 3.8, below the packages' 3.10 floor: not a target.)
+JETSON = ["bienbao-runtime[display,mqtt,metrics]", "bienbao-bench"]
 BOARDS = {
-    "jetson (JetPack 6, Python 3.10)": ("3.10", ["bienbao-runtime[display,mqtt,metrics]", "bienbao-bench"]),
+    "jetson, JetPack 6.0 (L4T 36.3, Python 3.10, system numpy 1.21.5)": ("3.10", JETSON, ["numpy==1.21.5"]),
+    "jetson, JetPack 6.2 (L4T 36.4, Python 3.10, system numpy 1.21.5)": ("3.10", JETSON, ["numpy==1.21.5"]),
     "raspberry-pi (Bookworm, Python 3.11)": (
         "3.11",
         ["bienbao-runtime[tflite,opencv,display,mqtt,metrics]", "bienbao-bench"],
+        [],
     ),
 }
 #: Every manylinux tag a glibc 2.35 board accepts (Ubuntu 22.04 on JetPack 6; Bookworm has 2.36):
@@ -178,8 +186,10 @@ def deploy(session: nox.Session) -> None:
         session.run(
             "python", "-m", "build", "--wheel", "--outdir", str(wheels), str(ROOT / "packages" / package), silent=True
         )
-    for board, (python, requirements) in BOARDS.items():
-        target = tmp / "aarch64" / python
+    for index, (board, (python, requirements, system)) in enumerate(BOARDS.items()):
+        target = tmp / "aarch64" / str(index)
+        constraints = tmp / f"system-{index}.txt"
+        constraints.write_text("".join(f"{pin}\n" for pin in system))
         platforms = [arg for platform in AARCH64 for arg in ("--platform", platform)]
         session.run(
             "python",
@@ -197,9 +207,14 @@ def deploy(session: nox.Session) -> None:
             str(wheels),
             "--dest",
             str(target),
+            "-c",
+            str(constraints),
             *requirements,
         )
-        session.log(f"{board}: " + ", ".join(sorted(p.name.split("-")[0] for p in target.glob("*.whl"))))
+        resolved = sorted(p.name.split("-")[0] for p in target.glob("*.whl"))
+        if board.startswith("jetson") and {"opencv_python", "opencv_python_headless"} & set(resolved):
+            session.error(f"{board}: a registry OpenCV would shadow JetPack's GStreamer build: {resolved}")
+        session.log(f"{board}: " + ", ".join(resolved))
 
 
 @nox.session
