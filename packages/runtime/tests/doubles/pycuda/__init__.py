@@ -1,0 +1,1 @@
+"""Test double of pycuda (see ../README.md)."""
