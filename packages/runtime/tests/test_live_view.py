@@ -345,3 +345,63 @@ def test_health_names_a_source_that_is_down() -> None:
         assert down.value.code == 503 and b"source down since" in down.value.read()
     finally:
         exposed.close()
+
+
+# -- event snapshots (issue 34 item 3) --------------------------------------------------------------------
+
+
+def test_detect_writes_each_confirmed_signs_snapshot_and_names_it_in_the_event(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    import cv2
+
+    events, folder = tmp_path / "events.jsonl", tmp_path / "snaps"
+    run = subprocess.run(
+        [sys.executable, "-m", "bienbao.cli", "detect", str(MODEL), "--source", str(CLIP), "--headless",
+         "--every-frame", "--events", str(events), "--snapshots", str(folder)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    confirmed = [e for e in map(json.loads, events.read_text().splitlines()) if e["event"] == "confirmed"]
+    assert len(confirmed) >= 3
+    for event in confirmed:
+        frame, crop = cv2.imread(str(folder / event["snapshot"])), cv2.imread(str(folder / event["crop"]))
+        assert frame.shape == (360, 640, 3) and 0 < crop.shape[0] < 360 and f"track{event['track']}_" in event["crop"]
+    assert not list(folder.glob(".*"))  # no temporary file left behind
+
+
+def test_snapshot_files_names_pruning_and_serving(tmp_path) -> None:
+    import cv2
+    import numpy as np
+
+    from bienbao.runtime.snapshots import SnapshotStore
+
+    store = SnapshotStore(tmp_path / "snaps", limit_mb=0.2)
+    frame = np.random.default_rng(0).integers(0, 255, (360, 640, 3), np.uint8)  # noise: JPEGs of ~100 KB
+    sizes = []
+    for track in range(1, 6):
+        store.observe(np.array([track]), np.array([0.5]), np.array([[300, 100, 312, 112]], np.float32), frame)
+        better = frame.copy()
+        better[0, 0] = 255 - better[0, 0]
+        store.observe(np.array([track]), np.array([0.9]), np.array([[302, 100, 314, 112]], np.float32), better)
+        names = store.save({"track": track, "name": "cam-re-trai/../x", "event": "confirmed"})
+        assert set(names) == {"snapshot", "crop"} and "/" not in names["snapshot"] and ".." not in names["crop"]
+        crop = cv2.imread(str(store.folder / names["crop"]))
+        assert crop.shape[:2] == (36, 36)  # the box and a box-sized margin on each side
+        sizes.append(sum(p.stat().st_size for p in store.folder.glob("*.jpg")))
+        time.sleep(0.002)
+    assert max(sizes) <= 0.2 * 2**20 and store.removed > 0  # bounded: the oldest went first
+    assert store.save({"track": 99, "name": "x", "event": "confirmed"}) == {}  # a track never seen
+    view = LiveView("127.0.0.1", 0, token="t").start()
+    view.snapshots = store
+    try:
+        newest = sorted(store.folder.glob("*.jpg"))[-1].name
+        with urllib.request.urlopen(f"http://127.0.0.1:{view.port}/snapshots/{newest}?token=t", timeout=5) as got:
+            assert got.status == 200 and got.read()[:2] == b"\xff\xd8"
+        for bad in ("..%2Fsecret.jpg", ".hidden.jpg", "missing.jpg", newest + "?token=x"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"http://127.0.0.1:{view.port}/snapshots/{bad}", timeout=5)
+            assert refused.value.code in (401, 404)
+    finally:
+        view.close()

@@ -91,8 +91,21 @@ def register_detect(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     events.add_argument(
         "--events",
         metavar="PATH",
-        help="write events as JSON lines: one 'confirmed' line when a sign is confirmed, one 'ended' "
-        "line with its final figures when it leaves",
+        help="write events as JSON lines: one 'confirmed' line when a sign is confirmed, one 'update' "
+        "line if its class changes afterwards, one 'ended' line with its final figures when it leaves",
+    )
+    events.add_argument(
+        "--snapshots",
+        metavar="DIR",
+        help="at each confirmation, save the sign's best frame and a crop of it as JPEG in DIR (their names "
+        "go into the event; the live view serves them at /snapshots/NAME)",
+    )
+    events.add_argument(
+        "--snapshots-mb",
+        type=float,
+        default=200.0,
+        metavar="MB",
+        help="most megabytes DIR may hold: the oldest snapshots are removed first (default 200)",
     )
     events.add_argument(
         "--confirm",
@@ -241,6 +254,33 @@ def _view_and_feed(args: argparse.Namespace) -> tuple[Any, Any]:
     return view, publisher
 
 
+def _snapshot_store(args: argparse.Namespace) -> Any:
+    if not args.snapshots:
+        return None
+    from .snapshots import SnapshotStore
+
+    return SnapshotStore(args.snapshots, args.snapshots_mb)
+
+
+def _live_outputs(args: argparse.Namespace, show: bool, view: Any, publisher: Any, snapshots: Any) -> Any:
+    from .live import LiveOutputs
+
+    if view is not None:
+        view.snapshots = snapshots
+    return LiveOutputs(
+        video=args.save_video,
+        video_segment_seconds=args.video_segment,
+        jsonl=args.jsonl,
+        events=args.events,
+        append=args.append,
+        show=show,
+        view=view,
+        publisher=publisher,
+        publish_detections=args.publish_detections,
+        snapshots=snapshots,
+    )
+
+
 def _start_and_announce(
     args: argparse.Namespace, detector: Any, source: Any, annotator: Any, show: bool, view: Any, publisher: Any
 ) -> None:
@@ -282,7 +322,7 @@ def _detect(args: argparse.Namespace) -> int:
     from .capture import LatestFrameCapture
     from .detector import Detector
     from .draw import Annotator
-    from .live import LiveOutputs, OutputError, run_live
+    from .live import OutputError, run_live
     from .metadata import MetadataError
     from .sources import parse_source
     from .tracking import SignTracker, TrackerConfig
@@ -311,6 +351,7 @@ def _detect(args: argparse.Namespace) -> int:
             on_status=_status_printer("detect"),
         )
         view, publisher = _view_and_feed(args)
+        snapshots = _snapshot_store(args)
     except (FileNotFoundError, OSError, ValueError, MetadataError, MissingDependencyError) as exc:
         raise CommandError(str(exc)) from exc
     show = args.show or (not args.headless and bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))
@@ -319,17 +360,7 @@ def _detect(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     annotator = Annotator(vietnamese=not args.ascii_names, font=args.font)
     _start_and_announce(args, detector, source, annotator, show, view, publisher)
-    outputs = LiveOutputs(
-        video=args.save_video,
-        video_segment_seconds=args.video_segment,
-        jsonl=args.jsonl,
-        events=args.events,
-        append=args.append,
-        show=show,
-        view=view,
-        publisher=publisher,
-        publish_detections=args.publish_detections,
-    )
+    outputs = _live_outputs(args, show, view, publisher, snapshots)
     failure = None
     try:
         stats = run_live(

@@ -125,6 +125,7 @@ class LiveOutputs:
     view: Any = None  # a started LiveView
     publisher: Any = None  # an MqttPublisher
     publish_detections: bool = False  # also send each frame's detections (frames with any)
+    snapshots: Any = None  # a SnapshotStore: each confirmed sign's best frame and crop
 
 
 def _status_lines(tracker: SignTracker, annotator: Annotator) -> tuple[str, ...]:
@@ -138,7 +139,12 @@ def _status_lines(tracker: SignTracker, annotator: Annotator) -> tuple[str, ...]
 
 
 def _view_stats(
-    detector: Detector, stats: LiveStats, capture: LatestFrameCapture, tracker: SignTracker, publisher: Any
+    detector: Detector,
+    stats: LiveStats,
+    capture: LatestFrameCapture,
+    tracker: SignTracker,
+    publisher: Any,
+    snapshots: Any = None,
 ) -> dict[str, Any]:
     current = [{**c, "display_name": display_name(c["name"])} for c in tracker.current()]
     return {
@@ -155,6 +161,7 @@ def _view_stats(
         "speed_limit": tracker.speed_limit,
         "speed_limit_name": display_name(tracker.speed_limit) if tracker.speed_limit else None,
         "publish": publisher.status() if publisher is not None else None,
+        "snapshots": snapshots.status() if snapshots is not None else None,
     }
 
 
@@ -180,7 +187,13 @@ class _OpenOutputs:
         return getattr(self.view, "metrics", None)
 
     def emit(self, events: list[dict[str, Any]]) -> None:
-        for event in events:
+        store = self.outputs.snapshots
+        for index, raw in enumerate(events):
+            event = raw
+            if store is not None and raw["event"] == "confirmed":  # names of its files go with it
+                event = events[index] = {**raw, **store.save(raw)}
+            elif store is not None and raw["event"] == "ended":
+                store.forget(raw["track"])
             if self.event_lines is not None:
                 self.event_lines.write(event)
             if self.publisher is not None:
@@ -305,6 +318,8 @@ def run_live(
             detections, stages = detector.detect_timed(frame.image)
             latency = stats.record(stages)
             update = tracker.update(detections, frame.timestamp, frame.index)
+            if outputs.snapshots is not None:
+                outputs.snapshots.observe(update.track_ids, detections.scores, detections.boxes, frame.image)
             metrics = opened.metrics
             if metrics is not None:
                 metrics.observe_frame(stages, detections.labels)
@@ -318,7 +333,8 @@ def run_live(
                 break
             if outputs.view is not None:
                 opened.update_view(
-                    lambda: _view_stats(detector, stats, capture, tracker, outputs.publisher), update.events
+                    lambda: _view_stats(detector, stats, capture, tracker, outputs.publisher, outputs.snapshots),
+                    update.events,
                 )
             if on_frame is not None:
                 on_frame(stats, detections)

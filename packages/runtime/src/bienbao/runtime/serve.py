@@ -7,6 +7,7 @@ Standard library only (``http.server``, one thread per client); OpenCV encodes t
     /frame.jpg    the newest annotated frame (a fresh one is asked for; ``X-Frame-Age`` says its age in s)
     /stats.json   FPS, per-stage latency p50/p95, dropped frames, backend, signs, recent events
     /metrics      Prometheus metrics (``metrics``: a ``bienbao.runtime.metrics.LiveMetrics``)
+    /snapshots/N  an event's snapshot (``snapshots``: a ``bienbao.runtime.snapshots.SnapshotStore``)
     /healthz      200 while frames flow, 503 with the reason when the source is down or inference
                   stalls; open without the token on a loopback bind (for the service manager)
 
@@ -140,6 +141,7 @@ class LiveView:
         self._stats: dict[str, Any] = {}
         self.info: dict[str, Any] = {}  # fixed facts shown on the page (model file, its hash)
         self.metrics: Any = None  # a LiveMetrics: /metrics and /healthz
+        self.snapshots: Any = None  # a SnapshotStore: /snapshots/NAME
         self._events: deque[dict[str, Any]] = deque(maxlen=recent_events)
         self._closing = False
         self.stream_clients = 0
@@ -317,9 +319,19 @@ class LiveView:
                     "/healthz": self._health,
                 }
                 try:
+                    if route.startswith("/snapshots/"):
+                        self._snapshot(route.removeprefix("/snapshots/"))
+                        return
                     routes.get(route, self._not_found)()
                 except OSError:  # the client went away, or stopped reading past the timeout
                     view.client_errors += 1
+
+            def _snapshot(self, name: str) -> None:
+                path = view.snapshots.path(name) if view.snapshots is not None else None
+                if path is None:  # never a path outside the snapshot folder
+                    self._not_found()
+                else:
+                    self._send(HTTPStatus.OK, path.read_bytes(), "image/jpeg")
 
             def _not_found(self) -> None:
                 self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
