@@ -372,3 +372,19 @@ def test_a_csi_camera_without_gstreamer_in_opencv_says_so() -> None:
     with pytest.raises(OSError, match="built without GStreamer") as error:
         _open_with_cv2(parse_source("csi"))
     assert "system OpenCV" in str(error.value) and "cannot open video source" not in str(error.value)
+
+
+def test_model_dir_must_exist_and_a_bad_manifest_is_refused_while_the_run_goes_on(tmp_path) -> None:
+    result = detect(SHIPPED, "--source", ROOT / "datasets/vn-signs-sample.mp4", "--model-dir", tmp_path / "nope")
+    assert result.returncode == 2 and "--model-dir" in result.stderr and "no such folder" in result.stderr
+    (tmp_path / "updates").mkdir()
+    (tmp_path / "updates/manifest.json").write_text('{"model": "../../etc/passwd", "sha256": "x"}')
+    result = detect(
+        SHIPPED, "--source", ROOT / "datasets/vn-signs-sample.mp4", "--every-frame", "--headless",
+        "--max-frames", "150", "--model-dir", tmp_path / "updates",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (
+        "model update refused, the running model stays" in result.stderr
+        and "a file name in the folder" in result.stderr
+    )

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -176,3 +177,51 @@ def test_a_bad_confirm_setting_is_refused_by_the_command(tmp_path, brightness_mo
         text=True,
     )
     assert result.returncode == 2 and "1 <= K <= N" in result.stderr
+
+
+def test_a_model_update_mid_run_loses_no_frame_and_a_corrupt_candidate_is_refused(tmp_path, brightness_model) -> None:
+    """issue 34 item 5: start on a 2-class 320x320 model; a manifest naming a file whose bytes do
+    not match is refused (the running model stays); a good manifest naming the shipped 33-class
+    384x640 model is swapped in between two frames; every frame of the clip is processed once."""
+    import hashlib
+    import json
+    import shutil
+
+    from bienbao.runtime.live import LiveOutputs
+    from bienbao.runtime.model_update import MANIFEST, ModelWatcher
+
+    root = Path(__file__).resolve().parents[3]
+    shipped = root / "models/pretrained/yolov8n-vn-signs-int8-onnxruntime-384x640.onnx"
+    start = brightness_model(tmp_path / "start.onnx")
+    folder = tmp_path / "updates"
+    folder.mkdir()
+    said: list[str] = []
+    watcher = ModelWatcher(folder, Detector, hashlib.sha256(Path(start).read_bytes()).hexdigest(), said.append)
+    shutil.copy(shipped, folder / "new.onnx")
+    good = hashlib.sha256(shipped.read_bytes()).hexdigest()
+    (folder / MANIFEST).write_text(json.dumps({"model": "new.onnx", "sha256": "0" * 64}))
+    watcher.check()  # a corrupt (or half-copied) candidate: refused, nothing offered
+    assert watcher.refused == 1 and "SHA-256" in said[-1] and watcher.take() is None
+    events = tmp_path / "events.jsonl"
+    seen: list[int] = []  # per processed frame: the class count of the model that processed it
+
+    def on_frame(stats, detections) -> None:
+        seen.append(len(detections.names))
+        if stats.processed == 40:  # mid-run, the good manifest lands (rewritten: a new mtime and size)
+            (folder / MANIFEST).write_text(json.dumps({"model": "new.onnx", "sha256": good}, indent=1))
+            watcher.check()
+
+    capture = LatestFrameCapture(parse_source(str(root / "datasets/vn-signs-sample.mp4")), realtime=False)
+    stats = run_live(
+        Detector(start),
+        capture,
+        threading.Event(),
+        on_frame=on_frame,
+        outputs=LiveOutputs(events=events, model_watcher=watcher),
+    )
+    assert stats.processed == 160 == len(seen)  # every frame of the clip, once
+    assert seen == [2] * 40 + [33] * 120  # switched between frames 40 and 41
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    switch = [line for line in lines if line["event"] == "model"]
+    assert len(switch) == 1 and switch[0]["sha256"] == good and switch[0]["classes"] == 33
+    assert switch[0]["input"] == "640x384" and watcher.swapped == 1 and watcher.refused == 1

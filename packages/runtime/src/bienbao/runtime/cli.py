@@ -107,6 +107,14 @@ def register_detect(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         metavar="MB",
         help="most megabytes DIR may hold: the oldest snapshots are removed first (default 200)",
     )
+    parser.add_argument(
+        "--model-dir",
+        metavar="DIR",
+        help='watch DIR for model updates: when DIR/manifest.json ({"model": FILE, "sha256": HEX}) names '
+        "another file, its SHA-256 and metadata are checked, it is loaded beside the running model and "
+        "swapped in between two frames (input size and classes may change); a candidate that fails a "
+        "check is refused with its reason and the running model stays",
+    )
     events.add_argument(
         "--confirm",
         metavar="K/N",
@@ -254,6 +262,29 @@ def _view_and_feed(args: argparse.Namespace) -> tuple[Any, Any]:
     return view, publisher
 
 
+def _detector_factory(args: argparse.Namespace) -> Any:
+    """``make(path) -> Detector`` with the command line's backend, thresholds and options (those
+    the backend does not take said once and left out): the model at start and any update."""
+    from .detector import Detector
+
+    asked = {"threads": args.threads, "precision": args.precision}
+    options, ignored = split_options(args.backend, args.model, {k: v for k, v in asked.items() if v})
+    for option in ignored:
+        print(
+            f"bienbao detect: --{option} does not apply to the {args.backend} backend of {args.model}: ignored",
+            file=sys.stderr,
+        )
+    return lambda path: Detector(path, backend=args.backend, conf=args.conf, iou=args.iou, **options)
+
+
+def _model_watcher(args: argparse.Namespace, make: Any) -> Any:
+    if not args.model_dir:
+        return None
+    from .model_update import ModelWatcher
+
+    return ModelWatcher(args.model_dir, make, file_sha256(args.model), _status_printer("detect"))
+
+
 def _snapshot_store(args: argparse.Namespace) -> Any:
     if not args.snapshots:
         return None
@@ -262,7 +293,7 @@ def _snapshot_store(args: argparse.Namespace) -> Any:
     return SnapshotStore(args.snapshots, args.snapshots_mb)
 
 
-def _live_outputs(args: argparse.Namespace, show: bool, view: Any, publisher: Any, snapshots: Any) -> Any:
+def _live_outputs(args: argparse.Namespace, show: bool, view: Any, publisher: Any, snapshots: Any, watcher: Any) -> Any:
     from .live import LiveOutputs
 
     if view is not None:
@@ -278,6 +309,7 @@ def _live_outputs(args: argparse.Namespace, show: bool, view: Any, publisher: An
         publisher=publisher,
         publish_detections=args.publish_detections,
         snapshots=snapshots,
+        model_watcher=watcher,
     )
 
 
@@ -320,7 +352,6 @@ def _detect(args: argparse.Namespace) -> int:
 
     from ._deps import MissingDependencyError
     from .capture import LatestFrameCapture
-    from .detector import Detector
     from .draw import Annotator
     from .live import OutputError, run_live
     from .metadata import MetadataError
@@ -333,14 +364,8 @@ def _detect(args: argparse.Namespace) -> int:
             {"--save-video": args.save_video, "--jsonl": args.jsonl, "--events": args.events, "--queue": args.queue},
             {"--source": args.source if source.kind == "file" else None, "the model": args.model},
         )
-        asked = {"threads": args.threads, "precision": args.precision}
-        options, ignored = split_options(args.backend, args.model, {k: v for k, v in asked.items() if v})
-        for option in ignored:
-            print(
-                f"bienbao detect: --{option} does not apply to the {args.backend} backend of {args.model}: ignored",
-                file=sys.stderr,
-            )
-        detector = Detector(args.model, backend=args.backend, conf=args.conf, iou=args.iou, **options)
+        make = _detector_factory(args)
+        detector = make(args.model)
         tracker = SignTracker(
             TrackerConfig(confirm_hits=args.confirm[0], confirm_window=args.confirm[1], max_missed=args.max_missed),
             detector.names,
@@ -352,6 +377,7 @@ def _detect(args: argparse.Namespace) -> int:
         )
         view, publisher = _view_and_feed(args)
         snapshots = _snapshot_store(args)
+        watcher = _model_watcher(args, make)
     except (FileNotFoundError, OSError, ValueError, MetadataError, MissingDependencyError) as exc:
         raise CommandError(str(exc)) from exc
     show = args.show or (not args.headless and bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))
@@ -360,7 +386,9 @@ def _detect(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     annotator = Annotator(vietnamese=not args.ascii_names, font=args.font)
     _start_and_announce(args, detector, source, annotator, show, view, publisher)
-    outputs = _live_outputs(args, show, view, publisher, snapshots)
+    outputs = _live_outputs(args, show, view, publisher, snapshots, watcher)
+    if watcher is not None:
+        watcher.start()
     failure = None
     try:
         stats = run_live(

@@ -10,6 +10,7 @@ leave a playable video and complete JSON lines. The overlay is drawn only when s
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import deque
@@ -126,6 +127,7 @@ class LiveOutputs:
     publisher: Any = None  # an MqttPublisher
     publish_detections: bool = False  # also send each frame's detections (frames with any)
     snapshots: Any = None  # a SnapshotStore: each confirmed sign's best frame and crop
+    model_watcher: Any = None  # a ModelWatcher: a new model taken between two frames
 
 
 def _status_lines(tracker: SignTracker, annotator: Annotator) -> tuple[str, ...]:
@@ -251,6 +253,13 @@ class _OpenOutputs:
                 )
         return not self.window or self.window.show(cast(np.ndarray, image))  # drawn: there is a window
 
+    def emit_model(self, event: dict[str, Any]) -> None:
+        """A model switch: a line in the events file and a message of its own kind on the feed."""
+        if self.event_lines is not None:
+            self.event_lines.write(event)
+        if self.publisher is not None:
+            self.publisher.publish("model", event)
+
     def update_view(self, stats: Callable[[], dict[str, Any]], events: list[dict[str, Any]]) -> None:
         """The view's figures, at most 4 times a second (the page polls once a second); events always."""
         now = time.monotonic()
@@ -284,6 +293,23 @@ class _OpenOutputs:
             raise failure
 
 
+def _switch_model(
+    watcher: Any, opened: _OpenOutputs, detector: Detector, tracker: SignTracker
+) -> tuple[Detector, SignTracker]:
+    """Between two frames: a new model, if the watcher has one ready. The old model's tracks end
+    (their "ended" events), the switch is an event of its own, and a tracker for the new class
+    list takes over (the count of confirmed signs carries on)."""
+    ready = watcher.take()
+    if ready is None:
+        return detector, tracker
+    new, event = ready
+    opened.emit(tracker.flush())
+    fresh = SignTracker(tracker.config, new.names)
+    fresh.confirmed_count, fresh.next_id = tracker.confirmed_count, tracker.next_id
+    opened.emit_model(event)
+    return new, fresh
+
+
 def run_live(
     detector: Detector,
     capture: LatestFrameCapture,
@@ -315,6 +341,8 @@ def run_live(
                 if capture.finished:
                     break
                 continue
+            if outputs.model_watcher is not None:
+                detector, tracker = _switch_model(outputs.model_watcher, opened, detector, tracker)
             detections, stages = detector.detect_timed(frame.image)
             latency = stats.record(stages)
             update = tracker.update(detections, frame.timestamp, frame.index)
@@ -328,12 +356,19 @@ def run_live(
             stats.events = tracker.confirmed_count
             overlay = f"{stats.recent_fps():4.1f} FPS  {latency:5.1f} ms  dropped {capture.dropped}"
             if not opened.frame(
-                frame, detections, update, latency, overlay, lambda annotator: _status_lines(tracker, annotator)
+                frame,
+                detections,
+                update,
+                latency,
+                overlay,
+                functools.partial(_status_lines, tracker),
             ):
                 break
             if outputs.view is not None:
                 opened.update_view(
-                    lambda: _view_stats(detector, stats, capture, tracker, outputs.publisher, outputs.snapshots),
+                    functools.partial(
+                        _view_stats, detector, stats, capture, tracker, outputs.publisher, outputs.snapshots
+                    ),
                     update.events,
                 )
             if on_frame is not None:
