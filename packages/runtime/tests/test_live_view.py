@@ -37,16 +37,20 @@ CHROMIUM = next(
 class Running:
     """``run_live`` on the clip in a thread, played in real time (a camera), with a live view."""
 
-    def __init__(self, token: str | None = None, max_fps: float = 10.0, model: Path = MODEL) -> None:
+    def __init__(
+        self, token: str | None = None, max_fps: float = 10.0, model: Path = MODEL, snapshots: Path | None = None
+    ) -> None:
+        from bienbao.runtime.snapshots import SnapshotStore
+
         self.view = LiveView("127.0.0.1", 0, token=token, max_fps=max_fps).start()
         self.view.info = {"model": model.name}
+        self.view.snapshots = SnapshotStore(snapshots) if snapshots else None
         self.stop = threading.Event()
         detector = Detector(model)
         capture = LatestFrameCapture(parse_source(str(CLIP)), realtime=True)
+        outputs = LiveOutputs(view=self.view, snapshots=self.view.snapshots)
         self.thread = threading.Thread(
-            target=lambda: setattr(
-                self, "stats", run_live(detector, capture, self.stop, outputs=LiveOutputs(view=self.view))
-            ),
+            target=lambda: setattr(self, "stats", run_live(detector, capture, self.stop, outputs=outputs)),
             daemon=True,
         )
         self.thread.start()
@@ -120,9 +124,9 @@ def test_frames_are_encoded_only_while_a_client_watches_and_at_the_capped_rate(w
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (apt-get install chromium; .ci/run installs it)")
-def test_a_real_headless_browser_shows_the_stream_and_live_figures() -> None:
+def test_a_real_headless_browser_shows_the_stream_and_live_figures(tmp_path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the runtime's test extra) is missing")
-    run = Running(token="tok")
+    run = Running(token="tok", snapshots=tmp_path / "snaps")
     try:
         with sync_api.sync_playwright() as playwright:
             browser = playwright.chromium.launch(
@@ -150,6 +154,11 @@ def test_a_real_headless_browser_shows_the_stream_and_live_figures() -> None:
             assert " / " in page.text_content("#infer")
             page.wait_for_function("document.querySelectorAll('#events tr').length > 0", timeout=30000)
             assert run.view.frames_streamed > 0
+            # a confirmed sign's snapshot, loaded by the browser through the token-guarded route
+            page.wait_for_function(
+                "[...document.querySelectorAll('#events img.snap')].some(i => i.complete && i.naturalWidth > 0)",
+                timeout=30000,
+            )
             if os.environ.get("BIENBAO_SCREENSHOT"):
                 page.screenshot(path=os.environ["BIENBAO_SCREENSHOT"])
             browser.close()
