@@ -16,7 +16,7 @@ importing torch).
 
 from __future__ import annotations
 
-__all__ = ["EXPORT_TARGETS", "FORMATS", "LAYOUTS", "PRECISIONS", "check_combination", "precision_of"]
+__all__ = ["EXPORT_TARGETS", "FORMATS", "LAYOUTS", "PRECISIONS", "check_combination"]
 
 #: graph layout -> what it is for
 LAYOUTS = {
@@ -34,10 +34,6 @@ FORMATS = {
 }
 #: ``--target``: a layout (an INT8 file in it) or fp32
 EXPORT_TARGETS = (*LAYOUTS, "fp32")
-
-
-def precision_of(target: str) -> str:
-    return "fp32" if target == "fp32" else "int8"
 
 
 def check_combination(target: str, formats: tuple[str, ...] | list[str]) -> None:
