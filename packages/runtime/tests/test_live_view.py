@@ -414,3 +414,39 @@ def test_snapshot_files_names_pruning_and_serving(tmp_path) -> None:
             assert refused.value.code in (401, 404)
     finally:
         view.close()
+
+
+def test_idle_connections_under_a_low_descriptor_limit_do_not_stop_the_run(tmp_path) -> None:
+    """issue 33: 80 idle TCP connections under a 64-descriptor limit made the accept loop spin and
+    the run stop at its next video segment, naming a wrong cause. With the bound on connections
+    (and their timeout) the run processes every frame and closes every segment."""
+    import shlex
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    video = tmp_path / "out.mp4"
+    command = [sys.executable, "-m", "bienbao.cli", "detect", str(MODEL), "--source", str(CLIP), "--headless"]
+    command += ["--every-frame", "--save-video", str(video), "--video-segment", "1", "--serve", f"127.0.0.1:{port}"]
+    run = subprocess.Popen(  # 64 file descriptors at most, as a small board's service might have
+        ["sh", "-c", f"ulimit -n 64 && exec {shlex.join(command)}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    idle = []
+    deadline = time.monotonic() + 60
+    while len(idle) < 80 and time.monotonic() < deadline and run.poll() is None:
+        try:
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=1))
+        except OSError:
+            time.sleep(0.05)
+    stdout, stderr = run.communicate(timeout=300)
+    for s in idle:
+        s.close()
+    assert len(idle) == 80 and run.returncode == 0, stderr[-2000:]
+    summary = json.loads(stdout.strip().splitlines()[-1])["summary"]
+    assert summary["frames_processed"] == 160 and "Traceback" not in stderr
+    assert len(list(tmp_path.glob("out*.mp4"))) >= 2  # the segments were all closed
