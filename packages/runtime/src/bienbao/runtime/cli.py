@@ -107,6 +107,12 @@ def register_detect(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         metavar="MB",
         help="most megabytes DIR may hold: the oldest snapshots are removed first (default 200)",
     )
+    events.add_argument(
+        "--gps",
+        metavar="DEVICE",
+        help="a GPS receiver's serial device (NMEA 0183, e.g. /dev/ttyACM0): events carry its fix (lat, lon, "
+        "speed, altitude) while it is valid and fresh, no field otherwise",
+    )
     parser.add_argument(
         "--model-dir",
         metavar="DIR",
@@ -293,11 +299,24 @@ def _snapshot_store(args: argparse.Namespace) -> Any:
     return SnapshotStore(args.snapshots, args.snapshots_mb)
 
 
-def _live_outputs(args: argparse.Namespace, show: bool, view: Any, publisher: Any, snapshots: Any, watcher: Any) -> Any:
+def _board_extras(args: argparse.Namespace, make: Any) -> dict[str, Any]:
+    """The optional parts of a board's run: snapshots, model updates, GPS (each None when not asked)."""
+    gps = None
+    if args.gps:
+        from .gps import NmeaReader
+
+        gps = NmeaReader(args.gps)
+    return {"snapshots": _snapshot_store(args), "model_watcher": _model_watcher(args, make), "gps": gps}
+
+
+def _live_outputs(args: argparse.Namespace, show: bool, view: Any, publisher: Any, extras: dict[str, Any]) -> Any:
     from .live import LiveOutputs
 
     if view is not None:
-        view.snapshots = snapshots
+        view.snapshots = extras["snapshots"]
+    for part in ("model_watcher", "gps"):
+        if extras[part] is not None:
+            extras[part].start()
     return LiveOutputs(
         video=args.save_video,
         video_segment_seconds=args.video_segment,
@@ -308,8 +327,7 @@ def _live_outputs(args: argparse.Namespace, show: bool, view: Any, publisher: An
         view=view,
         publisher=publisher,
         publish_detections=args.publish_detections,
-        snapshots=snapshots,
-        model_watcher=watcher,
+        **extras,
     )
 
 
@@ -376,8 +394,7 @@ def _detect(args: argparse.Namespace) -> int:
             on_status=_status_printer("detect"),
         )
         view, publisher = _view_and_feed(args)
-        snapshots = _snapshot_store(args)
-        watcher = _model_watcher(args, make)
+        extras = _board_extras(args, make)
     except (FileNotFoundError, OSError, ValueError, MetadataError, MissingDependencyError) as exc:
         raise CommandError(str(exc)) from exc
     show = args.show or (not args.headless and bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))
@@ -386,9 +403,7 @@ def _detect(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     annotator = Annotator(vietnamese=not args.ascii_names, font=args.font)
     _start_and_announce(args, detector, source, annotator, show, view, publisher)
-    outputs = _live_outputs(args, show, view, publisher, snapshots, watcher)
-    if watcher is not None:
-        watcher.start()
+    outputs = _live_outputs(args, show, view, publisher, extras)
     failure = None
     try:
         stats = run_live(

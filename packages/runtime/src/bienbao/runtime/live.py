@@ -128,6 +128,7 @@ class LiveOutputs:
     publish_detections: bool = False  # also send each frame's detections (frames with any)
     snapshots: Any = None  # a SnapshotStore: each confirmed sign's best frame and crop
     model_watcher: Any = None  # a ModelWatcher: a new model taken between two frames
+    gps: Any = None  # an NmeaReader: events carry the fix where the receiver has one
 
 
 def _status_lines(tracker: SignTracker, annotator: Annotator) -> tuple[str, ...]:
@@ -189,7 +190,10 @@ class _OpenOutputs:
         return getattr(self.view, "metrics", None)
 
     def emit(self, events: list[dict[str, Any]]) -> None:
-        store = self.outputs.snapshots
+        store, gps = self.outputs.snapshots, self.outputs.gps
+        fix = gps.fix() if gps is not None and events else None
+        if fix is not None:  # where it was seen; no field at all without a fresh, valid fix
+            events[:] = [{**event, "gps": fix} for event in events]
         for index, raw in enumerate(events):
             event = raw
             if store is not None and raw["event"] == "confirmed":  # names of its files go with it
