@@ -24,7 +24,7 @@ import nox
 import tomllib  # the noxfile needs Python 3.11+; the packages support 3.10
 
 ROOT = Path(__file__).parent
-PACKAGES = ("quant", "trainer", "runtime", "bench", "cli")
+PACKAGES = ("core", "quant", "trainer", "runtime", "bench", "cli")
 CONSTRAINTS = ("-c", str(ROOT / "constraints.txt"))
 
 nox.options.default_venv_backend = "venv"
@@ -182,7 +182,7 @@ def deploy(session: nox.Session) -> None:
         session.log(f"{unit.relative_to(ROOT)} with {', '.join(h.name for h in health)}: systemd-analyze verify clean")
     wheels = tmp / "wheels"
     shutil.rmtree(wheels, ignore_errors=True)
-    for package in ("cli", "runtime", "bench"):
+    for package in ("core", "cli", "runtime", "bench"):
         session.run(
             "python", "-m", "build", "--wheel", "--outdir", str(wheels), str(ROOT / "packages" / package), silent=True
         )
@@ -227,10 +227,19 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy, strict (pyproject.toml's [tool.mypy]) on bienbao.quant and bienbao.runtime."""
+    """mypy, strict (pyproject.toml's [tool.mypy]) on bienbao.core, bienbao.quant and bienbao.runtime."""
     install(session, "quant", "runtime", extras="")
     session.install(*CONSTRAINTS, "mypy>=1.10", "numpy")
-    session.run("mypy", "-p", "bienbao.quant", "-p", "bienbao.runtime", env={"MYPY_CACHE_DIR": session.create_tmp()})
+    session.run(
+        "mypy",
+        "-p",
+        "bienbao.core",
+        "-p",
+        "bienbao.quant",
+        "-p",
+        "bienbao.runtime",
+        env={"MYPY_CACHE_DIR": session.create_tmp()},
+    )
 
 
 @nox.session

@@ -1,5 +1,5 @@
 """Every file a command produces (reports, exports, checkpoints, sidecars) is written through
-``bienbao.cli.files``' atomic helpers: under a temporary name, renamed when whole. A direct write
+``bienbao.core.files``' atomic helpers: under a temporary name, renamed when whole. A direct write
 (``path.write_text``, ``torch.save(path)``, ``open(path, "w")``...) left where a kill or a full disk
 can cut it short fails this test; the few streams that must append in place (JSON lines, video
 segments) say so with ``# direct write:`` and why."""

@@ -24,7 +24,8 @@ if [[ $(uname -m) != aarch64 ]]; then
 fi
 python3 -m venv "$prefix/venv"
 "$prefix/venv/bin/python" -m pip install --upgrade pip
-"$prefix/venv/bin/python" -m pip install "$(wheel "$wheels" bienbao_cli)" "$(wheel "$wheels" bienbao_runtime)[tflite,opencv,display,mqtt,metrics]" \
+"$prefix/venv/bin/python" -m pip install "$(wheel "$wheels" bienbao_core)" "$(wheel "$wheels" bienbao_cli)" \
+    "$(wheel "$wheels" bienbao_runtime)[tflite,opencv,display,mqtt,metrics]" \
     "$(wheel "$wheels" bienbao_bench)"
 "$prefix/venv/bin/bienbao" info
 install_model "$prefix" "$here" "$model"

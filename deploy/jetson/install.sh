@@ -28,7 +28,7 @@ python3 -m venv --system-site-packages "$prefix/venv"
 "$prefix/venv/bin/python" -m pip install --upgrade pip
 # no opencv (nor serve) extra: a PyPI OpenCV would shadow JetPack's, which has GStreamer for the CSI
 # camera; --serve uses that system cv2. mqtt: the fleet feed (--publish)
-"$prefix/venv/bin/python" -m pip install "pycuda==2025.1.2" "$(wheel "$wheels" bienbao_cli)" \
+"$prefix/venv/bin/python" -m pip install "pycuda==2025.1.2" "$(wheel "$wheels" bienbao_core)" "$(wheel "$wheels" bienbao_cli)" \
     "$(wheel "$wheels" bienbao_runtime)[display,mqtt,metrics]" "$(wheel "$wheels" bienbao_bench)"
 "$prefix/venv/bin/bienbao" info
 install_model "$prefix" "$here" "$model"

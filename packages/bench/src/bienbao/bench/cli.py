@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from bienbao.cli.files import atomic_write_text, check_writable
+from bienbao.core.files import atomic_write_text, check_writable
 from bienbao.runtime.backends import BACKENDS, PRECISIONS, is_model_path
 from bienbao.runtime.sources import IMAGE_SUFFIXES
 
@@ -68,14 +68,14 @@ def register_bench(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from bienbao.cli import CommandError
+    from bienbao.core import UserError
 
     from . import report
 
     try:
         print(report.compare(report.load_result(args.first), report.load_result(args.second)))
     except (FileNotFoundError, ValueError) as exc:
-        raise CommandError(str(exc)) from exc
+        raise UserError(str(exc)) from exc
     return 0
 
 
@@ -120,24 +120,24 @@ def _progress(done: int, total: int) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from bienbao.cli import CommandError
+    from bienbao.core import UserError
 
     from . import report
 
     if not args.model:
-        raise CommandError("give at least one --model")
+        raise UserError("give at least one --model")
     missing = [m for m in args.model if not is_model_path(m)]
     if missing:
-        raise CommandError(f"model file not found: {', '.join(missing)}")
+        raise UserError(f"model file not found: {', '.join(missing)}")
     if args.runs < 1:
-        raise CommandError(f"--runs {args.runs}: at least 1")
+        raise UserError(f"--runs {args.runs}: at least 1")
     if args.frames < 1:
-        raise CommandError(f"--frames {args.frames}: at least 1")
+        raise UserError(f"--frames {args.frames}: at least 1")
     out = Path(args.out or f"logs/bench/{datetime.datetime.now():%Y%m%d-%H%M%S}")
     try:  # before any measurement: a folder that cannot take the results would lose them all
         check_writable(out, "--out")
     except OSError as exc:
-        raise CommandError(str(exc)) from exc
+        raise UserError(str(exc)) from exc
     from bienbao.runtime import MissingDependencyError
 
     from .runner import run_benchmark
@@ -178,16 +178,16 @@ def _bench(args: argparse.Namespace) -> int:
             measured=lambda r, i: save(r, i, "pending" if not args.no_memory else "skipped"),
         )
     except (MissingDependencyError, FileNotFoundError, ValueError) as exc:
-        raise CommandError(str(exc)) from exc
+        raise UserError(str(exc)) from exc
     except OSError as exc:
-        raise CommandError(f"cannot write the results into {out}: {exc}") from exc
+        raise UserError(f"cannot write the results into {out}: {exc}") from exc
     try:
         result = save(runs, interrupted, "separate pass, RSS sampled every 2 ms" if not args.no_memory else "skipped")
         if not result["models"]:
-            raise CommandError("interrupted before any model was measured")
+            raise UserError("interrupted before any model was measured")
         chart = report.plot(result, out / "latency.png")
     except OSError as exc:
-        raise CommandError(f"cannot write the results into {out}: {exc}") from exc
+        raise UserError(f"cannot write the results into {out}: {exc}") from exc
     print(report.table(result))
     print(
         f"wrote {out / 'result.json'}, {out / 'result.md'}"

@@ -9,7 +9,7 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from bienbao.cli.cpu import describe_cpu
+from bienbao.core.cpu import describe_cpu
 
 __all__ = ["cuda_free_mb", "device_info", "gpu_memory_mb", "library_versions"]
 

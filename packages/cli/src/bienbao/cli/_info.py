@@ -8,8 +8,9 @@ import platform
 import sys
 from importlib.metadata import PackageNotFoundError, distributions, entry_points, version
 
+from bienbao.core.cpu import describe_cpu
+
 from ._main import COMMAND_GROUP
-from .cpu import describe_cpu
 
 #: Libraries whose presence decides what this machine can do (looked up, never imported:
 #: importing torch on a Jetson that has only the runtime would be slow or fail).

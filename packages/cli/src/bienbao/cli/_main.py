@@ -8,16 +8,11 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points, version
 
-__all__ = ["COMMAND_GROUP", "CommandError", "build_parser", "main"]
+from bienbao.core import UserError
+
+__all__ = ["COMMAND_GROUP", "build_parser", "main"]
 
 COMMAND_GROUP = "bienbao.commands"
-
-
-class CommandError(Exception):
-    """A user-facing failure: printed as ``bienbao <cmd>: error: <message>`` with exit code 2.
-
-    Commands set ``prog`` with ``parser.set_defaults(handler=..., prog=parser.prog)``.
-    """
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
@@ -52,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(handler(args) or 0)
-    except CommandError as exc:
+    except UserError as exc:  # the one place a user's error becomes a line; anything else keeps its traceback
         print(f"{args.prog}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from bienbao.cli.files import check_distinct_paths, file_sha256
+from bienbao.core.files import check_distinct_paths, file_sha256
 
 from .backends import BACKENDS, PRECISIONS, backend_label, split_options
 
@@ -366,7 +366,7 @@ def _start_and_announce(
 
 
 def _detect(args: argparse.Namespace) -> int:
-    from bienbao.cli import CommandError
+    from bienbao.core import UserError
 
     from ._deps import MissingDependencyError
     from .capture import LatestFrameCapture
@@ -396,7 +396,7 @@ def _detect(args: argparse.Namespace) -> int:
         view, publisher = _view_and_feed(args)
         extras = _board_extras(args, make)
     except (FileNotFoundError, OSError, ValueError, MetadataError, MissingDependencyError) as exc:
-        raise CommandError(str(exc)) from exc
+        raise UserError(str(exc)) from exc
     show = args.show or (not args.headless and bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -412,7 +412,7 @@ def _detect(args: argparse.Namespace) -> int:
     except OutputError as exc:  # what was written is whole; say what failed, after the summary
         stats, failure = exc.stats, exc
     except OSError as exc:  # an output that could not even be opened (a read-only folder)
-        raise CommandError(str(exc)) from exc
+        raise UserError(str(exc)) from exc
     finally:
         if view is not None:
             view.close()
@@ -423,9 +423,9 @@ def _detect(args: argparse.Namespace) -> int:
         summary["publish"] = {**feed, "failure": feed_failure}
     _print_summary(summary, tracker.discarded, feed)
     if failure is not None:
-        raise CommandError(f"stopped: {failure}")
+        raise UserError(f"stopped: {failure}")
     if feed_failure is not None:
-        raise CommandError(f"the fleet feed failed: {feed_failure}")
+        raise UserError(f"the fleet feed failed: {feed_failure}")
     return 0
 
 
@@ -475,7 +475,7 @@ def register_monitor(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
 def _monitor(args: argparse.Namespace) -> int:
     import time
 
-    from bienbao.cli import CommandError
+    from bienbao.core import UserError
 
     from ._deps import MissingDependencyError
     from .fleet import FleetSubscriber
@@ -485,7 +485,7 @@ def _monitor(args: argparse.Namespace) -> int:
         url = parse_mqtt_url(args.url)
         security = _mqtt_security(args)
     except (ValueError, OSError) as exc:
-        raise CommandError(str(exc)) from exc
+        raise UserError(str(exc)) from exc
     lines = args.lines or not sys.stdout.isatty()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -500,7 +500,7 @@ def _monitor(args: argparse.Namespace) -> int:
     try:
         feed = FleetSubscriber(url, security, args.client_id, say, print_event)
     except (ValueError, MissingDependencyError) as exc:
-        raise CommandError(str(exc)) from exc
+        raise UserError(str(exc)) from exc
     feed.start()
     started = time.monotonic()
     deadline = started + args.duration if args.duration else None
@@ -520,5 +520,5 @@ def _monitor(args: argparse.Namespace) -> int:
         print(feed.monitor.table(args.vietnamese), file=sys.stderr)
     failure = feed.failure()
     if failure is not None:
-        raise CommandError(failure)
+        raise UserError(failure)
     return 0

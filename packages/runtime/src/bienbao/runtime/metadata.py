@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bienbao.cli.files import atomic_write_text
+from bienbao.core.files import atomic_write_text
 
 __all__ = ["METADATA_KEY", "SCHEMA_VERSION", "MetadataError", "ModelMetadata", "Quantization"]
 

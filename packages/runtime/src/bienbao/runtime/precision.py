@@ -30,7 +30,7 @@ VNNI = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
 def u8s8_saturates(cpu: dict[str, Any]) -> bool:
-    """True on x86 without VNNI (``cpu`` as ``bienbao.cli.cpu.describe_cpu`` gives it)."""
+    """True on x86 without VNNI (``cpu`` as ``bienbao.core.cpu.describe_cpu`` gives it)."""
     return str(cpu.get("arch", "")).lower() in X86 and not any(flag in cpu.get("isa", ()) for flag in VNNI)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bienbao.cli.files import atomic_write_bytes
+from bienbao.core.files import atomic_write_bytes
 
 from ._deps import require
 

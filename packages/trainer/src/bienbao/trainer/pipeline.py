@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bienbao.cli.files import atomic_write_text
+from bienbao.core.files import atomic_write_text
 from bienbao.trainer.config import QATConfig, TrainConfig
 
 __all__ = ["STEPS", "PipelineOptions", "run_pipeline"]

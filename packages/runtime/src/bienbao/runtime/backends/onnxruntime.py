@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from bienbao.cli.errors import first_line
+from bienbao.core.errors import first_line
 
 from .._deps import require
 from ..metadata import METADATA_KEY, ModelMetadata
@@ -33,7 +33,7 @@ class OnnxRuntimeBackend:
         spin: bool = False,
         cpu: dict[str, Any] | None = None,
     ) -> None:
-        """``cpu`` (``bienbao.cli.cpu.describe_cpu()``'s form, default this machine's) decides the
+        """``cpu`` (``bienbao.core.cpu.describe_cpu()``'s form, default this machine's) decides the
         kernels for the file's weight width (``bienbao.runtime.precision``)."""
         ort = require("onnxruntime", "onnxruntime")
         options = ort.SessionOptions()
@@ -86,7 +86,7 @@ def _plan(metadata: ModelMetadata | None, cpu: dict[str, Any] | None, providers:
     if metadata is None or providers[0] != "CPUExecutionProvider":
         return WeightWidthPlan()  # CUDA / TensorRT providers: exact int8 products
     if cpu is None:
-        from bienbao.cli.cpu import describe_cpu
+        from bienbao.core.cpu import describe_cpu
 
         cpu = describe_cpu()
     plan = weight_width_plan("onnxruntime", metadata.quantization.weight_bits, cpu)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from bienbao.cli.errors import first_line
+from bienbao.core.errors import first_line
 
 from .._deps import require
 from ..metadata import METADATA_KEY, MetadataError, ModelMetadata, Quantization
@@ -111,7 +111,7 @@ class OpenVINOBackend:
             raise ValueError(f"{model_path}: not a model OpenVINO can load ({first_line(exc)})") from exc
         self.metadata = _metadata(xml, model)
         if self.metadata is not None and device == "CPU":
-            from bienbao.cli.cpu import describe_cpu
+            from bienbao.core.cpu import describe_cpu
 
             plan = weight_width_plan("openvino", self.metadata.quantization.weight_bits, cpu or describe_cpu())
             if plan.note:

@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from bienbao.cli.files import atomic_write_text
+from bienbao.core.files import atomic_write_text
 from bienbao.trainer.cli.commands import _checked, _run
 
 QUANTIZATION = "./configs/quantization.yaml, else the packaged default"

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from bienbao.cli.files import atomic_write_text
+from bienbao.core.files import atomic_write_text
 from bienbao.runtime.backends import BACKENDS, PRECISIONS
 from bienbao.trainer.yaml_text import parse_yaml
 
@@ -45,23 +45,23 @@ def _environment() -> None:
 
 def _set_values(pairs: list[str]) -> dict[str, Any]:
     """``--set a.b=1`` pairs -> nested overrides (values parsed as YAML)."""
-    from bienbao.cli import CommandError
+    from bienbao.core import UserError
 
     result: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            raise CommandError(f"--set {pair!r}: write KEY=VALUE, e.g. --set ultralytics.mosaic=0.5")
+            raise UserError(f"--set {pair!r}: write KEY=VALUE, e.g. --set ultralytics.mosaic=0.5")
         target = result
         *parents, leaf = key.split(".")
         for depth, parent in enumerate(parents):
             target = target.setdefault(parent, {})
             if not isinstance(target, dict):
-                raise CommandError(f"--set {pair!r}: {'.'.join(parents[: depth + 1])} is set to a value above")
+                raise UserError(f"--set {pair!r}: {'.'.join(parents[: depth + 1])} is set to a value above")
         try:
             target[leaf] = parse_yaml(raw)
         except yaml.YAMLError as exc:
-            raise CommandError(f"--set {pair!r}: the value is not valid YAML ({exc})") from exc
+            raise UserError(f"--set {pair!r}: the value is not valid YAML ({exc})") from exc
     return result
 
 
@@ -110,7 +110,7 @@ def _run(handler):
     """Wrap a handler: config and data errors become one clear line, not a traceback."""
 
     def run(args: argparse.Namespace) -> int:
-        from bienbao.cli import CommandError
+        from bienbao.core import UserError
         from bienbao.quant import ConfigError
         from bienbao.runtime import MissingDependencyError
         from bienbao.trainer.dataset import DatasetError
@@ -119,9 +119,9 @@ def _run(handler):
         try:
             handler(args)
         except (ConfigError, DatasetError, MissingDependencyError) as exc:
-            raise CommandError(str(exc)) from exc
+            raise UserError(str(exc)) from exc
         except OSError as exc:  # a missing file, a read-only or full output folder: the path is in the message
-            raise CommandError(str(exc) if exc.filename is None else f"{exc.filename}: {exc.strerror}") from exc
+            raise UserError(str(exc) if exc.filename is None else f"{exc.filename}: {exc.strerror}") from exc
         return 0
 
     return run
@@ -378,14 +378,14 @@ def _export(args: argparse.Namespace) -> None:
         for artifact in export(spec):
             print(artifact.summary)
     except (ExportError, EngineBuildError) as exc:
-        from bienbao.cli import CommandError
+        from bienbao.core import UserError
 
-        raise CommandError(str(exc)) from exc
+        raise UserError(str(exc)) from exc
 
 
 def _export_size(imgsz: list[int] | None, rect: str | None):
     """``--imgsz`` / ``--rect`` -> the config's imgsz (``None``: the config's own)."""
-    from bienbao.cli import CommandError
+    from bienbao.core import UserError
     from bienbao.trainer.sizes import input_size, parse_aspect, rect_size
 
     try:
@@ -399,7 +399,7 @@ def _export_size(imgsz: list[int] | None, rect: str | None):
             raise ValueError(f"--imgsz {' '.join(map(str, imgsz))}: one size, or height and width")
         return list(input_size(imgsz[0] if len(imgsz) == 1 else tuple(imgsz)))
     except ValueError as exc:
-        raise CommandError(str(exc)) from None
+        raise UserError(str(exc)) from None
 
 
 # -- evaluate -----------------------------------------------------------------------------------
@@ -443,12 +443,12 @@ def _checked(handler):
     """A model or dataset that does not fit (other classes, an undecodable image) is one clear line."""
 
     def run(args: argparse.Namespace) -> None:
-        from bienbao.cli import CommandError
+        from bienbao.core import UserError
 
         try:
             handler(args)
         except ValueError as exc:
-            raise CommandError(str(exc)) from exc
+            raise UserError(str(exc)) from exc
 
     return run
 

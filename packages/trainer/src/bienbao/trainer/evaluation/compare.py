@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bienbao.cli.files import atomic_write_text
+from bienbao.core.files import atomic_write_text
 from bienbao.runtime.backends import is_model_path, model_size_bytes
 from bienbao.trainer.evaluation.bootstrap import Difference, paired_difference
 from bienbao.trainer.evaluation.evaluate import Evaluation, evaluate, split_images

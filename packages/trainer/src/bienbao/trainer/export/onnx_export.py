@@ -16,7 +16,7 @@ import onnx
 import torch
 from torch import nn
 
-from bienbao.cli.files import atomic_path, check_writable, file_sha256
+from bienbao.core.files import atomic_path, check_writable, file_sha256
 from bienbao.quant import QATModule, convert, enable_fake_quant, iter_quantizers, set_weight_bits
 from bienbao.runtime.metadata import METADATA_KEY, ModelMetadata, Quantization
 from bienbao.trainer.export.qdq_graph import QDQReport, fold_weight_quantizers, qdq_report

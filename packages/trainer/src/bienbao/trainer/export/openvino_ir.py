@@ -16,7 +16,7 @@ import io
 import os
 from pathlib import Path
 
-from bienbao.cli.files import check_writable
+from bienbao.core.files import check_writable
 from bienbao.runtime.metadata import METADATA_KEY, ModelMetadata
 from bienbao.trainer.export.onnx_export import ExportError
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import onnx
 
-from bienbao.cli.files import atomic_write_bytes
+from bienbao.core.files import atomic_write_bytes
 from bienbao.runtime.backends.tensorrt import check_tensorrt_version
 from bienbao.runtime.metadata import METADATA_KEY, ModelMetadata
 from bienbao.trainer.formats import check_combination

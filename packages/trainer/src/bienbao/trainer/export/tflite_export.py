@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bienbao.cli.files import atomic_path
+from bienbao.core.files import atomic_path
 from bienbao.quant import FakeQuantize, iter_quantizers
 from bienbao.runtime.metadata import ModelMetadata, Quantization
 from bienbao.trainer.export.onnx_export import (

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bienbao.cli.files import atomic_path, file_sha256
+from bienbao.core.files import atomic_path, file_sha256
 from bienbao.trainer.config import ConfigError, TrainConfig
 from bienbao.trainer.dataset import check_dataset, dataset_names
 

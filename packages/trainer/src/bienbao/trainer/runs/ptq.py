@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from bienbao.cli.files import atomic_path, file_sha256
+from bienbao.core.files import atomic_path, file_sha256
 from bienbao.quant import print_quant_summary
 from bienbao.trainer.config import CalibrationConfig, TrainConfig, load_quantization
 from bienbao.trainer.runs.layout import RunLayout, checked_dataset

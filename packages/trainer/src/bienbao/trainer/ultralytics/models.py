@@ -17,7 +17,7 @@ from ultralytics.nn.modules import Conv
 from ultralytics.nn.tasks import load_checkpoint
 from ultralytics.utils.torch_utils import select_device
 
-from bienbao.cli.errors import first_line
+from bienbao.core.errors import first_line
 from bienbao.trainer.config import ConfigError
 from bienbao.trainer.threads import use_all_cores
 

@@ -33,7 +33,7 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
-from bienbao.cli.files import atomic_write_text
+from bienbao.core.files import atomic_write_text
 from bienbao.quant import (
     calibrate,
     correct_bias,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bienbao.cli.cpu import describe_cpu
+from bienbao.core.cpu import describe_cpu
 
 SAPPHIRE_RAPIDS = """processor\t: 0
 model name\t: Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bienbao.cli.files import atomic_path, atomic_write_text, check_writable
+from bienbao.core.files import atomic_path, atomic_write_text, check_writable
 
 
 def test_a_failed_write_keeps_the_previous_file_and_leaves_no_partial(tmp_path) -> None:
