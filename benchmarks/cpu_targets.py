@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 from peers import calibration_frames, openvino_int8_peer, quantize_static_peer
 
-from bienbao.cli.cpu import describe_cpu
+from bienbao.core.cpu import describe_cpu
 
 
 def build_files(args: argparse.Namespace, work: Path) -> dict[str, tuple[Path, str]]:

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 from peers import calibration_frames
 
-from bienbao.cli.cpu import describe_cpu
+from bienbao.core.cpu import describe_cpu
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -22,7 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bienbao.cli.cpu import describe_cpu
+from bienbao.core.cpu import describe_cpu
 from bienbao.runtime import Detector
 from bienbao.runtime.capture import LatestFrameCapture
 from bienbao.runtime.live import LiveOutputs, run_live

@@ -23,7 +23,7 @@ import numpy as np
 import onnxruntime as ort
 from peers import calibration_frames, letterbox
 
-from bienbao.cli.cpu import describe_cpu
+from bienbao.core.cpu import describe_cpu
 from bienbao.trainer.export import export_onnx
 
 
