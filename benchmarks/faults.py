@@ -241,13 +241,13 @@ CATALOGUE: dict[int, tuple[str, list[str]]] = {
     42: (
         "the MQTT restart test waits on the broker's acknowledgement, not on wall time (it failed once under load)",
         [
-            f"{RT    43: (
+            f"{RT}/test_mqtt.py::test_detect_killed_and_restarted_sends_what_it_had_queued_and_the_monitor_counts_it_once"
+        ],
+    ),
+    43: (
         "80 idle connections to the live view under a 64-descriptor limit: every frame processed, every "
         "video segment closed (they used to stop the run naming a wrong cause)",
-        [f"{RT}/{LV}::test_idle_connections_under_a_low_descriptor_limit_do_not_stop_the_run"],
-    ),
-}/test_mqtt.py::test_detect_killed_and_restarted_sends_what_it_had_queued_and_the_monitor_counts_it_once"
-        ],
+        [f"{RT}/test_live_view.py::test_idle_connections_under_a_low_descriptor_limit_do_not_stop_the_run"],
     ),
 }
 
