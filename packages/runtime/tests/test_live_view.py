@@ -402,6 +402,8 @@ def test_snapshot_files_names_pruning_and_serving(tmp_path) -> None:
         time.sleep(0.002)
     assert max(sizes) <= 0.2 * 2**20 and store.removed > 0  # bounded: the oldest went first
     assert store.save({"track": 99, "name": "x", "event": "confirmed"}) == {}  # a track never seen
+    store.retain({5})  # tracks 1-4 are gone (ended, or discarded unconfirmed): their frames are let go
+    assert set(store._best) == {5}
     view = LiveView("127.0.0.1", 0, token="t").start()
     view.snapshots = store
     try:

@@ -352,6 +352,7 @@ def run_live(
             update = tracker.update(detections, frame.timestamp, frame.index)
             if outputs.snapshots is not None:
                 outputs.snapshots.observe(update.track_ids, detections.scores, detections.boxes, frame.image)
+                outputs.snapshots.retain({track.id for track in tracker.tracks})
             metrics = opened.metrics
             if metrics is not None:
                 metrics.observe_frame(stages, detections.labels)

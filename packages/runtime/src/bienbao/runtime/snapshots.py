@@ -5,6 +5,7 @@ a bounded folder (``bienbao detect --snapshots DIR --snapshots-mb N``).
     store.observe(track_ids, scores, frame)        # every processed frame: the best frame per track
     names = store.save(event)                      # at "confirmed": {"snapshot": ..., "crop": ...}
     store.forget(event["track"])                   # at "ended"
+    store.retain(live_track_ids)                   # every frame: tracks that ended unconfirmed
 
 Each file is written under a temporary name and renamed (a kill never leaves half a JPEG), named
 ``<unix ms>_track<id>_<class>.jpg`` and ``..._crop.jpg``; once the folder holds more than
@@ -54,6 +55,12 @@ class SnapshotStore:
 
     def forget(self, track: int) -> None:
         self._best.pop(int(track), None)
+
+    def retain(self, live: set[int]) -> None:
+        """Drop the frames of tracks that are gone (an unconfirmed track ends without an event):
+        the store holds at most one frame per live track, however long the run."""
+        for track in [t for t in self._best if t not in live]:
+            del self._best[track]
 
     def save(self, event: dict[str, Any]) -> dict[str, str]:
         """The track's best frame and crop as files; their names (empty if the track was not seen)."""
