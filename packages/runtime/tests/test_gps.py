@@ -86,3 +86,12 @@ def test_events_carry_the_fix_only_while_there_is_one(tmp_path, brightness_model
         os.close(slave)
     first, second = (json.loads(line) for line in events.read_text().splitlines())
     assert "gps" not in first and second["gps"]["lat"] == pytest.approx(48.1173)
+
+
+def test_the_reader_counts_corrupted_sentences_not_unused_kinds(tmp_path) -> None:
+    device = tmp_path / "recorded.nmea"  # a file works as a device: a recorded drive replayed
+    device.write_text("")
+    reader = NmeaReader(device)
+    for line in (RMC, RMC.replace("*6A", "*00"), sentence("GPVTG,084.4,T,,M,022.4,N,041.5,K"), GGA):
+        reader.feed(line)
+    assert reader.sentences == 2 and reader.rejected == 1 and reader.fix()["satellites"] == 8

@@ -85,8 +85,8 @@ class NmeaReader:
         self._when = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self.sentences = 0
-        self.rejected = 0
+        self.sentences = 0  # RMC and GGA sentences used
+        self.rejected = 0  # sentences whose checksum did not match
         self._thread = threading.Thread(target=self._run, name="bienbao-gps", daemon=True)
 
     def start(self) -> NmeaReader:
@@ -100,7 +100,9 @@ class NmeaReader:
         """One line from the receiver."""
         parsed = parse_nmea(line)
         if parsed is None:
-            self.rejected += line.startswith("$") and not line.startswith(("$GPGSV", "$GPGSA"))
+            sentence = line.strip()
+            if sentence.startswith("$") and not _checksum_ok(sentence):
+                self.rejected += 1  # corrupted on the wire (other sentence kinds are simply not used)
             return
         self.sentences += 1
         with self._lock:
