@@ -260,3 +260,16 @@ def test_a_nan_in_a_label_is_an_error_for_check_data_and_evaluate(sample_data, t
     result = bienbao("evaluate", "--model", ROOT / "models/pretrained/yolov8n-vn-signs-int8-onnxruntime.onnx",
                      "--data", data / "dataset.yaml", "--split", "val")  # fmt: skip
     assert result.returncode == 2 and "NaN or infinite" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_check_data_and_init_leave_torch_and_ultralytics_unimported(sample_data, tmp_path) -> None:
+    """issue 31: entering the ultralytics adapter is a stage's explicit step; the commands that never
+    load a model answer without importing torch or ultralytics."""
+    for command in (["check-data", str(sample_data)], ["init", str(tmp_path / "project")]):
+        code = (
+            "import sys\nfrom bienbao.cli import main\n"
+            f"status = main({command!r})\n"
+            "print(status, 'torch' in sys.modules, 'ultralytics' in sys.modules)\n"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+        assert done.stdout.strip().splitlines()[-1] == "0 False False", done.stdout + done.stderr

@@ -12,13 +12,18 @@ banner, a C++ stack); a command says what went wrong in one line: ``first_line(e
 
 from __future__ import annotations
 
-__all__ = ["UserError", "first_line"]
+__all__ = ["ConfigError", "UserError", "first_line"]
 
 
 class UserError(Exception):
     """A failure the user can fix: printed as ``bienbao <cmd>: error: <message>``, exit status 2.
 
     Commands set ``prog`` with ``parser.set_defaults(handler=..., prog=parser.prog)``."""
+
+
+class ConfigError(UserError, ValueError):
+    """A configuration value is wrong; the message names the key and what to write instead.
+    (A ``ValueError`` too: code that validated values before 0.8 keeps catching it.)"""
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:

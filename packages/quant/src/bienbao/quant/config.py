@@ -26,6 +26,8 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
+from bienbao.core.errors import ConfigError  # one definition, shared with the trainer's configs
+
 from .observers import OBSERVERS, Observer
 from .scheme import PerChannel, PerTensor, QuantScheme
 
@@ -42,10 +44,6 @@ __all__ = [
     "Rule",
     "get_preset",
 ]
-
-
-class ConfigError(ValueError):
-    """A configuration value is wrong; the message names the key and what to write instead."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bienbao.quant import ConfigError
+from bienbao.core.errors import ConfigError
 
 __all__ = [
     "CONFIG_KINDS",

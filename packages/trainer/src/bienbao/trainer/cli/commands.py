@@ -32,10 +32,14 @@ QAT = "./configs/qat.yaml, else the packaged default"
 EXPORT = "./configs/export.yaml, else the packaged default"
 
 
-def _environment() -> None:
-    """ultralytics offline and with its settings in the run folder, not the home folder."""
+def _environment(seam: bool = True) -> None:
+    """ultralytics offline and with its settings in the run folder, not the home folder; with
+    ``seam``, the ultralytics adapter entered (commands that never touch a model, check-data and
+    init, leave torch and ultralytics unimported: they answer in a fraction of a second)."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_CONFIG_DIR", str(Path("logs/.ultralytics").resolve()))
+    if not seam:
+        return
     # before any handler imports ultralytics: some releases import torchvision eagerly (8.4.0 did),
     # and torchvision's ops must be in place first on CPU-only torch (bienbao.trainer.ultralytics.torchvision_ops)
     from bienbao.trainer.ultralytics.torchvision_ops import ensure_torchvision_ops
@@ -106,19 +110,21 @@ def _critical_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _run(handler):
-    """Wrap a handler: config and data errors become one clear line, not a traceback."""
+def _run(handler, seam: bool = True):
+    """Wrap a handler: config and data errors become one clear line, not a traceback. ``seam``:
+    the handler loads models (torch and ultralytics are prepared first)."""
 
     def run(args: argparse.Namespace) -> int:
         from bienbao.core import UserError
-        from bienbao.quant import ConfigError
         from bienbao.runtime import MissingDependencyError
         from bienbao.trainer.dataset import DatasetError
 
-        _environment()
+        _environment(seam)
         try:
             handler(args)
-        except (ConfigError, DatasetError, MissingDependencyError) as exc:
+        except UserError:  # bienbao.quant's ConfigError among them: the dispatcher prints it
+            raise
+        except (DatasetError, MissingDependencyError) as exc:
             raise UserError(str(exc)) from exc
         except OSError as exc:  # a missing file, a read-only or full output folder: the path is in the message
             raise UserError(str(exc) if exc.filename is None else f"{exc.filename}: {exc.strerror}") from exc
@@ -565,7 +571,7 @@ def register_check_data(subparsers: argparse._SubParsersAction) -> argparse.Argu
     )
     parser.add_argument("data", help="dataset YAML")
     parser.add_argument("--no-decode", action="store_true", help="skip decoding every image (faster)")
-    parser.set_defaults(handler=_run(_check_data), prog=parser.prog)
+    parser.set_defaults(handler=_run(_check_data, seam=False), prog=parser.prog)
     return parser
 
 
@@ -591,7 +597,7 @@ def register_init(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     )
     parser.add_argument("dir", nargs="?", default=".", help="project folder (default: the current one)")
     parser.add_argument("--force", action="store_true", help="overwrite config files that already exist")
-    parser.set_defaults(handler=_run(_init), prog=parser.prog)
+    parser.set_defaults(handler=_run(_init, seam=False), prog=parser.prog)
     return parser
 
 
