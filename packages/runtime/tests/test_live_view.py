@@ -452,3 +452,36 @@ def test_idle_connections_under_a_low_descriptor_limit_do_not_stop_the_run(tmp_p
     summary = json.loads(stdout.strip().splitlines()[-1])["summary"]
     assert summary["frames_processed"] == 160 and "Traceback" not in stderr
     assert len(list(tmp_path.glob("out*.mp4"))) >= 2  # the segments were all closed
+
+
+def test_clips_hold_the_seconds_before_and_after_each_confirmation(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    import cv2
+
+    events, folder = tmp_path / "events.jsonl", tmp_path / "snaps"
+    run = subprocess.run(
+        [sys.executable, "-m", "bienbao.cli", "detect", str(MODEL), "--source", str(CLIP), "--headless",
+         "--every-frame", "--events", str(events), "--snapshots", str(folder), "--clips", "0.5"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    confirmed = [e for e in map(json.loads, events.read_text().splitlines()) if e["event"] == "confirmed"]
+    clips = [e["clip"] for e in confirmed if "clip" in e]
+    assert clips and all(name.endswith(".mp4") for name in clips)
+    frames_each = []
+    for name in clips:
+        capture = cv2.VideoCapture(str(folder / name))
+        frames_each.append(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
+        ok, image = capture.read()
+        capture.release()
+        assert ok and image.shape == (360, 640, 3)
+    # the sample clip runs at 10 FPS: 0.5 s is 5 frames before the confirmation and 5 after it
+    assert max(frames_each) == 10 and min(frames_each) >= 1
+    assert not list(folder.glob(".*"))  # no partial file left behind
+    refused = subprocess.run(
+        [sys.executable, "-m", "bienbao.cli", "detect", str(MODEL), "--source", str(CLIP), "--clips", "2"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "--clips needs --snapshots" in refused.stderr

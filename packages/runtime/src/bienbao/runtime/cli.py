@@ -108,6 +108,13 @@ def register_detect(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         help="most megabytes DIR may hold: the oldest snapshots are removed first (default 200)",
     )
     events.add_argument(
+        "--clips",
+        type=float,
+        metavar="SECONDS",
+        help="with --snapshots: also a clip of SECONDS before and after each confirmation (MP4 in DIR, named "
+        "in the event; the frames before it are held in memory: about SECONDS x FPS x 0.7 MB at 640x360)",
+    )
+    events.add_argument(
         "--gps",
         metavar="DEVICE",
         help="a GPS receiver's serial device (NMEA 0183, e.g. /dev/ttyACM0): events carry its fix (lat, lon, "
@@ -299,14 +306,22 @@ def _snapshot_store(args: argparse.Namespace) -> Any:
     return SnapshotStore(args.snapshots, args.snapshots_mb)
 
 
-def _board_extras(args: argparse.Namespace, make: Any) -> dict[str, Any]:
+def _board_extras(args: argparse.Namespace, make: Any, fps: float) -> dict[str, Any]:
     """The optional parts of a board's run: snapshots, model updates, GPS (each None when not asked)."""
     gps = None
     if args.gps:
         from .gps import NmeaReader
 
         gps = NmeaReader(args.gps)
-    return {"snapshots": _snapshot_store(args), "model_watcher": _model_watcher(args, make), "gps": gps}
+    snapshots = _snapshot_store(args)
+    clips = None
+    if args.clips is not None:
+        if snapshots is None:
+            raise ValueError("--clips needs --snapshots DIR: the clips are written there")
+        from .snapshots import ClipRecorder
+
+        clips = ClipRecorder(snapshots, args.clips, fps)  # played at the source's rate
+    return {"snapshots": snapshots, "clips": clips, "model_watcher": _model_watcher(args, make), "gps": gps}
 
 
 def _live_outputs(args: argparse.Namespace, show: bool, view: Any, publisher: Any, extras: dict[str, Any]) -> Any:
@@ -394,7 +409,7 @@ def _detect(args: argparse.Namespace) -> int:
             on_status=_status_printer("detect"),
         )
         view, publisher = _view_and_feed(args)
-        extras = _board_extras(args, make)
+        extras = _board_extras(args, make, capture.fps)
     except (FileNotFoundError, OSError, ValueError, MetadataError, MissingDependencyError) as exc:
         raise UserError(str(exc)) from exc
     show = args.show or (not args.headless and bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))

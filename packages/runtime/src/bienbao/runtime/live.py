@@ -127,6 +127,7 @@ class LiveOutputs:
     publisher: Any = None  # an MqttPublisher
     publish_detections: bool = False  # also send each frame's detections (frames with any)
     snapshots: Any = None  # a SnapshotStore: each confirmed sign's best frame and crop
+    clips: Any = None  # a ClipRecorder: a short clip around each confirmation
     model_watcher: Any = None  # a ModelWatcher: a new model taken between two frames
     gps: Any = None  # an NmeaReader: events carry the fix where the receiver has one
 
@@ -184,6 +185,15 @@ class _OpenOutputs:
             self.view_annotator = Annotator(annotator.vietnamese, annotator.font_path) if annotator else Annotator()
         self._view_updated = 0.0
 
+    def observe(self, frame: Any, detections: Any, update: Any, tracker: SignTracker) -> None:
+        """Every processed frame, before its events: the best frame per track, the clips' frames."""
+        store, clips = self.outputs.snapshots, self.outputs.clips
+        if store is not None:
+            store.observe(update.track_ids, detections.scores, detections.boxes, frame.image)
+            store.retain({track.id for track in tracker.tracks})
+        if clips is not None:
+            clips.frame(frame.image)
+
     @property
     def metrics(self) -> Any:
         """The view's LiveMetrics (read each frame: it may be attached after the loop started)."""
@@ -197,7 +207,8 @@ class _OpenOutputs:
         for index, raw in enumerate(events):
             event = raw
             if store is not None and raw["event"] == "confirmed":  # names of its files go with it
-                event = events[index] = {**raw, **store.save(raw)}
+                clip = self.outputs.clips.start(raw) if self.outputs.clips is not None else {}
+                event = events[index] = {**raw, **store.save(raw), **clip}
             elif store is not None and raw["event"] == "ended":
                 store.forget(raw["track"])
             if self.event_lines is not None:
@@ -287,7 +298,7 @@ class _OpenOutputs:
     def close(self) -> None:
         """Close everything, each even if another fails; the first failure is raised after."""
         failure = None
-        for output in (self.sink, self.window, self.lines, self.event_lines):
+        for output in (self.sink, self.window, self.lines, self.event_lines, self.outputs.clips):
             if output is not None:
                 try:
                     output.close()
@@ -350,9 +361,7 @@ def run_live(
             detections, stages = detector.detect_timed(frame.image)
             latency = stats.record(stages)
             update = tracker.update(detections, frame.timestamp, frame.index)
-            if outputs.snapshots is not None:
-                outputs.snapshots.observe(update.track_ids, detections.scores, detections.boxes, frame.image)
-                outputs.snapshots.retain({track.id for track in tracker.tracks})
+            opened.observe(frame, detections, update, tracker)
             metrics = opened.metrics
             if metrics is not None:
                 metrics.observe_frame(stages, detections.labels)

@@ -26,7 +26,7 @@ from bienbao.core.files import atomic_write_bytes
 
 from ._deps import require
 
-__all__ = ["SnapshotStore"]
+__all__ = ["ClipRecorder", "SnapshotStore"]
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")  # what a served name may hold
 _SLUG = re.compile(r"[^A-Za-z0-9_-]+")  # what a class name contributes to one
@@ -81,7 +81,7 @@ class SnapshotStore:
 
     def path(self, name: str) -> Path | None:
         """The file of a snapshot name, or None for anything that is not one of this folder's."""
-        if _SAFE.sub("", name) != name or name.startswith(".") or not name.endswith(".jpg"):
+        if _SAFE.sub("", name) != name or name.startswith(".") or not name.endswith((".jpg", ".mp4")):
             return None
         path = self.folder / name
         return path if path.is_file() else None
@@ -95,7 +95,10 @@ class SnapshotStore:
         return frame[top:bottom, left:right] if right > left and bottom > top else frame
 
     def _prune(self) -> None:
-        files = sorted(self.folder.glob("*.jpg"), key=lambda p: p.name)  # names start with the time
+        files = sorted(
+            (p for p in self.folder.iterdir() if p.suffix in (".jpg", ".mp4") and not p.name.startswith(".")),
+            key=lambda p: p.name,  # names start with the time
+        )
         total = sum(p.stat().st_size for p in files)
         while files and total > self.limit_bytes:
             oldest = files.pop(0)
@@ -105,3 +108,62 @@ class SnapshotStore:
 
     def status(self) -> dict[str, Any]:
         return {"folder": str(self.folder), "saved": self.saved, "removed": self.removed}
+
+
+class ClipRecorder:
+    """Short clips around each confirmation (``bienbao detect --snapshots DIR --clips SECONDS``):
+    the last ``seconds`` of processed frames before it (a ring buffer of references to the frames
+    the capture already made: about ``seconds x FPS x 0.7 MB`` at 640x360) and ``seconds`` after
+    it, as MP4 in the snapshot folder, written under a temporary name and renamed when whole, and
+    pruned with the snapshots. At most ``max_open`` clips are written at once; a confirmation past
+    that gets no clip (counted in ``skipped``)."""
+
+    def __init__(self, store: SnapshotStore, seconds: float, fps: float, max_open: int = 4) -> None:
+        from collections import deque
+
+        if not 0 < seconds <= 30:
+            raise ValueError(f"--clips {seconds}: give 0 to 30 seconds (the pre-event buffer is held in memory)")
+        self.store, self.fps = store, max(1.0, fps)
+        self.frames = max(1, round(seconds * self.fps))
+        self._ring: deque[np.ndarray] = deque(maxlen=self.frames)
+        self._open: list[dict[str, Any]] = []  # {"writer", "tmp", "path", "left"}
+        self.max_open, self.written, self.skipped = max_open, 0, 0
+
+    def frame(self, image: np.ndarray) -> None:
+        """Every processed frame: into the ring, and into each clip still recording."""
+        self._ring.append(image)
+        for clip in list(self._open):
+            clip["writer"].write(image)
+            clip["left"] -= 1
+            if clip["left"] <= 0:
+                self._finish(clip)
+
+    def start(self, event: dict[str, Any]) -> dict[str, str]:
+        """At a confirmation: a clip from the ring's frames on; its name (for the event)."""
+        if len(self._open) >= self.max_open or not self._ring:
+            self.skipped += 1
+            return {}
+        cv2 = self.store.cv2
+        stem = f"{int(time.time() * 1000)}_track{int(event['track'])}_{_SLUG.sub('-', str(event['name']))}"
+        path = self.store.folder / f"{stem}.mp4"
+        tmp = self.store.folder / f".{stem}.mp4.partial.mp4"
+        height, width = self._ring[0].shape[:2]
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height))
+        if not writer.isOpened():
+            raise OSError(f"cannot write the clip {path} (OpenCV has no mp4v encoder here)")
+        for image in self._ring:
+            writer.write(image)
+        self._open.append({"writer": writer, "tmp": tmp, "path": path, "left": self.frames})
+        return {"clip": path.name}
+
+    def _finish(self, clip: dict[str, Any]) -> None:
+        clip["writer"].release()
+        clip["tmp"].replace(clip["path"])  # whole, then visible under its name
+        self._open.remove(clip)
+        self.written += 1
+        self.store._prune()
+
+    def close(self) -> None:
+        """The end of the run: clips still recording end with the frames they have."""
+        for clip in list(self._open):
+            self._finish(clip)
