@@ -223,8 +223,12 @@ CATALOGUE: dict[int, tuple[str, list[str]]] = {
         [f"{TR}/test_faults.py::test_a_yaml_alias_bomb_is_refused_in_one_line"],
     ),
     38: (
-        "--jsonl/--events/--save-video/--queue naming the source, the model or each other: refused, nothing written",
-        [f"{RT}/test_faults.py::test_an_output_that_names_an_input_or_another_output_is_refused"],
+        "detect's --jsonl/--events/--save-video/--queue naming the source, the model or each other, evaluate's "
+        "--json naming the model or the data: refused, nothing written",
+        [
+            f"{RT}/test_faults.py::test_an_output_that_names_an_input_or_another_output_is_refused",
+            f"{TR}/test_faults.py::test_evaluate_refuses_a_json_path_that_names_the_model_or_the_data",
+        ],
     ),
     39: (
         "--threads 100000: refused at once with the range this machine takes",

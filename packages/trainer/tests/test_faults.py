@@ -273,3 +273,13 @@ def test_check_data_and_init_leave_torch_and_ultralytics_unimported(sample_data,
         )
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
         assert done.stdout.strip().splitlines()[-1] == "0 False False", done.stdout + done.stderr
+
+
+def test_evaluate_refuses_a_json_path_that_names_the_model_or_the_data(sample_data, tmp_path) -> None:
+    model = tmp_path / "model.onnx"
+    shutil.copy(ROOT / "models/pretrained/yolov8n-vn-signs-int8-onnxruntime.onnx", model)
+    before = model.read_bytes()
+    for target in (model, sample_data):
+        result = bienbao("evaluate", "--model", model, "--data", sample_data, "--json", target)
+        assert result.returncode == 2 and "own file: writing there would destroy it" in result.stderr
+    assert model.read_bytes() == before

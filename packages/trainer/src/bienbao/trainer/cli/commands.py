@@ -462,8 +462,14 @@ def _checked(handler):
 def _evaluate(args: argparse.Namespace) -> None:
     import json
 
+    from bienbao.core import UserError
+    from bienbao.core.files import check_distinct_paths
     from bienbao.trainer.evaluation.evaluate import evaluate
 
+    try:  # before minutes of evaluation: --json must not name the model or the data file
+        check_distinct_paths({"--json": args.json}, {"--model": args.model, "--data": args.data})
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
     result = evaluate(
         args.model,
         args.data,
