@@ -661,6 +661,9 @@ def test_an_update_event_moves_the_sign_to_its_new_class_in_the_monitor() -> Non
     state = monitor.boards["car-1"]
     assert state.confirmed == 1 and state.signs == {"cam-re-trai": 0, "cam-re-phai": 1}
     assert state.last_sign == "cam-re-phai"
+    clearer = {"event": "update", "reason": "score", "name": "cam-re-phai", "track": 1}  # not a new sign
+    monitor.receive(json.dumps({"board": "car-1", "seq": 3, "kind": "event", "data": clearer}))
+    assert state.signs == {"cam-re-trai": 0, "cam-re-phai": 1} and state.confirmed == 1
 
 
 @needs_broker

@@ -38,6 +38,7 @@ def test_one_sign_one_event_with_the_majority_class_despite_a_mirror_class_frame
     scores = [0.5 + 0.03 * i for i in range(12)]
     tracker = SignTracker(TrackerConfig(confirm_hits=3, confirm_window=5), NAMES)
     events = run(tracker, [frame((b, s, c)) for b, s, c in zip(boxes, scores, classes, strict=True)])
+    events = [e for e in events if e.get("reason") != "score"]  # its rising score: updates of their own
     assert [e["event"] for e in events] == ["confirmed", "ended"]
     confirmed, ended = events
     assert confirmed["track"] == ended["track"] == 1 and confirmed["name"] == ended["name"] == "toc-do-toi-da-60"
@@ -189,3 +190,16 @@ def test_a_class_that_changes_after_confirmation_is_an_update_with_both_classes(
     update = events[1]
     assert update["previous_name"] == "toc-do-toi-da-60" and update["previous_class_id"] == 1
     assert update["track"] == events[0]["track"] == events[2]["track"]
+
+
+def test_a_clearer_view_of_a_confirmed_sign_is_an_update_with_its_reason() -> None:
+    boxes = moving(300, 1, 10)
+    scores = [0.4, 0.4, 0.4, 0.45, 0.5, 0.6, 0.62, 0.64, 0.8, 0.8]
+    events = run(
+        SignTracker(TrackerConfig(confirm_hits=3, confirm_window=5), NAMES),
+        [frame((b, s, 1)) for b, s in zip(boxes, scores, strict=True)],
+    )
+    kinds = [(e["event"], e.get("reason"), e["best_score"]) for e in events]
+    # confirmed at 0.4; updates when the best score has risen by 0.15 since the last event
+    assert kinds == [("confirmed", None, 0.4), ("update", "score", 0.6), ("update", "score", 0.8), ("ended", None, 0.8)]
+    assert "previous_name" not in events[1]

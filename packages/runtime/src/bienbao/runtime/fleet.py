@@ -124,7 +124,7 @@ class FleetMonitor:
             state.confirmed += 1
             state.last_sign, state.last_time = str(data.get("name", "")), float(data.get("first_time", 0.0))
             state.signs[state.last_sign] = state.signs.get(state.last_sign, 0) + 1
-        elif kind == "event" and data.get("event") == "update":  # a confirmed sign's class changed
+        elif kind == "event" and data.get("event") == "update" and "previous_name" in data:  # its class changed
             previous, name = str(data.get("previous_name", "")), str(data.get("name", ""))
             if state.signs.get(previous):
                 state.signs[previous] -= 1

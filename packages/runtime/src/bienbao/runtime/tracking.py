@@ -22,9 +22,10 @@ frames (ties: the higher summed score). A track not matched for ``max_missed`` f
 unconfirmed one ends without an event (counted in ``discarded``).
 
 Events per confirmed sign: ``confirmed`` when it is confirmed (a live alert), ``update`` if its
-majority class changes afterwards (with ``previous_class_id``/``previous_name``: the class of
-every event stays the one the last event said), ``ended`` with the final figures when the track
-ends. Counting signs = counting ``confirmed`` events.
+majority class changes afterwards (``reason: class``, with ``previous_class_id``/``previous_name``:
+the class of every event stays the one the last event said) or its best score rises by
+``update_score`` (``reason: score``: a clearer view, with its box), ``ended`` with the final
+figures when the track ends. Counting signs = counting ``confirmed`` events.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class TrackerConfig:
     match_iou: float = 0.2  # least IoU with the predicted box to continue a track
     match_distance: float = 1.5  # or: centre within this many box sizes (tiny, fast-moving signs; same class)
     cross_class_iou: float = 0.5  # least IoU for a detection of another class (a mirror-class error)
+    update_score: float = 0.15  # an "update" when a confirmed sign's best score rises this much (a clearer view)
 
     def __post_init__(self) -> None:
         if not 1 <= self.confirm_hits <= self.confirm_window:
@@ -89,6 +91,7 @@ class Track:
     missed: int = 0
     confirmed: bool = False
     reported_class: int = -1  # the class the last event said (-1: none yet)
+    reported_score: float = 0.0  # the best score the last event said
     best_score: float = 0.0
     best_box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # centre px per frame
@@ -123,12 +126,14 @@ class Track:
             self.best_score, self.best_box = score, self.box.copy()
         self.history.append(True)
 
-    def event(self, kind: str, names: tuple[str, ...], previous: int | None = None) -> dict[str, Any]:
+    def event(
+        self, kind: str, names: tuple[str, ...], previous: int | None = None, reason: str | None = None
+    ) -> dict[str, Any]:
         class_id = self.class_id
-        self.reported_class = class_id
-        changed = {}
+        self.reported_class, self.reported_score = class_id, self.best_score
+        changed: dict[str, Any] = {"reason": reason} if reason else {}
         if previous is not None:
-            changed = {"previous_class_id": previous, "previous_name": _name(names, previous)}
+            changed.update(previous_class_id=previous, previous_name=_name(names, previous))
         return {
             "event": kind,
             "track": self.id,
@@ -219,8 +224,10 @@ class SignTracker:
                 events.append(track.event("confirmed", self.names))
                 self._note_limit(track)
             elif track.confirmed and track.class_id != track.reported_class:  # the majority changed
-                events.append(track.event("update", self.names, previous=track.reported_class))
+                events.append(track.event("update", self.names, previous=track.reported_class, reason="class"))
                 self._note_limit(track)
+            elif track.confirmed and track.best_score >= track.reported_score + config.update_score:
+                events.append(track.event("update", self.names, reason="score"))  # a clearer view of it
         confirmed = np.zeros(len(boxes), bool)
         for t, d in matches:
             track_ids[d], confirmed[d] = self.tracks[t].id, self.tracks[t].confirmed
