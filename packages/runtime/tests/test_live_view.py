@@ -480,6 +480,10 @@ def test_clips_hold_the_seconds_before_and_after_each_confirmation(tmp_path) -> 
     # the sample clip runs at 10 FPS: 0.5 s is 5 frames before the confirmation and 5 after it
     assert max(frames_each) == 10 and min(frames_each) >= 1
     assert not list(folder.glob(".*"))  # no partial file left behind
+    from bienbao.runtime.snapshots import ClipRecorder, SnapshotStore
+
+    recorder = ClipRecorder(SnapshotStore(tmp_path / "other"), 0.2, 10)
+    assert recorder.status() == {"written": 0, "recording": 0, "skipped": 0}  # what /stats.json shows
     refused = subprocess.run(
         [sys.executable, "-m", "bienbao.cli", "detect", str(MODEL), "--source", str(CLIP), "--clips", "2"],
         capture_output=True, text=True, timeout=120, check=False,

@@ -149,6 +149,7 @@ def _view_stats(
     tracker: SignTracker,
     publisher: Any,
     snapshots: Any = None,
+    clips: Any = None,
 ) -> dict[str, Any]:
     current = [{**c, "display_name": display_name(c["name"])} for c in tracker.current()]
     return {
@@ -166,6 +167,7 @@ def _view_stats(
         "speed_limit_name": display_name(tracker.speed_limit) if tracker.speed_limit else None,
         "publish": publisher.status() if publisher is not None else None,
         "snapshots": snapshots.status() if snapshots is not None else None,
+        "clips": clips.status() if clips is not None else None,
     }
 
 
@@ -381,7 +383,14 @@ def run_live(
             if outputs.view is not None:
                 opened.update_view(
                     functools.partial(
-                        _view_stats, detector, stats, capture, tracker, outputs.publisher, outputs.snapshots
+                        _view_stats,
+                        detector,
+                        stats,
+                        capture,
+                        tracker,
+                        outputs.publisher,
+                        outputs.snapshots,
+                        outputs.clips,
                     ),
                     update.events,
                 )

@@ -163,6 +163,9 @@ class ClipRecorder:
         self.written += 1
         self.store._prune()
 
+    def status(self) -> dict[str, Any]:
+        return {"written": self.written, "recording": len(self._open), "skipped": self.skipped}
+
     def close(self) -> None:
         """The end of the run: clips still recording end with the frames they have."""
         for clip in list(self._open):
