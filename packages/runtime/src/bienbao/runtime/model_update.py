@@ -17,7 +17,6 @@ old model's tracks and starts a tracker for the new classes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
@@ -25,17 +24,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MANIFEST", "ModelWatcher", "file_sha256"]
+from bienbao.core.files import file_sha256
+
+__all__ = ["MANIFEST", "ModelWatcher"]
 
 MANIFEST = "manifest.json"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ModelWatcher:
